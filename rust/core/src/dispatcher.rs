@@ -1,0 +1,409 @@
+//! Dispatcher: owns every live order and routes instructions, reports, quotes
+//! and trades to them.
+//!
+//! The invariant: an order is on the ready list at most once, and only while
+//! it is Ready. Routing merges into the order's pending Update and, when the
+//! order was Idle, queues it; a runner takes Ready orders off the list in
+//! batches, calls their delegates, and reports back with [`Dispatcher::complete`].
+//!
+//! The dispatcher does no I/O and takes no lock of its own: the caller wraps it
+//! in one mutex and, when a method says `wake`, signals its runner once.
+
+use crate::error::DispatchError;
+use crate::market::{MsgType, OrderId, Quote, Side, Symbol, Trade};
+use crate::process::{OrderProcess, State};
+use crate::update::Update;
+use slab::Slab;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+/// An Update on its way to a delegate.
+pub struct HandOver<D, I, R> {
+    /// The order's slot; give it back to [`Dispatcher::complete`].
+    pub key: usize,
+    /// The order.
+    pub order_id: OrderId,
+    /// The order's delegate, lent for this hand-over.
+    pub delegate: D,
+    /// Everything merged since the last hand-over.
+    pub update: Update<I, R>,
+}
+
+/// What creating an order did.
+#[derive(Debug)]
+pub struct NewOrder {
+    /// The order's slot.
+    pub key: usize,
+    /// The symbol to subscribe, when this is its first live order.
+    pub subscribe: Option<Symbol>,
+    /// True when the runner must be signalled.
+    pub wake: bool,
+}
+
+/// What completing a hand-over did.
+pub struct Completion<D, I, R> {
+    /// True when the runner must be signalled.
+    pub wake: bool,
+    /// Set when the order ended: its delegate and whatever arrived for it
+    /// during its final action (not delivered; the caller should say so).
+    pub ended: Option<(OrderId, Option<D>, Update<I, R>)>,
+    /// The symbol to unsubscribe, when the ended order was its last.
+    pub unsubscribe: Option<Symbol>,
+}
+
+/// Owner of all live orders. See the module docs.
+pub struct Dispatcher<D, I, R> {
+    orders: Slab<OrderProcess<D, I, R>>,
+    by_id: HashMap<OrderId, usize>,
+    by_symbol: HashMap<Symbol, Vec<usize>>,
+    ready: VecDeque<usize>,
+    /// True from the moment the runner is signalled until it finds the ready
+    /// list empty: a burst of arrivals costs one signal.
+    scheduled: bool,
+    idle_interval: Duration,
+    /// (deadline, serial, key): at most one entry per order.
+    idle_heap: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    next_serial: u64,
+}
+
+impl<D, I, R> Dispatcher<D, I, R> {
+    /// A dispatcher whose orders get an idle Update after `idle_interval`
+    /// without data.
+    pub fn new(idle_interval: Duration) -> Self {
+        Dispatcher {
+            orders: Slab::new(),
+            by_id: HashMap::new(),
+            by_symbol: HashMap::new(),
+            ready: VecDeque::new(),
+            scheduled: false,
+            idle_interval,
+            idle_heap: BinaryHeap::new(),
+            next_serial: 0,
+        }
+    }
+
+    /// The idle interval.
+    pub fn idle_interval(&self) -> Duration {
+        self.idle_interval
+    }
+
+    /// Number of live orders.
+    pub fn len(&self) -> usize {
+        self.orders.len()
+    }
+
+    /// True when no order is live.
+    pub fn is_empty(&self) -> bool {
+        self.orders.is_empty()
+    }
+
+    /// True when `order_id` is live.
+    pub fn is_live(&self, order_id: &str) -> bool {
+        self.by_id.contains_key(order_id)
+    }
+
+    /// Symbols with at least one live order.
+    pub fn symbols(&self) -> impl Iterator<Item = &Symbol> {
+        self.by_symbol.keys()
+    }
+
+    /// The live order in slot `key`.
+    pub fn process(&self, key: usize) -> Option<&OrderProcess<D, I, R>> {
+        self.orders.get(key)
+    }
+
+    /// The slot of a live order.
+    pub fn key_of(&self, order_id: &str) -> Option<usize> {
+        self.by_id.get(order_id).copied()
+    }
+
+    /// Number of orders whose delegate is acting right now.
+    pub fn running(&self) -> usize {
+        self.orders
+            .iter()
+            .filter(|(_, p)| p.state == State::Running)
+            .count()
+    }
+
+    #[inline]
+    fn queue(ready: &mut VecDeque<usize>, scheduled: &mut bool, key: usize) -> bool {
+        ready.push_back(key);
+        !std::mem::replace(scheduled, true)
+    }
+
+    /// Creates an order from a NEW instruction; `instruction` is its first
+    /// pending item, so the delegate is called at once.
+    pub fn create(
+        &mut self,
+        order_id: OrderId,
+        side: Side,
+        symbol: Symbol,
+        delegate: D,
+        instruction: I,
+        now: Instant,
+    ) -> Result<NewOrder, DispatchError> {
+        if self.by_id.contains_key(&order_id) {
+            return Err(DispatchError::AlreadyLive(order_id));
+        }
+        let serial = self.next_serial;
+        self.next_serial += 1;
+        let peers = self.by_symbol.entry(symbol.clone()).or_default();
+        let subscribe = peers.is_empty().then(|| symbol.clone());
+        let mut pending = Update::default();
+        pending.push_instruction(instruction, now);
+        let key = self.orders.insert(OrderProcess {
+            order_id: order_id.clone(),
+            side,
+            symbol,
+            delegate: Some(delegate),
+            pending,
+            state: State::Ready,
+            serial,
+            symbol_slot: peers.len(),
+            idle_since: now,
+            idle_entry: false,
+            handovers: 0,
+        });
+        peers.push(key);
+        self.by_id.insert(order_id, key);
+        let wake = Self::queue(&mut self.ready, &mut self.scheduled, key);
+        Ok(NewOrder {
+            key,
+            subscribe,
+            wake,
+        })
+    }
+
+    /// Checks that a CANCEL or REPLACE fits a live order: known, same side,
+    /// same symbol. Returns the order's slot.
+    pub fn check_instruction(
+        &self,
+        order_id: &OrderId,
+        msg_type: MsgType,
+        side: Side,
+        symbol: &str,
+    ) -> Result<usize, DispatchError> {
+        if msg_type == MsgType::New {
+            return Err(DispatchError::AlreadyLive(order_id.clone()));
+        }
+        let key = *self
+            .by_id
+            .get(order_id)
+            .ok_or_else(|| DispatchError::UnknownOrder {
+                order_id: order_id.clone(),
+                msg_type,
+            })?;
+        let p = &self.orders[key];
+        if p.side != side {
+            return Err(DispatchError::SideChanged {
+                order_id: order_id.clone(),
+                msg_type,
+                expected: p.side,
+                got: side,
+            });
+        }
+        if &*p.symbol != symbol {
+            return Err(DispatchError::SymbolChanged {
+                order_id: order_id.clone(),
+                msg_type,
+                expected: p.symbol.clone(),
+                got: Symbol::from(symbol),
+            });
+        }
+        Ok(key)
+    }
+
+    /// Delivers a CANCEL or REPLACE to a live order's delegate. Returns `wake`.
+    pub fn instruct(
+        &mut self,
+        order_id: &OrderId,
+        msg_type: MsgType,
+        side: Side,
+        symbol: &str,
+        instruction: I,
+        now: Instant,
+    ) -> Result<bool, DispatchError> {
+        let key = self.check_instruction(order_id, msg_type, side, symbol)?;
+        Ok(self.orders[key].push_instruction(instruction, now)
+            && Self::queue(&mut self.ready, &mut self.scheduled, key))
+    }
+
+    /// Delivers an execution report to a live order. Returns `wake`.
+    pub fn report(&mut self, order_id: &str, report: R, now: Instant) -> Result<bool, DispatchError> {
+        let key = *self
+            .by_id
+            .get(order_id)
+            .ok_or_else(|| DispatchError::UnknownReport(OrderId::from(order_id)))?;
+        Ok(self.orders[key].push_report(report, now)
+            && Self::queue(&mut self.ready, &mut self.scheduled, key))
+    }
+
+    /// Fans a quote out to every order of its symbol. Returns how many orders
+    /// it reached and `wake`.
+    pub fn quote(&mut self, quote: &Quote, now: Instant) -> (usize, bool) {
+        let Some(keys) = self.by_symbol.get(&quote.symbol) else {
+            return (0, false);
+        };
+        let mut wake = false;
+        for &key in keys {
+            if self.orders[key].merge_quote(quote, now) {
+                wake |= Self::queue(&mut self.ready, &mut self.scheduled, key);
+            }
+        }
+        (keys.len(), wake)
+    }
+
+    /// Fans a print out to every order of its symbol, merging as DESIGN.md
+    /// says. Returns how many orders it reached and `wake`.
+    pub fn trade(&mut self, trade: &Trade, now: Instant) -> (usize, bool) {
+        let Some(keys) = self.by_symbol.get(&trade.symbol) else {
+            return (0, false);
+        };
+        let mut wake = false;
+        for &key in keys {
+            if self.orders[key].merge_trade(trade, now) {
+                wake |= Self::queue(&mut self.ready, &mut self.scheduled, key);
+            }
+        }
+        (keys.len(), wake)
+    }
+
+    /// Takes up to `max` Ready orders for hand-over, lending each its
+    /// delegate. Returns true when more are still ready (the runner stays
+    /// scheduled and must come back); false when the list is empty, after
+    /// which the next arrival signals the runner again.
+    pub fn take_ready(&mut self, max: usize, out: &mut Vec<HandOver<D, I, R>>) -> bool {
+        for _ in 0..max {
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            let p = &mut self.orders[key];
+            let Some(delegate) = p.delegate.take() else {
+                // Cannot happen: a Ready order always holds its delegate.
+                debug_assert!(false, "ready order without delegate");
+                continue;
+            };
+            let update = p.take();
+            out.push(HandOver {
+                key,
+                order_id: p.order_id.clone(),
+                delegate,
+                update,
+            });
+        }
+        if self.ready.is_empty() {
+            self.scheduled = false;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// Gives a delegate back while its action is still running (an async
+    /// action awaiting I/O); the order stays Running until [`complete`](Self::complete).
+    pub fn restore(&mut self, key: usize, order_id: &str, delegate: D) -> Result<(), D> {
+        match self.orders.get_mut(key) {
+            Some(p) if &*p.order_id == order_id && p.delegate.is_none() => {
+                p.delegate = Some(delegate);
+                Ok(())
+            }
+            _ => Err(delegate),
+        }
+    }
+
+    /// Ends a hand-over. `delegate` is the lent delegate (or `None` if it was
+    /// restored already). When `done`, the order ends: it is removed and its
+    /// symbol unsubscribed if it was the last. Otherwise it goes back to Ready
+    /// if data merged meanwhile, or Idle.
+    pub fn complete(
+        &mut self,
+        key: usize,
+        order_id: &str,
+        delegate: Option<D>,
+        done: bool,
+        now: Instant,
+    ) -> Completion<D, I, R> {
+        let mut c = Completion {
+            wake: false,
+            ended: None,
+            unsubscribe: None,
+        };
+        let p = match self.orders.get_mut(key) {
+            Some(p) if &*p.order_id == order_id && p.state == State::Running => p,
+            _ => return c,
+        };
+        if let Some(d) = delegate {
+            p.delegate = Some(d);
+        }
+        if done {
+            let p = self.orders.remove(key);
+            self.by_id.remove(&p.order_id);
+            if let Some(peers) = self.by_symbol.get_mut(&p.symbol) {
+                peers.swap_remove(p.symbol_slot);
+                if let Some(&moved) = peers.get(p.symbol_slot) {
+                    self.orders[moved].symbol_slot = p.symbol_slot;
+                }
+                if peers.is_empty() {
+                    self.by_symbol.remove(&p.symbol);
+                    c.unsubscribe = Some(p.symbol.clone());
+                }
+            }
+            c.ended = Some((p.order_id, p.delegate, p.pending));
+        } else if p.finish(now) {
+            c.wake = Self::queue(&mut self.ready, &mut self.scheduled, key);
+        } else if !p.idle_entry {
+            p.idle_entry = true;
+            self.idle_heap
+                .push(Reverse((now + self.idle_interval, p.serial, key)));
+        }
+        c
+    }
+
+    /// Queues an idle Update for every order that has had nothing for the
+    /// idle interval. Returns `wake` and when to call again.
+    pub fn expire_idle(&mut self, now: Instant) -> (bool, Option<Instant>) {
+        let mut wake = false;
+        while let Some(&Reverse((deadline, serial, key))) = self.idle_heap.peek() {
+            if deadline > now {
+                return (wake, Some(deadline));
+            }
+            self.idle_heap.pop();
+            let Some(p) = self.orders.get_mut(key) else {
+                continue;
+            };
+            if p.serial != serial {
+                continue; // the slot now holds another order
+            }
+            p.idle_entry = false;
+            if p.state != State::Idle {
+                continue; // busy: it re-arms when it next goes Idle
+            }
+            let due = p.idle_since + self.idle_interval;
+            if due <= now {
+                p.pending.idle = true;
+                p.state = State::Ready;
+                wake |= Self::queue(&mut self.ready, &mut self.scheduled, key);
+            } else {
+                p.idle_entry = true;
+                self.idle_heap.push(Reverse((due, serial, key)));
+            }
+        }
+        (wake, None)
+    }
+
+    /// Removes every order (the engine is stopping), returning each order's
+    /// id and delegate so the caller can clean up. Delegates still lent out
+    /// come back as `None`.
+    pub fn close(&mut self) -> Vec<(OrderId, Option<D>)> {
+        self.by_id.clear();
+        self.by_symbol.clear();
+        self.ready.clear();
+        self.idle_heap.clear();
+        self.scheduled = false;
+        self.orders
+            .drain()
+            .map(|p| (p.order_id, p.delegate))
+            .collect()
+    }
+}

@@ -1,0 +1,110 @@
+//! OrderProcess: the life of one order inside the engine, and its scheduling.
+//!
+//! The invariant: one hand-over at a time. An order is Idle (nothing pending),
+//! Ready (something pending, queued for a hand-over) or Running (its delegate
+//! holds an Update). While it is Running, new data keeps merging into its
+//! pending Update, and the next hand-over gets the merged result.
+
+use crate::market::{OrderId, Quote, Side, Symbol, Trade};
+use crate::update::Update;
+use std::time::Instant;
+
+/// Where an order is in its hand-over cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Nothing pending; waiting for data or the idle interval.
+    Idle,
+    /// Something pending and queued on the dispatcher's ready list.
+    Ready,
+    /// Its delegate is acting on an Update.
+    Running,
+}
+
+/// One live order: its identity, its delegate and its pending Update.
+pub struct OrderProcess<D, I, R> {
+    /// Identity, fixed for the order's life.
+    pub order_id: OrderId,
+    /// Buy or sell, fixed.
+    pub side: Side,
+    /// Instrument, fixed.
+    pub symbol: Symbol,
+    /// The delegate; `None` while a runner holds it for a hand-over.
+    pub(crate) delegate: Option<D>,
+    pub(crate) pending: Update<I, R>,
+    pub(crate) state: State,
+    /// Unique per order over the dispatcher's life (slab keys are reused).
+    pub(crate) serial: u64,
+    /// Position in the dispatcher's per-symbol list, for O(1) removal.
+    pub(crate) symbol_slot: usize,
+    /// When the order last went Idle.
+    pub(crate) idle_since: Instant,
+    /// Whether the dispatcher's idle heap holds an entry for this order.
+    pub(crate) idle_entry: bool,
+    /// How many Updates have been handed over.
+    pub(crate) handovers: u64,
+}
+
+impl<D, I, R> OrderProcess<D, I, R> {
+    /// Current hand-over state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// How many Updates this order's delegate has been handed.
+    pub fn handovers(&self) -> u64 {
+        self.handovers
+    }
+
+    /// Idle -> Ready on new data. Returns true when the order must be queued.
+    #[inline]
+    fn touched(&mut self) -> bool {
+        if self.state == State::Idle {
+            self.state = State::Ready;
+            true
+        } else {
+            false
+        }
+    }
+
+    #[inline]
+    pub(crate) fn merge_quote(&mut self, quote: &Quote, now: Instant) -> bool {
+        self.pending.merge_quote(quote, now);
+        self.touched()
+    }
+
+    #[inline]
+    pub(crate) fn merge_trade(&mut self, trade: &Trade, now: Instant) -> bool {
+        self.pending.merge_trade(trade, now);
+        self.touched()
+    }
+
+    pub(crate) fn push_instruction(&mut self, instruction: I, now: Instant) -> bool {
+        self.pending.push_instruction(instruction, now);
+        self.touched()
+    }
+
+    pub(crate) fn push_report(&mut self, report: R, now: Instant) -> bool {
+        self.pending.push_report(report, now);
+        self.touched()
+    }
+
+    /// Ready -> Running: hands out the pending Update, leaving an empty one.
+    pub(crate) fn take(&mut self) -> Update<I, R> {
+        self.state = State::Running;
+        self.handovers += 1;
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Running -> Ready if data merged meanwhile, otherwise Idle.
+    /// Returns true when the order must be queued again.
+    pub(crate) fn finish(&mut self, now: Instant) -> bool {
+        if self.pending.is_empty() && !self.pending.idle {
+            self.state = State::Idle;
+            self.idle_since = now;
+            false
+        } else {
+            self.state = State::Ready;
+            true
+        }
+    }
+}

@@ -1,0 +1,172 @@
+//! Update: everything that happened to one order since its delegate was last
+//! called, merged into one snapshot.
+//!
+//! The invariant: market data conflates (newest quote wins, trades aggregate),
+//! instructions and reports never do: they are appended in arrival order and
+//! handed over exactly once.
+
+use crate::market::{Quote, Trade};
+use std::time::Instant;
+
+/// The merged snapshot handed to a delegate.
+///
+/// `I` is the instruction type (the user's order object) and `R` the report
+/// type; the core carries both opaquely.
+#[derive(Debug, Clone)]
+pub struct Update<I, R> {
+    /// The newest quote, if one arrived.
+    pub quote: Option<Quote>,
+    /// Every print that arrived, merged (volume and VWAP), if any arrived.
+    pub trade: Option<Trade>,
+    /// Instructions (NEW, CANCEL, REPLACE) in arrival order.
+    pub instructions: Vec<I>,
+    /// Execution reports in arrival order.
+    pub reports: Vec<R>,
+    /// How many quotes were conflated into `quote` (0 when there is none).
+    pub quotes_merged: u32,
+    /// How many prints were merged into `trade` (0 when there is none).
+    pub trades_merged: u32,
+    /// When the newest item in this Update arrived.
+    pub arrived: Option<Instant>,
+    /// True when nothing arrived and the delegate is called because the order
+    /// has been idle for the engine's idle interval.
+    pub idle: bool,
+}
+
+impl<I, R> Default for Update<I, R> {
+    fn default() -> Self {
+        Update {
+            quote: None,
+            trade: None,
+            instructions: Vec::new(),
+            reports: Vec::new(),
+            quotes_merged: 0,
+            trades_merged: 0,
+            arrived: None,
+            idle: false,
+        }
+    }
+}
+
+impl<I, R> Update<I, R> {
+    /// An empty Update for an order that has been idle.
+    pub fn idle() -> Self {
+        Update {
+            idle: true,
+            ..Default::default()
+        }
+    }
+
+    /// True when nothing has been merged in.
+    pub fn is_empty(&self) -> bool {
+        self.quotes_merged == 0
+            && self.trades_merged == 0
+            && self.instructions.is_empty()
+            && self.reports.is_empty()
+    }
+
+    /// The newest quote replaces the one held.
+    pub fn merge_quote(&mut self, quote: &Quote, now: Instant) {
+        match &mut self.quote {
+            // Reuse the held Quote: same symbol, so only the numbers change
+            // and no reference count is touched.
+            Some(held) if held.symbol == quote.symbol => {
+                held.bid_px = quote.bid_px;
+                held.bid_size = quote.bid_size;
+                held.ask_px = quote.ask_px;
+                held.ask_size = quote.ask_size;
+            }
+            slot => *slot = Some(quote.clone()),
+        }
+        self.quotes_merged += 1;
+        self.arrived = Some(now);
+        self.idle = false;
+    }
+
+    /// A print merges into the held trade (volume and VWAP); a print of
+    /// another symbol replaces it.
+    pub fn merge_trade(&mut self, trade: &Trade, now: Instant) {
+        let merged = match &mut self.trade {
+            Some(held) => held.merge(trade),
+            None => false,
+        };
+        if merged {
+            self.trades_merged += 1;
+        } else {
+            self.trade = Some(trade.clone());
+            self.trades_merged = 1;
+        }
+        self.arrived = Some(now);
+        self.idle = false;
+    }
+
+    /// Appends an instruction; never merged, never dropped.
+    pub fn push_instruction(&mut self, instruction: I, now: Instant) {
+        self.instructions.push(instruction);
+        self.arrived = Some(now);
+        self.idle = false;
+    }
+
+    /// Appends an execution report; never merged, never dropped.
+    pub fn push_report(&mut self, report: R, now: Instant) {
+        self.reports.push(report);
+        self.arrived = Some(now);
+        self.idle = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+    use std::sync::Arc;
+
+    fn quote(bid: i64) -> Quote {
+        Quote {
+            symbol: Arc::from("X"),
+            bid_px: Decimal::from(bid),
+            bid_size: Decimal::ONE,
+            ask_px: Decimal::from(bid + 1),
+            ask_size: Decimal::ONE,
+        }
+    }
+
+    #[test]
+    fn newest_quote_wins_and_is_counted() {
+        let mut u: Update<(), ()> = Update::default();
+        let now = Instant::now();
+        assert!(u.is_empty());
+        u.merge_quote(&quote(1), now);
+        u.merge_quote(&quote(2), now);
+        assert_eq!(u.quote, Some(quote(2)));
+        assert_eq!(u.quotes_merged, 2);
+        assert!(!u.is_empty());
+    }
+
+    #[test]
+    fn trades_aggregate_and_count() {
+        let mut u: Update<(), ()> = Update::default();
+        let now = Instant::now();
+        let t = |q: i64, p: i64| Trade::new(Arc::from("X"), Decimal::from(q), Decimal::from(p));
+        u.merge_trade(&t(1, 10), now);
+        u.merge_trade(&t(1, 20), now);
+        u.merge_trade(&t(2, 30), now);
+        let held = u.trade.unwrap();
+        assert_eq!(held.trade_volume, Some(Decimal::from(4)));
+        assert_eq!(held.avg_px, Some(Decimal::from(90) / Decimal::from(4)));
+        assert_eq!(u.trades_merged, 3);
+    }
+
+    #[test]
+    fn instructions_and_reports_keep_arrival_order() {
+        let mut u: Update<u32, &str> = Update::default();
+        let now = Instant::now();
+        for i in 0..5 {
+            u.push_instruction(i, now);
+        }
+        u.push_report("a", now);
+        u.push_report("b", now);
+        assert_eq!(u.instructions, vec![0, 1, 2, 3, 4]);
+        assert_eq!(u.reports, vec!["a", "b"]);
+    }
+}
