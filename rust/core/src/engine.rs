@@ -163,6 +163,11 @@ impl<I: Send, R: Send> Engine<I, R> {
         let mut batch: Vec<HandOver<BoxDelegate<I, R>, I, R>> = Vec::with_capacity(BATCH);
         let mut results = Vec::with_capacity(BATCH);
         let mut next_idle: Option<Instant> = None;
+        // One timer, re-armed only when the idle deadline moves: registering a
+        // fresh timer per wait would cost more than the hand-over itself.
+        let sleep = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(sleep);
+        let mut armed: Option<Instant> = None;
         loop {
             if self.stopping.load(Ordering::Acquire) {
                 break;
@@ -175,12 +180,20 @@ impl<I: Send, R: Send> Engine<I, R> {
                 d.take_ready(BATCH, &mut batch);
             }
             if batch.is_empty() {
-                let idle_at = next_idle
-                    .unwrap_or_else(|| Instant::now() + self.lock().idle_interval());
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep_until(idle_at.into()) => {
-                        next_idle = Some(idle_at);
+                match next_idle {
+                    // Nothing can go idle before some hand-over completes here,
+                    // so with no deadline there is nothing to time.
+                    None => self.wake.notified().await,
+                    Some(t) => {
+                        if armed != Some(t) {
+                            sleep.as_mut().reset(t.into());
+                            armed = Some(t);
+                        }
+                        tokio::select! {
+                            biased;
+                            _ = self.wake.notified() => {}
+                            _ = sleep.as_mut() => { armed = None; }
+                        }
                     }
                 }
                 continue;
