@@ -65,9 +65,10 @@ impl<K: Hash + Eq + Clone, V> ConflatingQueue<K, V> {
     }
 
     /// Queues `value` under `key`: appended if the key is new, otherwise
-    /// replacing or merging into the queued item in place.
-    pub fn push(&self, key: K, value: V) {
-        {
+    /// replacing or merging into the queued item in place. Returns the item it
+    /// replaced (never when merging), so the caller drops it outside the lock.
+    pub fn push(&self, key: K, value: V) -> Option<V> {
+        let replaced = {
             let mut inner = self.lock();
             let inner = &mut *inner;
             match inner.items.entry(key) {
@@ -75,20 +76,62 @@ impl<K: Hash + Eq + Clone, V> ConflatingQueue<K, V> {
                     Some(merge) => {
                         let (k, old) = slot.remove_entry();
                         inner.items.insert(k, merge(old, value));
+                        None
                     }
-                    None => {
-                        slot.insert(value);
-                    }
+                    None => Some(slot.insert(value)),
                 },
+                Entry::Vacant(slot) => {
+                    inner.order.push_back(slot.key().clone());
+                    slot.insert(value);
+                    None
+                }
+            }
+        };
+        // Level-triggered: Notify keeps at most one permit, so a burst of
+        // pushes costs the consumer one wakeup.
+        self.wakeup.notify_one();
+        replaced
+    }
+
+    /// Queues `value` under `key` only if the key is not queued. Returns the
+    /// value back when it is. With [`replace_if`](Self::replace_if) this lets a
+    /// caller merge with a function that must not run under the queue's lock
+    /// (e.g. one calling into Python): read, merge outside, swap if unchanged.
+    pub fn push_if_absent(&self, key: K, value: V) -> Result<(), V> {
+        {
+            let mut inner = self.lock();
+            let inner = &mut *inner;
+            match inner.items.entry(key) {
+                Entry::Occupied(_) => return Err(value),
                 Entry::Vacant(slot) => {
                     inner.order.push_back(slot.key().clone());
                     slot.insert(value);
                 }
             }
         }
-        // Level-triggered: Notify keeps at most one permit, so a burst of
-        // pushes costs the consumer one wakeup.
         self.wakeup.notify_one();
+        Ok(())
+    }
+
+    /// Runs `f` on the item queued under `key` (if any), under the lock.
+    /// `f` must be quick and must not call back into the queue.
+    pub fn peek_with<T>(&self, key: &K, f: impl FnOnce(Option<&V>) -> T) -> T {
+        f(self.lock().items.get(key))
+    }
+
+    /// Replaces the item queued under `key` with `value` if `unchanged` holds
+    /// for it, keeping the key's place, and returns the replaced item. Returns
+    /// the value back when the key is gone or its item changed.
+    pub fn replace_if(&self, key: &K, unchanged: impl FnOnce(&V) -> bool, value: V) -> Result<V, V> {
+        let old = {
+            let mut inner = self.lock();
+            match inner.items.get_mut(key) {
+                Some(held) if unchanged(held) => std::mem::replace(held, value),
+                _ => return Err(value),
+            }
+        };
+        self.wakeup.notify_one();
+        Ok(old)
     }
 
     /// Removes and returns the oldest queued key and its item.

@@ -1,0 +1,48 @@
+# The verbs: run, test, bench, lint, fmt. Each sets up what it needs.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.exo-built
+
+.PHONY: run test test-rust test-python bench lint fmt develop clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Rebuild the extension when Rust or packaging sources change.
+$(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4"
+	$(VENV)/bin/maturin develop --release -q
+	touch $(STAMP)
+
+develop: $(STAMP)
+
+run: $(STAMP)
+	$(PY) examples/quickstart.py
+
+test: $(STAMP) test-rust test-python
+
+test-rust:
+	cargo test -p exo-core
+
+test-python: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	cargo bench -p exo-core
+	$(PY) -m pytest benches --benchmark-only -p no:cacheprovider
+
+lint: $(STAMP)
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	$(PY) -m pip install -q ruff mypy
+	$(VENV)/bin/ruff check python tests benches examples
+	$(VENV)/bin/mypy
+
+fmt:
+	cargo fmt
+	$(VENV)/bin/ruff format python tests benches examples
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,279 @@
+"""Engine: the asyncio face of exo's Rust dispatcher.
+
+One Engine owns a Dispatcher (in Rust) and one OrderProcess per live order.
+Market data pushed with ``quote()``/``trade()`` is fanned out and merged in
+Rust; ready orders are handed to their delegates in batches on the event loop.
+A delegate is never called concurrently with itself: while its ``action`` runs
+(or, for ``async def``, awaits), new data merges into its next Update.
+
+    engine = exo.Engine(factory)
+    async with engine:
+        oid = await engine.submit(exo.Order("BUY", "BTC-USD", order_qty="2"))
+        engine.quote(exo.Quote("BTC-USD", "100", "1", "101", "1"))
+        await engine.wait_done(oid)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import traceback
+from typing import Any, Awaitable, Callable, Optional, Protocol, Union
+
+from exo._core import EngineCore, Quote, Report, Trade, Update
+from exo.market import Order
+
+__all__ = ["Delegate", "DelegateFactory", "Engine", "EngineStopped"]
+
+log = logging.getLogger("exo.engine")
+
+
+class Delegate(Protocol):
+    """User code for one order.
+
+    ``action(update)`` returns True when the order is complete (``def`` or
+    ``async def``). ``clean_up()`` is optional: the engine is stopping; it is
+    not a cancel.
+    """
+
+    def action(self, update: Update) -> Union[bool, Awaitable[bool]]: ...
+
+
+DelegateFactory = Callable[[Order], Delegate]
+"""Makes a delegate from a NEW order; a class whose ``__init__`` takes the order works."""
+
+
+class EngineStopped(RuntimeError):
+    """The engine stopped before the awaited order completed."""
+
+
+def _log_error(order_id: str, message: str) -> None:
+    log.warning("order %s: %s", order_id, message)
+
+
+class Engine:
+    """Dispatcher plus order processes. Use ``async with engine:``.
+
+    - ``factory(order)`` makes the delegate for each NEW order.
+    - ``idle_interval``: seconds without data after which a delegate is
+      called with an empty, ``idle`` Update.
+    - ``on_error(order_id, message)``: every rule violation and delegate
+      failure (default: a ``logging`` warning on ``exo.engine``).
+    - ``on_subscribe(symbol)`` / ``on_unsubscribe(symbol)``: the first order
+      of a symbol arrived / the last one ended.
+    - ``stop_timeout``: how long ``stop()`` waits for running async actions
+      and clean-ups before cancelling them.
+    """
+
+    def __init__(
+        self,
+        factory: DelegateFactory,
+        idle_interval: float = 1.0,
+        on_error: Optional[Callable[[str, str], None]] = None,
+        on_subscribe: Optional[Callable[[str], None]] = None,
+        on_unsubscribe: Optional[Callable[[str], None]] = None,
+        stop_timeout: float = 5.0,
+    ) -> None:
+        if not callable(factory):
+            raise TypeError(f"factory must be callable (order -> delegate), got {factory!r}")
+        if not (isinstance(idle_interval, (int, float)) and idle_interval > 0):
+            raise ValueError(f"idle_interval must be a positive number of seconds, got {idle_interval!r}")
+        self._factory = factory
+        self._idle_interval = float(idle_interval)
+        self._on_error = on_error or _log_error
+        self._on_subscribe = on_subscribe
+        self._on_unsubscribe = on_unsubscribe
+        self._stop_timeout = stop_timeout
+        self._core: Optional[EngineCore] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._wake_fd: Optional[int] = None
+        self._actions: set[asyncio.Task[None]] = set()
+        self._done: dict[str, list[asyncio.Future[None]]] = {}
+
+    # -- life cycle ---------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True between start() and stop()."""
+        return self._core is not None
+
+    async def start(self) -> None:
+        """Starts the engine on the running event loop."""
+        if self._core is not None:
+            raise RuntimeError("engine already started")
+        loop = asyncio.get_running_loop()
+        core = EngineCore(
+            self._factory,
+            self._idle_interval,
+            self._report_error,
+            self._order_done,
+            self._spawn,
+            loop.call_soon,
+            self._on_subscribe,
+            self._on_unsubscribe,
+        )
+        fd = core.start()
+        loop.add_reader(fd, core.on_wakeup)
+        self._core, self._loop, self._wake_fd = core, loop, fd
+        log.debug("engine started (idle_interval=%ss)", self._idle_interval)
+
+    async def stop(self) -> None:
+        """Stops: no more hand-overs, running async actions get ``stop_timeout``
+        to finish (then are cancelled), and every live delegate's ``clean_up()``
+        is called and awaited. Orders are not cancelled."""
+        core = self._core
+        if core is None:
+            return
+        core.begin_stop()
+        if self._actions:
+            _, pending = await asyncio.wait(set(self._actions), timeout=self._stop_timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        assert self._loop is not None and self._wake_fd is not None
+        self._loop.remove_reader(self._wake_fd)
+        core.shutdown()
+        live = core.close()
+        self._core = None
+        await self._clean_up(live)
+        for order_id, waiters in self._done.items():
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_exception(EngineStopped(f"engine stopped before order {order_id} completed"))
+        self._done.clear()
+        log.debug("engine stopped; %d live order(s) cleaned up", len(live))
+
+    async def _clean_up(self, live: list[tuple[str, Any]]) -> None:
+        pending: list[tuple[str, Awaitable[Any]]] = []
+        for order_id, delegate in live:
+            clean_up = getattr(delegate, "clean_up", None)
+            if clean_up is None:
+                continue
+            try:
+                result = clean_up()
+            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+                self._report_error(order_id, self._describe("clean_up", exc))
+                continue
+            if inspect.isawaitable(result):
+                pending.append((order_id, result))
+        if not pending:
+            return
+        tasks = {asyncio.ensure_future(aw): oid for oid, aw in pending}
+        done, not_done = await asyncio.wait(set(tasks), timeout=self._stop_timeout)
+        for task in not_done:
+            task.cancel()
+            self._report_error(tasks[task], f"clean_up did not finish within {self._stop_timeout}s; cancelled")
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                exc = task.exception()
+                assert exc is not None
+                self._report_error(tasks[task], self._describe("clean_up", exc))
+
+    async def __aenter__(self) -> Engine:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- intake ---------------------------------------------------------------
+
+    def _running_core(self) -> EngineCore:
+        if self._core is None:
+            raise RuntimeError("engine is not running: use 'async with engine:' or await engine.start()")
+        return self._core
+
+    async def submit(self, order: Order) -> Optional[str]:
+        """Submits an instruction and returns its order_id.
+
+        A NEW creates the order (exo assigns ``order.order_id``) and its
+        delegate, which is called at once with the NEW as its first
+        instruction. CANCEL and REPLACE are delivered to the live order's
+        delegate, which decides what they mean. A rule violation (NEW for a
+        live order, CANCEL/REPLACE for an unknown order or with another side or
+        symbol) is reported to ``on_error`` and returns None.
+        """
+        return self._running_core().submit(order)
+
+    async def report(self, report: Report) -> bool:
+        """Delivers an execution report to its order's delegate. A report for
+        an unknown order is reported to ``on_error`` and returns False."""
+        return self._running_core().report(report)
+
+    def quote(self, quote: Quote) -> int:
+        """Pushes a quote to every live order of its symbol; returns how many.
+        Safe from any thread; costs no Python object per order."""
+        core = self._core
+        return 0 if core is None else core.quote(quote)
+
+    def trade(self, trade: Trade) -> int:
+        """Pushes a print to every live order of its symbol; returns how many."""
+        core = self._core
+        return 0 if core is None else core.trade(trade)
+
+    # -- queries --------------------------------------------------------------
+
+    def is_live(self, order_id: str) -> bool:
+        """True while the order's delegate has not returned True."""
+        return self._core is not None and self._core.is_live(order_id)
+
+    @property
+    def live(self) -> int:
+        """Number of live orders."""
+        return 0 if self._core is None else self._core.live()
+
+    def symbols(self) -> list[str]:
+        """Symbols with at least one live order (the subscribed ones)."""
+        return [] if self._core is None else self._core.symbols()
+
+    def stats(self) -> dict[str, int]:
+        """Counters: live orders, Updates handed over, errors reported."""
+        return {"live": 0, "handovers": 0, "errors": 0} if self._core is None else self._core.stats()
+
+    async def wait_done(self, order_id: str) -> None:
+        """Waits until the order's delegate returns True. Returns at once if
+        the order is not live; raises EngineStopped if the engine stops first."""
+        if not self.is_live(order_id):
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done.setdefault(order_id, []).append(fut)
+        await fut
+
+    # -- callbacks from the core ----------------------------------------------
+
+    def _report_error(self, order_id: str, message: str) -> None:
+        try:
+            self._on_error(order_id, message)
+        except Exception:  # noqa: BLE001 - an error hook must not break the engine
+            log.exception("on_error raised while reporting order %s: %s", order_id, message)
+
+    @staticmethod
+    def _describe(what: str, exc: BaseException) -> str:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        return f"{what} raised {type(exc).__name__}: {exc}; the order stays live\n{tb}"
+
+    def _order_done(self, order_id: str) -> None:
+        for fut in self._done.pop(order_id, ()):
+            if not fut.done():
+                fut.set_result(None)
+
+    def _spawn(self, key: int, order_id: str, awaitable: Awaitable[Any]) -> None:
+        assert self._loop is not None
+        task = self._loop.create_task(self._run_action(key, order_id, awaitable))
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    async def _run_action(self, key: int, order_id: str, awaitable: Awaitable[Any]) -> None:
+        core = self._core
+        assert core is not None
+        try:
+            result = await awaitable
+        except asyncio.CancelledError:
+            core.complete_async(key, order_id, None, "action cancelled: the engine is stopping")
+            raise
+        except Exception as exc:  # noqa: BLE001 - reported; only this order is affected
+            core.complete_async(key, order_id, None, self._describe("action", exc))
+        else:
+            core.complete_async(key, order_id, result)

@@ -1,0 +1,91 @@
+"""The market vocabulary, as Python users meet it.
+
+Quote, Trade, Report and the enums are Rust classes (exact decimals, converted
+to ``decimal.Decimal`` only when read). ``Order`` is a thin Python subclass of
+the Rust identity so that it can carry the user's own fields: the engine reads
+only ``order_id``, ``msg_type``, ``side`` and ``symbol`` and hands the very same
+object back to the delegate.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, Union
+
+from exo._core import MsgType, OrdStatus, Quote, Report, Side, Trade, Update
+from exo._core import Order as _OrderIdentity
+
+__all__ = ["MsgType", "OrdStatus", "Order", "Quote", "Report", "Side", "Trade", "Update"]
+
+O = TypeVar("O", bound="Order")
+
+
+class Order(_OrderIdentity):
+    """An instruction that creates or changes an order.
+
+    ``Order("BUY", "BTC-USD", order_qty=Decimal("0.5"))`` is a NEW; exo assigns
+    ``order_id`` on submit. Any keyword beyond the identity becomes an attribute
+    (``order.order_qty``). Subclass it to give your fields a fixed shape.
+    ``order.cancel()`` and ``order.replace(**changes)`` make the follow-up
+    instructions for a live order.
+    """
+
+    def __init__(
+        self,
+        side: Union[Side, str],
+        symbol: str,
+        msg_type: Union[MsgType, str] = MsgType.NEW,
+        order_id: str | None = None,
+        **fields: Any,
+    ) -> None:
+        self.side = side  # type: ignore[assignment]  # setter accepts str
+        self.symbol = symbol
+        self.msg_type = msg_type  # type: ignore[assignment]
+        self.order_id = order_id
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def _copy(self: O, msg_type: MsgType, changes: dict[str, Any]) -> O:
+        if self.order_id is None:
+            raise ValueError(
+                f"{msg_type.name} needs a live order: submit the NEW first (order_id is None)"
+            )
+        for fixed in ("side", "symbol", "order_id", "msg_type"):
+            if fixed in changes:
+                raise ValueError(f"{fixed} cannot change on a {msg_type.name}")
+        new = type(self).__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.side, new.symbol, new.order_id = self.side, self.symbol, self.order_id
+        new.msg_type = msg_type
+        for name, value in changes.items():
+            setattr(new, name, value)
+        return new
+
+    def cancel(self: O) -> O:
+        """A CANCEL for this order (same identity and fields)."""
+        return self._copy(MsgType.CANCEL, {})
+
+    def replace(self: O, **changes: Any) -> O:
+        """A REPLACE for this order with some of its own fields changed."""
+        return self._copy(MsgType.REPLACE, changes)
+
+    def fields(self) -> dict[str, Any]:
+        """The user's own fields."""
+        return dict(self.__dict__)
+
+    def __repr__(self) -> str:
+        extra = "".join(f", {k}={v!r}" for k, v in self.__dict__.items())
+        return (
+            f"{type(self).__name__}(side={self.side.name}, symbol={self.symbol!r}, "
+            f"msg_type={self.msg_type.name}, order_id={self.order_id!r}{extra})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _OrderIdentity):
+            return NotImplemented
+        return (
+            (self.order_id, self.msg_type, self.side, self.symbol)
+            == (other.order_id, other.msg_type, other.side, other.symbol)
+            and self.__dict__ == getattr(other, "__dict__", {})
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # mutable

@@ -1,0 +1,107 @@
+//! The Python Update: a frozen wrapper around the core Update, converting
+//! fields to Python objects only when they are read (most delegates read few).
+
+use crate::market::{PyQuote, PyTrade};
+use exo_core::{OrderId, Update};
+use pyo3::prelude::*;
+use pyo3::types::PyList;
+use std::time::Duration;
+
+/// What the core hands over for Python delegates: instructions and reports
+/// are the user's own Python objects.
+pub type PyCoreUpdate = Update<Py<PyAny>, Py<PyAny>>;
+
+/// The merged snapshot handed to a delegate.
+#[pyclass(frozen, module = "exo._core", name = "Update")]
+pub struct PyUpdate {
+    order_id: OrderId,
+    inner: PyCoreUpdate,
+    staleness: Option<Duration>,
+}
+
+impl PyUpdate {
+    /// Wraps a core Update; `staleness` is how old its newest item was at hand-over.
+    pub fn new(order_id: OrderId, inner: PyCoreUpdate, staleness: Option<Duration>) -> Self {
+        PyUpdate {
+            order_id,
+            inner,
+            staleness,
+        }
+    }
+}
+
+#[pymethods]
+impl PyUpdate {
+    /// The order this Update is for.
+    #[getter]
+    fn order_id(&self) -> &str {
+        &self.order_id
+    }
+    /// The newest quote, or None.
+    #[getter]
+    fn quote(&self) -> Option<PyQuote> {
+        self.inner.quote.clone().map(|inner| PyQuote { inner })
+    }
+    /// Every print since the last hand-over merged into one (volume, VWAP), or None.
+    #[getter]
+    fn trade(&self) -> Option<PyTrade> {
+        self.inner.trade.clone().map(|inner| PyTrade { inner })
+    }
+    /// Instructions (the Order objects submitted) in arrival order.
+    #[getter]
+    fn instructions<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.inner.instructions.iter().map(|i| i.clone_ref(py)))
+    }
+    /// Execution reports in arrival order.
+    #[getter]
+    fn reports<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        PyList::new(py, self.inner.reports.iter().map(|r| r.clone_ref(py)))
+    }
+    /// How many quotes were conflated into `quote` (0 when there is none).
+    #[getter]
+    fn quotes_merged(&self) -> u32 {
+        self.inner.quotes_merged
+    }
+    /// How many prints were merged into `trade` (0 when there is none).
+    #[getter]
+    fn trades_merged(&self) -> u32 {
+        self.inner.trades_merged
+    }
+    /// True when nothing arrived: the order was idle for the engine's idle interval.
+    #[getter]
+    fn idle(&self) -> bool {
+        self.inner.idle
+    }
+    /// When the newest item arrived, on the `time.monotonic_ns()` clock (None if idle).
+    #[getter]
+    fn arrived_ns(&self, py: Python<'_>) -> PyResult<Option<i64>> {
+        let Some(arrived) = self.inner.arrived else {
+            return Ok(None);
+        };
+        let now: i64 = py.import("time")?.call_method0("monotonic_ns")?.extract()?;
+        Ok(Some(now - arrived.elapsed().as_nanos() as i64))
+    }
+    /// How old the newest item was when this Update was handed over, in
+    /// nanoseconds (None if idle).
+    #[getter]
+    fn staleness_ns(&self) -> Option<u64> {
+        self.staleness.map(|d| d.as_nanos() as u64)
+    }
+    /// `staleness_ns` in seconds.
+    #[getter]
+    fn staleness(&self) -> Option<f64> {
+        self.staleness.map(|d| d.as_secs_f64())
+    }
+    fn __repr__(&self) -> String {
+        let u = &self.inner;
+        format!(
+            "Update(order_id='{}', quotes_merged={}, trades_merged={}, instructions={}, reports={}, idle={})",
+            &*self.order_id,
+            u.quotes_merged,
+            u.trades_merged,
+            u.instructions.len(),
+            u.reports.len(),
+            if u.idle { "True" } else { "False" }
+        )
+    }
+}
