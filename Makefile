@@ -31,7 +31,7 @@ test-python: $(STAMP)
 
 bench: $(STAMP)
 	cargo bench -p exo-core
-	$(PY) -m pytest benches --benchmark-only -p no:cacheprovider
+	$(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q
 
 lint: $(STAMP)
 	cargo fmt --check

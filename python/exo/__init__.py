@@ -6,7 +6,7 @@ gets one merged Update at a time. See README.md for a quickstart.
 
 from exo._core import __version__
 from exo.engine import Delegate, DelegateFactory, Engine, EngineStopped
-from exo.market import MsgType, OrdStatus, Order, Quote, Report, Side, Trade, Update
+from exo.market import MsgType, Order, OrdStatus, Quote, Report, Side, Trade, Update
 from exo.queue import ConflatingQueue
 
 __all__ = [

@@ -19,7 +19,10 @@ import asyncio
 import inspect
 import logging
 import traceback
-from typing import Any, Awaitable, Callable, Optional, Protocol, Union
+from collections.abc import Awaitable
+from typing import Any, Callable, Protocol
+
+from typing_extensions import Self
 
 from exo._core import EngineCore, Quote, Report, Trade, Update
 from exo.market import Order
@@ -37,7 +40,7 @@ class Delegate(Protocol):
     not a cancel.
     """
 
-    def action(self, update: Update) -> Union[bool, Awaitable[bool]]: ...
+    def action(self, update: Update) -> bool | Awaitable[bool]: ...
 
 
 DelegateFactory = Callable[[Order], Delegate]
@@ -70,24 +73,26 @@ class Engine:
         self,
         factory: DelegateFactory,
         idle_interval: float = 1.0,
-        on_error: Optional[Callable[[str, str], None]] = None,
-        on_subscribe: Optional[Callable[[str], None]] = None,
-        on_unsubscribe: Optional[Callable[[str], None]] = None,
+        on_error: Callable[[str, str], None] | None = None,
+        on_subscribe: Callable[[str], None] | None = None,
+        on_unsubscribe: Callable[[str], None] | None = None,
         stop_timeout: float = 5.0,
     ) -> None:
         if not callable(factory):
             raise TypeError(f"factory must be callable (order -> delegate), got {factory!r}")
         if not (isinstance(idle_interval, (int, float)) and idle_interval > 0):
-            raise ValueError(f"idle_interval must be a positive number of seconds, got {idle_interval!r}")
+            raise ValueError(
+                f"idle_interval must be a positive number of seconds, got {idle_interval!r}"
+            )
         self._factory = factory
         self._idle_interval = float(idle_interval)
-        self._on_error = on_error or _log_error
+        self._on_error = _log_error if on_error is None else on_error
         self._on_subscribe = on_subscribe
         self._on_unsubscribe = on_unsubscribe
         self._stop_timeout = stop_timeout
-        self._core: Optional[EngineCore] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._wake_fd: Optional[int] = None
+        self._core: EngineCore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_fd: int | None = None
         self._actions: set[asyncio.Task[None]] = set()
         self._done: dict[str, list[asyncio.Future[None]]] = {}
 
@@ -141,7 +146,9 @@ class Engine:
         for order_id, waiters in self._done.items():
             for fut in waiters:
                 if not fut.done():
-                    fut.set_exception(EngineStopped(f"engine stopped before order {order_id} completed"))
+                    fut.set_exception(
+                        EngineStopped(f"engine stopped before order {order_id} completed")
+                    )
         self._done.clear()
         log.debug("engine stopped; %d live order(s) cleaned up", len(live))
 
@@ -164,14 +171,15 @@ class Engine:
         done, not_done = await asyncio.wait(set(tasks), timeout=self._stop_timeout)
         for task in not_done:
             task.cancel()
-            self._report_error(tasks[task], f"clean_up did not finish within {self._stop_timeout}s; cancelled")
+            self._report_error(
+                tasks[task], f"clean_up did not finish within {self._stop_timeout}s; cancelled"
+            )
         for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                exc = task.exception()
-                assert exc is not None
-                self._report_error(tasks[task], self._describe("clean_up", exc))
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None:
+                self._report_error(tasks[task], self._describe("clean_up", failure))
 
-    async def __aenter__(self) -> Engine:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -182,10 +190,12 @@ class Engine:
 
     def _running_core(self) -> EngineCore:
         if self._core is None:
-            raise RuntimeError("engine is not running: use 'async with engine:' or await engine.start()")
+            raise RuntimeError(
+                "engine is not running: use 'async with engine:' or await engine.start()"
+            )
         return self._core
 
-    async def submit(self, order: Order) -> Optional[str]:
+    async def submit(self, order: Order) -> str | None:
         """Submits an instruction and returns its order_id.
 
         A NEW creates the order (exo assigns ``order.order_id``) and its
@@ -230,7 +240,9 @@ class Engine:
 
     def stats(self) -> dict[str, int]:
         """Counters: live orders, Updates handed over, errors reported."""
-        return {"live": 0, "handovers": 0, "errors": 0} if self._core is None else self._core.stats()
+        return (
+            {"live": 0, "handovers": 0, "errors": 0} if self._core is None else self._core.stats()
+        )
 
     async def wait_done(self, order_id: str) -> None:
         """Waits until the order's delegate returns True. Returns at once if
@@ -246,7 +258,7 @@ class Engine:
     def _report_error(self, order_id: str, message: str) -> None:
         try:
             self._on_error(order_id, message)
-        except Exception:  # noqa: BLE001 - an error hook must not break the engine
+        except Exception:
             log.exception("on_error raised while reporting order %s: %s", order_id, message)
 
     @staticmethod

@@ -9,7 +9,9 @@ object back to the delegate.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
+
+from typing_extensions import Self
 
 from exo._core import MsgType, OrdStatus, Quote, Report, Side, Trade, Update
 from exo._core import Order as _OrderIdentity
@@ -31,20 +33,20 @@ class Order(_OrderIdentity):
 
     def __init__(
         self,
-        side: Union[Side, str],
+        side: Side | str,
         symbol: str,
-        msg_type: Union[MsgType, str] = MsgType.NEW,
+        msg_type: MsgType | str = MsgType.NEW,
         order_id: str | None = None,
         **fields: Any,
     ) -> None:
-        self.side = side  # type: ignore[assignment]  # setter accepts str
+        self.side = side  # the setter accepts str too
         self.symbol = symbol
-        self.msg_type = msg_type  # type: ignore[assignment]
+        self.msg_type = msg_type
         self.order_id = order_id
         for name, value in fields.items():
             setattr(self, name, value)
 
-    def _copy(self: O, msg_type: MsgType, changes: dict[str, Any]) -> O:
+    def _copy(self, msg_type: MsgType, changes: dict[str, Any]) -> Self:
         if self.order_id is None:
             raise ValueError(
                 f"{msg_type.name} needs a live order: submit the NEW first (order_id is None)"
@@ -60,11 +62,11 @@ class Order(_OrderIdentity):
             setattr(new, name, value)
         return new
 
-    def cancel(self: O) -> O:
+    def cancel(self) -> Self:
         """A CANCEL for this order (same identity and fields)."""
         return self._copy(MsgType.CANCEL, {})
 
-    def replace(self: O, **changes: Any) -> O:
+    def replace(self, **changes: Any) -> Self:
         """A REPLACE for this order with some of its own fields changed."""
         return self._copy(MsgType.REPLACE, changes)
 
@@ -82,10 +84,11 @@ class Order(_OrderIdentity):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _OrderIdentity):
             return NotImplemented
-        return (
-            (self.order_id, self.msg_type, self.side, self.symbol)
-            == (other.order_id, other.msg_type, other.side, other.symbol)
-            and self.__dict__ == getattr(other, "__dict__", {})
-        )
+        return (self.order_id, self.msg_type, self.side, self.symbol) == (
+            other.order_id,
+            other.msg_type,
+            other.side,
+            other.symbol,
+        ) and self.__dict__ == getattr(other, "__dict__", {})
 
     __hash__ = None  # type: ignore[assignment]  # mutable

@@ -230,7 +230,12 @@ impl<D, I, R> Dispatcher<D, I, R> {
     }
 
     /// Delivers an execution report to a live order. Returns `wake`.
-    pub fn report(&mut self, order_id: &str, report: R, now: Instant) -> Result<bool, DispatchError> {
+    pub fn report(
+        &mut self,
+        order_id: &str,
+        report: R,
+        now: Instant,
+    ) -> Result<bool, DispatchError> {
         let key = *self
             .by_id
             .get(order_id)

@@ -110,9 +110,14 @@ impl<I: Send, R: Send> Engine<I, R> {
         symbol: &str,
         instruction: I,
     ) -> Result<(), DispatchError> {
-        let wake = self
-            .lock()
-            .instruct(order_id, msg_type, side, symbol, instruction, Instant::now())?;
+        let wake = self.lock().instruct(
+            order_id,
+            msg_type,
+            side,
+            symbol,
+            instruction,
+            Instant::now(),
+        )?;
         self.signal(wake);
         Ok(())
     }
@@ -203,7 +208,10 @@ impl<I: Send, R: Send> Engine<I, R> {
                 let done = match catch_unwind(AssertUnwindSafe(|| delegate.action(h.update))) {
                     Ok(done) => done,
                     Err(_) => {
-                        self.report_error(&h.order_id, "delegate panicked in action; the order stays live");
+                        self.report_error(
+                            &h.order_id,
+                            "delegate panicked in action; the order stays live",
+                        );
                         false
                     }
                 };

@@ -19,9 +19,9 @@ pub mod queue;
 pub mod update;
 
 pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
+pub use engine::{Delegate, Engine};
 pub use error::DispatchError;
 pub use market::{new_order_id, MsgType, OrdStatus, OrderId, Quote, Report, Side, Symbol, Trade};
-pub use engine::{Delegate, Engine};
 pub use process::{OrderProcess, State};
 pub use queue::ConflatingQueue;
 pub use update::Update;

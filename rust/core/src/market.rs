@@ -347,7 +347,10 @@ mod tests {
     #[test]
     fn names_parse_case_insensitively() {
         assert_eq!("buy".parse::<Side>(), Ok(Side::Buy));
-        assert_eq!("partially_filled".parse::<OrdStatus>(), Ok(OrdStatus::PartiallyFilled));
+        assert_eq!(
+            "partially_filled".parse::<OrdStatus>(),
+            Ok(OrdStatus::PartiallyFilled)
+        );
         assert!("hold".parse::<Side>().unwrap_err().contains("BUY, SELL"));
     }
 

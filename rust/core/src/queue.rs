@@ -122,7 +122,12 @@ impl<K: Hash + Eq + Clone, V> ConflatingQueue<K, V> {
     /// Replaces the item queued under `key` with `value` if `unchanged` holds
     /// for it, keeping the key's place, and returns the replaced item. Returns
     /// the value back when the key is gone or its item changed.
-    pub fn replace_if(&self, key: &K, unchanged: impl FnOnce(&V) -> bool, value: V) -> Result<V, V> {
+    pub fn replace_if(
+        &self,
+        key: &K,
+        unchanged: impl FnOnce(&V) -> bool,
+        value: V,
+    ) -> Result<V, V> {
         let old = {
             let mut inner = self.lock();
             match inner.items.get_mut(key) {

@@ -37,23 +37,37 @@ fn finish_all(d: &mut D, hs: Vec<HandOver<&'static str, u32, u32>>, done: bool) 
 fn a_new_order_is_created_indexed_and_subscribes_its_first_symbol() {
     let mut d = D::new(Duration::from_secs(1));
     let now = Instant::now();
-    let a = d.create(sym("a"), Side::Buy, sym("BTC-USD"), "da", 1, now).unwrap();
+    let a = d
+        .create(sym("a"), Side::Buy, sym("BTC-USD"), "da", 1, now)
+        .unwrap();
     assert_eq!(a.subscribe.as_deref(), Some("BTC-USD"));
     assert!(a.wake, "first ready order signals the runner");
-    let b = d.create(sym("b"), Side::Sell, sym("BTC-USD"), "db", 2, now).unwrap();
-    assert_eq!(b.subscribe, None, "second order of a symbol does not subscribe again");
+    let b = d
+        .create(sym("b"), Side::Sell, sym("BTC-USD"), "db", 2, now)
+        .unwrap();
+    assert_eq!(
+        b.subscribe, None,
+        "second order of a symbol does not subscribe again"
+    );
     assert!(!b.wake, "runner already signalled: one signal per burst");
     let hs = take_all(&mut d);
     assert_eq!(hs.len(), 2);
-    assert_eq!(hs[0].update.instructions, vec![1], "the NEW is the first instruction");
+    assert_eq!(
+        hs[0].update.instructions,
+        vec![1],
+        "the NEW is the first instruction"
+    );
 }
 
 #[test]
 fn a_known_order_id_arriving_as_new_is_an_error() {
     let mut d = D::new(Duration::from_secs(1));
     let now = Instant::now();
-    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now).unwrap();
-    let err = d.create(sym("a"), Side::Buy, sym("X"), "da2", 2, now).unwrap_err();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now)
+        .unwrap();
+    let err = d
+        .create(sym("a"), Side::Buy, sym("X"), "da2", 2, now)
+        .unwrap_err();
     assert_eq!(err, DispatchError::AlreadyLive(sym("a")));
     assert!(err.to_string().contains("already live"));
     assert_eq!(d.len(), 1);
@@ -63,7 +77,14 @@ fn a_known_order_id_arriving_as_new_is_an_error() {
 fn cancel_or_replace_for_unknown_order_is_an_error() {
     let mut d = D::new(Duration::from_secs(1));
     let err = d
-        .instruct(&sym("zz"), MsgType::Cancel, Side::Buy, "X", 1, Instant::now())
+        .instruct(
+            &sym("zz"),
+            MsgType::Cancel,
+            Side::Buy,
+            "X",
+            1,
+            Instant::now(),
+        )
         .unwrap_err();
     assert!(matches!(err, DispatchError::UnknownOrder { .. }));
     assert!(err.to_string().contains("must arrive as NEW"), "{err}");
@@ -73,10 +94,15 @@ fn cancel_or_replace_for_unknown_order_is_an_error() {
 fn cancel_or_replace_changing_side_or_symbol_is_an_error() {
     let mut d = D::new(Duration::from_secs(1));
     let now = Instant::now();
-    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now).unwrap();
-    let err = d.instruct(&sym("a"), MsgType::Replace, Side::Sell, "X", 2, now).unwrap_err();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now)
+        .unwrap();
+    let err = d
+        .instruct(&sym("a"), MsgType::Replace, Side::Sell, "X", 2, now)
+        .unwrap_err();
     assert!(matches!(err, DispatchError::SideChanged { .. }), "{err}");
-    let err = d.instruct(&sym("a"), MsgType::Cancel, Side::Buy, "Y", 3, now).unwrap_err();
+    let err = d
+        .instruct(&sym("a"), MsgType::Cancel, Side::Buy, "Y", 3, now)
+        .unwrap_err();
     assert!(matches!(err, DispatchError::SymbolChanged { .. }), "{err}");
     assert!(err.to_string().contains("symbol never changes"));
 }
@@ -85,10 +111,13 @@ fn cancel_or_replace_changing_side_or_symbol_is_an_error() {
 fn cancel_and_replace_reach_the_delegate_in_order_with_reports() {
     let mut d = D::new(Duration::from_secs(1));
     let now = Instant::now();
-    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now).unwrap();
-    d.instruct(&sym("a"), MsgType::Replace, Side::Buy, "X", 2, now).unwrap();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now)
+        .unwrap();
+    d.instruct(&sym("a"), MsgType::Replace, Side::Buy, "X", 2, now)
+        .unwrap();
     d.report("a", 10, now).unwrap();
-    d.instruct(&sym("a"), MsgType::Cancel, Side::Buy, "X", 3, now).unwrap();
+    d.instruct(&sym("a"), MsgType::Cancel, Side::Buy, "X", 3, now)
+        .unwrap();
     d.report("a", 11, now).unwrap();
     let hs = take_all(&mut d);
     assert_eq!(hs.len(), 1);
@@ -130,7 +159,8 @@ fn quotes_and_trades_reach_every_order_of_their_symbol_only() {
 fn data_arriving_while_running_merges_into_the_next_hand_over() {
     let mut d = D::new(Duration::from_secs(1));
     let now = Instant::now();
-    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now).unwrap();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now)
+        .unwrap();
     let first = take_all(&mut d);
     assert_eq!(first.len(), 1);
     // Running: quotes merge, the order is not handed over again.
@@ -153,8 +183,10 @@ fn data_arriving_while_running_merges_into_the_next_hand_over() {
 fn a_done_order_is_removed_and_the_last_of_a_symbol_unsubscribes() {
     let mut d = D::new(Duration::from_secs(1));
     let now = Instant::now();
-    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now).unwrap();
-    d.create(sym("b"), Side::Buy, sym("X"), "db", 1, now).unwrap();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now)
+        .unwrap();
+    d.create(sym("b"), Side::Buy, sym("X"), "db", 1, now)
+        .unwrap();
     let mut hs = take_all(&mut d).into_iter();
     let a = hs.next().unwrap();
     let b = hs.next().unwrap();
@@ -165,7 +197,11 @@ fn a_done_order_is_removed_and_the_last_of_a_symbol_unsubscribes() {
     assert_eq!(d.quote(&quote("X", 1), now).0, 1);
     let c = d.complete(b.key, &b.order_id, Some(b.delegate), true, now);
     assert_eq!(c.unsubscribe.as_deref(), Some("X"));
-    assert_eq!(c.ended.unwrap().2.quotes_merged, 1, "undelivered data is handed back");
+    assert_eq!(
+        c.ended.unwrap().2.quotes_merged,
+        1,
+        "undelivered data is handed back"
+    );
     assert!(d.is_empty());
     assert_eq!(d.symbols().count(), 0);
 }
@@ -176,7 +212,8 @@ fn removal_keeps_the_symbol_index_consistent() {
     let now = Instant::now();
     let ids: Vec<Symbol> = (0..50).map(|i| sym(&format!("o{i}"))).collect();
     for id in &ids {
-        d.create(id.clone(), Side::Buy, sym("X"), "d", 0, now).unwrap();
+        d.create(id.clone(), Side::Buy, sym("X"), "d", 0, now)
+            .unwrap();
     }
     let hs = take_all(&mut d);
     for (i, h) in hs.into_iter().enumerate() {
@@ -192,7 +229,8 @@ fn an_idle_order_gets_an_empty_idle_update_after_the_interval() {
     let interval = Duration::from_millis(100);
     let mut d = D::new(interval);
     let t0 = Instant::now();
-    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, t0).unwrap();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, t0)
+        .unwrap();
     let h = take_all(&mut d).pop().unwrap();
     d.complete(h.key, &h.order_id, Some(h.delegate), false, t0);
     let (wake, next) = d.expire_idle(t0 + interval / 2);
@@ -209,7 +247,8 @@ fn activity_postpones_the_idle_update() {
     let interval = Duration::from_millis(100);
     let mut d = D::new(interval);
     let t0 = Instant::now();
-    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, t0).unwrap();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, t0)
+        .unwrap();
     let h = take_all(&mut d).pop().unwrap();
     d.complete(h.key, &h.order_id, Some(h.delegate), false, t0);
     // Data at t0+60ms; handed over and finished then.
@@ -227,8 +266,10 @@ fn activity_postpones_the_idle_update() {
 fn close_returns_every_delegate_for_clean_up() {
     let mut d = D::new(Duration::from_secs(1));
     let now = Instant::now();
-    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now).unwrap();
-    d.create(sym("b"), Side::Buy, sym("Y"), "db", 1, now).unwrap();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now)
+        .unwrap();
+    d.create(sym("b"), Side::Buy, sym("Y"), "db", 1, now)
+        .unwrap();
     let mut closed: Vec<_> = d.close().into_iter().map(|(_, dl)| dl.unwrap()).collect();
     closed.sort();
     assert_eq!(closed, ["da", "db"]);

@@ -38,7 +38,8 @@ async fn runner_hands_over_until_done_then_unsubscribes() {
     let unsubscribed = Arc::new(Mutex::new(Vec::new()));
     let u2 = unsubscribed.clone();
     let engine = Arc::new(
-        Engine::<u32, u32>::new(Duration::from_secs(5)).on_unsubscribe(move |s| u2.lock().unwrap().push(s.to_string())),
+        Engine::<u32, u32>::new(Duration::from_secs(5))
+            .on_unsubscribe(move |s| u2.lock().unwrap().push(s.to_string())),
     );
     let runner = tokio::spawn({
         let e = engine.clone();
@@ -52,7 +53,11 @@ async fn runner_hands_over_until_done_then_unsubscribes() {
             Arc::from("a"),
             Side::Buy,
             s.clone(),
-            Box::new(Recorder { seen: seen.clone(), finish_after: 3, cleaned: cleaned.clone() }),
+            Box::new(Recorder {
+                seen: seen.clone(),
+                finish_after: 3,
+                cleaned: cleaned.clone(),
+            }),
             0,
         )
         .unwrap();
@@ -65,7 +70,11 @@ async fn runner_hands_over_until_done_then_unsubscribes() {
     assert_eq!(*unsubscribed.lock().unwrap(), vec!["X".to_string()]);
     engine.stop();
     runner.await.unwrap();
-    assert_eq!(cleaned.load(Ordering::SeqCst), 0, "done orders are not cleaned up");
+    assert_eq!(
+        cleaned.load(Ordering::SeqCst),
+        0,
+        "done orders are not cleaned up"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +91,11 @@ async fn stop_cleans_up_every_live_delegate() {
                 Arc::from(format!("o{i}")),
                 Side::Sell,
                 Arc::from("X"),
-                Box::new(Recorder { seen: Arc::default(), finish_after: usize::MAX, cleaned: cleaned.clone() }),
+                Box::new(Recorder {
+                    seen: Arc::default(),
+                    finish_after: usize::MAX,
+                    cleaned: cleaned.clone(),
+                }),
                 i,
             )
             .unwrap();
@@ -105,7 +118,11 @@ async fn an_idle_order_is_called_with_an_idle_update() {
             Arc::from("a"),
             Side::Buy,
             Arc::from("X"),
-            Box::new(Recorder { seen: seen.clone(), finish_after: 3, cleaned: Arc::default() }),
+            Box::new(Recorder {
+                seen: seen.clone(),
+                finish_after: 3,
+                cleaned: Arc::default(),
+            }),
             0,
         )
         .unwrap();
@@ -138,13 +155,25 @@ async fn a_panicking_delegate_is_reported_and_others_carry_on() {
         async move { e.run().await }
     });
     let seen = Arc::new(Mutex::new(Vec::new()));
-    engine.create(Arc::from("bad"), Side::Buy, Arc::from("X"), Box::new(Panicky), 0).unwrap();
+    engine
+        .create(
+            Arc::from("bad"),
+            Side::Buy,
+            Arc::from("X"),
+            Box::new(Panicky),
+            0,
+        )
+        .unwrap();
     engine
         .create(
             Arc::from("good"),
             Side::Buy,
             Arc::from("X"),
-            Box::new(Recorder { seen: seen.clone(), finish_after: 1, cleaned: Arc::default() }),
+            Box::new(Recorder {
+                seen: seen.clone(),
+                finish_after: 1,
+                cleaned: Arc::default(),
+            }),
             0,
         )
         .unwrap();

@@ -7,7 +7,6 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBool, PyFloat, PyInt, PyString, PyType};
 use rust_decimal::Decimal;
 
-
 static DECIMAL: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 fn decimal_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
@@ -81,4 +80,3 @@ pub fn opt_to_py(py: Python<'_>, d: Option<Decimal>) -> PyResult<Option<Bound<'_
 pub fn show(d: Decimal) -> String {
     d.normalize().to_string()
 }
-

@@ -70,7 +70,10 @@ impl Pipe {
     }
 
     fn read_fd(&self) -> Option<RawFd> {
-        self.fds.read().unwrap_or_else(|e| e.into_inner()).map(|f| f.0)
+        self.fds
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|f| f.0)
     }
 
     /// One byte; if the pipe is full a wake-up is pending anyway.
@@ -153,7 +156,11 @@ struct Outcome {
 }
 
 impl EngineCore {
-    fn hook(&self, f: impl FnOnce(&Hooks) -> Option<&Py<PyAny>>, py: Python<'_>) -> Option<Py<PyAny>> {
+    fn hook(
+        &self,
+        f: impl FnOnce(&Hooks) -> Option<&Py<PyAny>>,
+        py: Python<'_>,
+    ) -> Option<Py<PyAny>> {
         let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner());
         hooks.as_ref().and_then(f).map(|h| h.clone_ref(py))
     }
@@ -338,7 +345,12 @@ impl EngineCore {
     fn start(slf: &Bound<'_, Self>) -> PyResult<RawFd> {
         let this = slf.get();
         let run_ready = slf.getattr("run_ready")?.unbind();
-        if let Some(h) = this.hooks.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+        if let Some(h) = this
+            .hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
             h.run_ready = Some(run_ready);
         }
         this.runtime_spawn_timer()?;
@@ -359,12 +371,18 @@ impl EngineCore {
     /// live order's delegate. A rule violation goes to on_error and returns None.
     fn submit(&self, py: Python<'_>, order: Bound<'_, PyAny>) -> PyResult<Option<String>> {
         if self.stopping.load(Ordering::Acquire) {
-            return Err(PyRuntimeError::new_err("the engine is stopping: no more instructions"));
+            return Err(PyRuntimeError::new_err(
+                "the engine is stopping: no more instructions",
+            ));
         }
         let o = order.cast::<PyOrder>().map_err(|_| {
             PyTypeError::new_err(format!(
                 "submit() takes an exo.Order, got {}",
-                order.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                order
+                    .get_type()
+                    .name()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ))
         })?;
         let (order_id, msg_type, side, symbol) = {
@@ -372,7 +390,9 @@ impl EngineCore {
             (o.order_id.clone(), o.msg_type, o.side, o.symbol.clone())
         };
         if symbol.is_empty() {
-            return Err(PyValueError::new_err("order.symbol is empty: set it, e.g. 'BTC-USD'"));
+            return Err(PyValueError::new_err(
+                "order.symbol is empty: set it, e.g. 'BTC-USD'",
+            ));
         }
         match msg_type {
             MsgType::New => {
@@ -396,7 +416,11 @@ impl EngineCore {
                 let action = obj.getattr(py, intern!(py, "action")).map_err(|_| {
                     PyTypeError::new_err(format!(
                         "factory(order) returned {}, which has no action(update) method",
-                        obj.bind(py).get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                        obj.bind(py)
+                            .get_type()
+                            .name()
+                            .map(|n| n.to_string())
+                            .unwrap_or_default()
                     ))
                 })?;
                 let delegate = PyDelegate { obj, action };
@@ -454,13 +478,20 @@ impl EngineCore {
     /// exo.Report). Unknown orders go to on_error and return False.
     fn report(&self, py: Python<'_>, report: Bound<'_, PyAny>) -> PyResult<bool> {
         if self.stopping.load(Ordering::Acquire) {
-            return Err(PyRuntimeError::new_err("the engine is stopping: no more reports"));
+            return Err(PyRuntimeError::new_err(
+                "the engine is stopping: no more reports",
+            ));
         }
         let order_id: String = report
             .getattr(intern!(py, "order_id"))
             .and_then(|v| v.extract())
-            .map_err(|_| PyTypeError::new_err("report() takes an exo.Report (an object with a str order_id)"))?;
-        let r = self.shared.lock().report(&order_id, report.unbind(), Instant::now());
+            .map_err(|_| {
+                PyTypeError::new_err("report() takes an exo.Report (an object with a str order_id)")
+            })?;
+        let r = self
+            .shared
+            .lock()
+            .report(&order_id, report.unbind(), Instant::now());
         match r {
             Ok(wake) => {
                 self.signal(py, wake)?;
@@ -511,7 +542,8 @@ impl EngineCore {
                 return Ok(());
             }
             budget -= batch.len();
-            this.handovers.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            this.handovers
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
             let now = Instant::now();
             for h in batch.drain(..) {
                 let staleness = h.update.arrived.map(|a| now.saturating_duration_since(a));
@@ -596,11 +628,18 @@ impl EngineCore {
                 false
             }
             None => self.judge(py, order_id, &result).unwrap_or_else(|| {
-                self.error(py, order_id, "async action returned an awaitable; expected bool. Treated as False");
+                self.error(
+                    py,
+                    order_id,
+                    "async action returned an awaitable; expected bool. Treated as False",
+                );
                 false
             }),
         };
-        let c = self.shared.lock().complete(key, order_id, None, done, Instant::now());
+        let c = self
+            .shared
+            .lock()
+            .complete(key, order_id, None, done, Instant::now());
         let wake = c.wake;
         self.after(py, c);
         if !self.stopping.load(Ordering::Acquire) {
@@ -621,7 +660,11 @@ impl EngineCore {
 
     /// Symbols with at least one live order.
     fn symbols(&self) -> Vec<String> {
-        self.shared.lock().symbols().map(|s| s.to_string()).collect()
+        self.shared
+            .lock()
+            .symbols()
+            .map(|s| s.to_string())
+            .collect()
     }
 
     /// Counters: live orders, Updates handed over, errors reported.
@@ -643,7 +686,11 @@ impl EngineCore {
     /// released meanwhile: a tokio worker must never wait on it.
     fn shutdown(&self, py: Python<'_>) {
         self.shared.stop_timer.notify_one();
-        let rt = self.runtime.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let rt = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(rt) = rt {
             py.detach(|| rt.shutdown_timeout(Duration::from_secs(2)));
         }

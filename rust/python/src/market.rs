@@ -66,7 +66,9 @@ py_enum!(OrdStatus, m::OrdStatus, "OrdStatus",
 
 fn symbol_arg(symbol: &str) -> PyResult<m::Symbol> {
     if symbol.trim().is_empty() {
-        return Err(PyValueError::new_err("symbol: must be a non-empty string, e.g. 'BTC-USD'"));
+        return Err(PyValueError::new_err(
+            "symbol: must be a non-empty string, e.g. 'BTC-USD'",
+        ));
     }
     Ok(Arc::from(symbol))
 }
@@ -124,7 +126,11 @@ impl PyQuote {
         to_py(py, self.inner.near(Side::arg(side, "side")?).0)
     }
     /// Size on the order's own side.
-    fn near_size<'py>(&self, py: Python<'py>, side: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn near_size<'py>(
+        &self,
+        py: Python<'py>,
+        side: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, self.inner.near(Side::arg(side, "side")?).1)
     }
     /// Price the order would trade against (the ask for a buy).
@@ -132,7 +138,11 @@ impl PyQuote {
         to_py(py, self.inner.far(Side::arg(side, "side")?).0)
     }
     /// Size the order would trade against.
-    fn far_size<'py>(&self, py: Python<'py>, side: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn far_size<'py>(
+        &self,
+        py: Python<'py>,
+        side: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, self.inner.far(Side::arg(side, "side")?).1)
     }
     /// Ask minus bid.
@@ -277,7 +287,9 @@ impl PyOrder {
     fn set_order_id(&mut self, value: Option<&str>) -> PyResult<()> {
         self.order_id = match value {
             Some(v) if v.trim().is_empty() => {
-                return Err(PyValueError::new_err("order_id: must be a non-empty string or None"))
+                return Err(PyValueError::new_err(
+                    "order_id: must be a non-empty string or None",
+                ))
             }
             v => v.map(Arc::from),
         };
@@ -349,7 +361,9 @@ impl PyReport {
         extra: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         if order_id.trim().is_empty() {
-            return Err(PyValueError::new_err("order_id: a report must name the order it is for"));
+            return Err(PyValueError::new_err(
+                "order_id: a report must name the order it is for",
+            ));
         }
         let transact_time = match transact_time {
             None => None,
@@ -371,7 +385,10 @@ impl PyReport {
                 last_qty: to_opt_decimal(last_qty, "last_qty")?,
                 last_px: to_opt_decimal(last_px, "last_px")?,
                 symbol: symbol.map(symbol_arg).transpose()?,
-                side: side.filter(|s| !s.is_none()).map(|s| Side::arg(s, "side")).transpose()?,
+                side: side
+                    .filter(|s| !s.is_none())
+                    .map(|s| Side::arg(s, "side"))
+                    .transpose()?,
                 secondary_order_id,
                 cl_ord_id,
                 exec_id,
@@ -461,11 +478,16 @@ impl PyReport {
                 return Ok(v);
             }
         }
-        Err(PyAttributeError::new_err(format!("'Report' object has no attribute '{name}'")))
+        Err(PyAttributeError::new_err(format!(
+            "'Report' object has no attribute '{name}'"
+        )))
     }
     fn __repr__(&self) -> String {
         let r = &self.inner;
-        let mut s = format!("Report(order_id='{}', ord_status={}", &*r.order_id, r.ord_status);
+        let mut s = format!(
+            "Report(order_id='{}', ord_status={}",
+            &*r.order_id, r.ord_status
+        );
         if let (Some(q), Some(p)) = (r.last_qty, r.last_px) {
             s.push_str(&format!(", last_qty='{}', last_px='{}'", show(q), show(p)));
         }

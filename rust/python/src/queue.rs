@@ -101,14 +101,17 @@ impl PyConflatingQueue {
             Some(merge) => {
                 let mut item = Item { key, value };
                 loop {
-                    let held = self.queue.peek_with(&k, |v| v.map(|it| it.value.clone_ref(py)));
+                    let held = self
+                        .queue
+                        .peek_with(&k, |v| v.map(|it| it.value.clone_ref(py)));
                     match held {
                         None => match self.queue.push_if_absent(k.clone(), item) {
                             Ok(()) => break,
                             Err(back) => item = back,
                         },
                         Some(held) => {
-                            let merged = merge.call1(py, (held.clone_ref(py), item.value.clone_ref(py)))?;
+                            let merged =
+                                merge.call1(py, (held.clone_ref(py), item.value.clone_ref(py)))?;
                             let new = Item {
                                 key: item.key.clone_ref(py),
                                 value: merged,
