@@ -183,3 +183,22 @@ def test_report_fields_and_extras() -> None:
         exo.Report("o1", "DONE")
     with pytest.raises(TypeError, match="last_qty: float"):
         exo.Report("o1", "FILLED", 1.0)
+
+
+def test_market_types_pickle_exactly() -> None:
+    import pickle
+
+    values = [
+        exo.Side.SELL,
+        MsgType.REPLACE,
+        OrdStatus.PENDING_CANCEL,
+        exo.Quote("X", "1.50", "2", "3", "4"),
+        exo.Trade("X", "1", "2").merge(exo.Trade("X", "3", "4")),
+        exo.Report("o", "FILLED", "1", "2", side="BUY", transact_time="t", venue="v"),
+        exo.Order("SELL", "Y", order_qty=Decimal("2"), order_id="abc"),
+    ]
+    for v in values:
+        back = pickle.loads(pickle.dumps(v))
+        assert back == v and type(back) is type(v)
+    order = pickle.loads(pickle.dumps(values[-1]))
+    assert (order.side, order.symbol, order.order_id, order.order_qty) == (Side.SELL, "Y", "abc", Decimal("2"))

@@ -271,13 +271,15 @@ class Engine:
             if not fut.done():
                 fut.set_result(None)
 
-    def _spawn(self, key: int, order_id: str, awaitable: Awaitable[Any]) -> None:
+    def _spawn(self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update) -> None:
         assert self._loop is not None
-        task = self._loop.create_task(self._run_action(key, order_id, awaitable))
+        task = self._loop.create_task(self._run_action(key, order_id, awaitable, update))
         self._actions.add(task)
         task.add_done_callback(self._actions.discard)
 
-    async def _run_action(self, key: int, order_id: str, awaitable: Awaitable[Any]) -> None:
+    async def _run_action(
+        self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update
+    ) -> None:
         core = self._core
         assert core is not None
         try:

@@ -92,3 +92,16 @@ class Order(_OrderIdentity):
         ) and self.__dict__ == getattr(other, "__dict__", {})
 
     __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The identity lives in the Rust base, not in __dict__: pickle both.
+        return {
+            "_identity": (self.side.name, self.symbol, self.msg_type.name, self.order_id),
+            **self.__dict__,
+        }
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        side, symbol, msg_type, order_id = state.pop("_identity")
+        self.side, self.symbol, self.msg_type, self.order_id = side, symbol, msg_type, order_id
+        self.__dict__.update(state)

@@ -143,6 +143,46 @@ impl<D, I, R> Dispatcher<D, I, R> {
         instruction: I,
         now: Instant,
     ) -> Result<NewOrder, DispatchError> {
+        let mut pending = Update::default();
+        pending.push_instruction(instruction, now);
+        self.insert(order_id, side, symbol, delegate, pending, now)
+    }
+
+    /// Re-creates an order after a restart (or on another engine after a
+    /// failover) with only what its delegate has not yet applied: the NEW is
+    /// not delivered again. The order is handed over at once; with nothing
+    /// pending, its first Update is an idle one.
+    #[allow(clippy::too_many_arguments)]
+    pub fn restore(
+        &mut self,
+        order_id: OrderId,
+        side: Side,
+        symbol: Symbol,
+        delegate: D,
+        instructions: Vec<I>,
+        reports: Vec<R>,
+        now: Instant,
+    ) -> Result<NewOrder, DispatchError> {
+        let mut pending = Update::default();
+        for i in instructions {
+            pending.push_instruction(i, now);
+        }
+        for r in reports {
+            pending.push_report(r, now);
+        }
+        pending.idle = pending.is_empty();
+        self.insert(order_id, side, symbol, delegate, pending, now)
+    }
+
+    fn insert(
+        &mut self,
+        order_id: OrderId,
+        side: Side,
+        symbol: Symbol,
+        delegate: D,
+        pending: Update<I, R>,
+        now: Instant,
+    ) -> Result<NewOrder, DispatchError> {
         if self.by_id.contains_key(&order_id) {
             return Err(DispatchError::AlreadyLive(order_id));
         }
@@ -150,8 +190,6 @@ impl<D, I, R> Dispatcher<D, I, R> {
         self.next_serial += 1;
         let peers = self.by_symbol.entry(symbol.clone()).or_default();
         let subscribe = peers.is_empty().then(|| symbol.clone());
-        let mut pending = Update::default();
-        pending.push_instruction(instruction, now);
         let key = self.orders.insert(OrderProcess {
             order_id: order_id.clone(),
             side,
@@ -307,7 +345,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
 
     /// Gives a delegate back while its action is still running (an async
     /// action awaiting I/O); the order stays Running until [`complete`](Self::complete).
-    pub fn restore(&mut self, key: usize, order_id: &str, delegate: D) -> Result<(), D> {
+    pub fn return_delegate(&mut self, key: usize, order_id: &str, delegate: D) -> Result<(), D> {
         match self.orders.get_mut(key) {
             Some(p) if &*p.order_id == order_id && p.delegate.is_none() => {
                 p.delegate = Some(delegate);
@@ -318,7 +356,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
     }
 
     /// Ends a hand-over. `delegate` is the lent delegate (or `None` if it was
-    /// restored already). When `done`, the order ends: it is removed and its
+    /// returned already). When `done`, the order ends: it is removed and its
     /// symbol unsubscribed if it was the last. Otherwise it goes back to Ready
     /// if data merged meanwhile, or Idle.
     pub fn complete(

@@ -133,6 +133,9 @@ struct Hooks {
     spawn: Py<PyAny>,
     call_soon: Py<PyAny>,
     run_ready: Option<Py<PyAny>>,
+    /// Persistence: `on_applied([(order_id, delegate, update, done), ...])`
+    /// after each batch of sync actions. None (the default) costs nothing.
+    on_applied: Option<Py<PyAny>>,
 }
 
 /// The engine's Rust half; `exo.Engine` (engine.py) owns one per start.
@@ -298,7 +301,7 @@ impl EngineCore {
 #[pymethods]
 impl EngineCore {
     #[new]
-    #[pyo3(signature = (factory, idle_interval, on_error, on_done, spawn, call_soon, on_subscribe=None, on_unsubscribe=None))]
+    #[pyo3(signature = (factory, idle_interval, on_error, on_done, spawn, call_soon, on_subscribe=None, on_unsubscribe=None, on_applied=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<PyAny>,
@@ -309,6 +312,7 @@ impl EngineCore {
         call_soon: Py<PyAny>,
         on_subscribe: Option<Py<PyAny>>,
         on_unsubscribe: Option<Py<PyAny>>,
+        on_applied: Option<Py<PyAny>>,
     ) -> PyResult<Self> {
         if !(idle_interval.is_finite() && idle_interval > 0.0) {
             return Err(PyValueError::new_err(format!(
@@ -330,6 +334,7 @@ impl EngineCore {
                 spawn,
                 call_soon,
                 run_ready: None,
+                on_applied,
             })),
             runtime: Mutex::new(None),
             loop_thread: THREAD.with(|t| *t),
@@ -474,6 +479,53 @@ impl EngineCore {
         }
     }
 
+    /// Re-creates a live order recovered from a store: `delegate` was made
+    /// by the factory (with restored state), `instructions` and `reports` are
+    /// those journaled after its checkpoint. The NEW is not delivered again.
+    fn restore(
+        &self,
+        py: Python<'_>,
+        order: Bound<'_, PyAny>,
+        delegate: Py<PyAny>,
+        instructions: Vec<Py<PyAny>>,
+        reports: Vec<Py<PyAny>>,
+    ) -> PyResult<String> {
+        let o = order
+            .cast::<PyOrder>()
+            .map_err(|_| PyTypeError::new_err("restore() takes an exo.Order"))?;
+        let (order_id, side, symbol) = {
+            let o = o.borrow();
+            (o.order_id.clone(), o.side, o.symbol.clone())
+        };
+        let order_id = order_id
+            .ok_or_else(|| PyValueError::new_err("restore() needs an order with its order_id"))?;
+        let action = delegate.getattr(py, intern!(py, "action")).map_err(|_| {
+            PyTypeError::new_err("the restored delegate has no action(update) method")
+        })?;
+        let created = self.shared.lock().restore(
+            order_id.clone(),
+            side,
+            symbol,
+            PyDelegate {
+                obj: delegate,
+                action,
+            },
+            instructions,
+            reports,
+            Instant::now(),
+        );
+        match created {
+            Ok(new) => {
+                if let Some(sym) = &new.subscribe {
+                    self.call_hook(py, self.hook(|h| h.on_subscribe.as_ref(), py), sym);
+                }
+                self.signal(py, new.wake)?;
+                Ok(order_id.to_string())
+            }
+            Err(e) => Err(PyValueError::new_err(e.to_string())),
+        }
+    }
+
     /// Delivers an execution report (any object with an `order_id`, usually an
     /// exo.Report). Unknown orders go to on_error and return False.
     fn report(&self, py: Python<'_>, report: Bound<'_, PyAny>) -> PyResult<bool> {
@@ -532,7 +584,9 @@ impl EngineCore {
         let py = slf.py();
         let mut batch: Vec<HandOver<PyDelegate, Py<PyAny>, Py<PyAny>>> = Vec::new();
         let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut applied: Vec<(String, Py<PyAny>, Py<PyUpdate>, bool)> = Vec::new();
         let mut budget = BUDGET;
+        let on_applied = this.hook(|h| h.on_applied.as_ref(), py);
         loop {
             if this.stopping.load(Ordering::Acquire) {
                 return Ok(());
@@ -548,14 +602,17 @@ impl EngineCore {
             for h in batch.drain(..) {
                 let staleness = h.update.arrived.map(|a| now.saturating_duration_since(a));
                 let update = Py::new(py, PyUpdate::new(h.order_id.clone(), h.update, staleness))?;
-                let done = match h.delegate.action.call1(py, (update,)) {
+                let done = match h.delegate.action.call1(py, (update.clone_ref(py),)) {
                     Ok(result) => {
                         let result = result.into_bound(py);
                         let verdict = this.judge(py, &h.order_id, &result);
                         if verdict.is_none() {
                             let spawn = this.hook(|hk| Some(&hk.spawn), py);
                             if let Some(spawn) = spawn {
-                                spawn.call1(py, (h.key, &*h.order_id, result))?;
+                                spawn.call1(
+                                    py,
+                                    (h.key, &*h.order_id, result, update.clone_ref(py)),
+                                )?;
                             }
                         }
                         verdict
@@ -565,6 +622,14 @@ impl EngineCore {
                         Some(false)
                     }
                 };
+                if let (Some(done), Some(_)) = (done, &on_applied) {
+                    applied.push((
+                        h.order_id.to_string(),
+                        h.delegate.obj.clone_ref(py),
+                        update,
+                        done,
+                    ));
+                }
                 outcomes.push(Outcome {
                     key: h.key,
                     order_id: h.order_id,
@@ -589,8 +654,18 @@ impl EngineCore {
                         None => {
                             // Async action in flight: the order stays Running
                             // until complete_async.
-                            let _ = d.restore(o.key, &o.order_id, o.delegate);
+                            let _ = d.return_delegate(o.key, &o.order_id, o.delegate);
                         }
+                    }
+                }
+            }
+            // Persistence first: an order's checkpoint is queued before its
+            // completion is announced.
+            if let Some(f) = &on_applied {
+                if !applied.is_empty() {
+                    let items = PyList::new(py, applied.drain(..))?;
+                    if let Err(e) = f.call1(py, (items,)) {
+                        e.write_unraisable(py, Some(f.bind(py)));
                     }
                 }
             }

@@ -31,6 +31,11 @@ macro_rules! py_enum {
             fn name(&self) -> &'static str { <$core>::from(*self).name() }
             fn __str__(&self) -> &'static str { self.name() }
             fn __repr__(&self) -> String { format!(concat!(stringify!($py), ".{}"), self.name()) }
+            /// Pickles by name.
+            fn __reduce__<'py>(slf: &Bound<'py, Self>) -> PyResult<(Bound<'py, PyAny>, (Bound<'py, PyAny>, &'static str))> {
+                let py = slf.py();
+                Ok((py.import("builtins")?.getattr("getattr")?, (slf.as_any().get_type().into_any(), slf.get().name())))
+            }
             /// Parses a name case-insensitively (`Side.parse("buy")`).
             #[staticmethod]
             fn parse(text: &str) -> PyResult<Self> {
@@ -155,6 +160,17 @@ impl PyQuote {
     fn mid_price<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_py(py, self.inner.mid_price())
     }
+    /// Pickles exactly, decimals as text.
+    fn __getnewargs__(&self) -> (String, String, String, String, String) {
+        let q = &self.inner;
+        (
+            q.symbol.to_string(),
+            q.bid_px.to_string(),
+            q.bid_size.to_string(),
+            q.ask_px.to_string(),
+            q.ask_size.to_string(),
+        )
+    }
     fn __repr__(&self) -> String {
         let q = &self.inner;
         format!(
@@ -236,6 +252,17 @@ impl PyTrade {
             )));
         }
         Ok(PyTrade { inner: merged })
+    }
+    /// Pickles exactly, decimals as text.
+    fn __getnewargs__(&self) -> (String, String, String, Option<String>, Option<String>) {
+        let t = &self.inner;
+        (
+            t.symbol.to_string(),
+            t.last_qty.to_string(),
+            t.last_px.to_string(),
+            t.trade_volume.map(|d| d.to_string()),
+            t.avg_px.map(|d| d.to_string()),
+        )
     }
     fn __repr__(&self) -> String {
         let t = &self.inner;
@@ -481,6 +508,51 @@ impl PyReport {
         Err(PyAttributeError::new_err(format!(
             "'Report' object has no attribute '{name}'"
         )))
+    }
+    /// Pickles exactly: positional and keyword arguments for `__new__`.
+    fn __getnewargs_ex__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyDict>)> {
+        let r = &self.inner;
+        let dec = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
+        let args = (
+            r.order_id.to_string(),
+            r.ord_status.name(),
+            dec(r.last_qty),
+            dec(r.last_px),
+        )
+            .into_pyobject(py)?
+            .into_any();
+        let kw = match &self.extra {
+            Some(d) => d.bind(py).copy()?,
+            None => PyDict::new(py),
+        };
+        kw.set_item("symbol", r.symbol.as_deref())?;
+        kw.set_item("side", r.side.map(|s| s.name()))?;
+        kw.set_item("secondary_order_id", &r.secondary_order_id)?;
+        kw.set_item("cl_ord_id", &r.cl_ord_id)?;
+        kw.set_item("exec_id", &r.exec_id)?;
+        kw.set_item("transact_time", &r.transact_time)?;
+        kw.set_item("exec_inst", &r.exec_inst)?;
+        kw.set_item("leaves_qty", dec(r.leaves_qty))?;
+        kw.set_item("cum_qty", dec(r.cum_qty))?;
+        kw.set_item("avg_px", dec(r.avg_px))?;
+        kw.set_item("text", &r.text)?;
+        Ok((args, kw))
+    }
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(other) = other.cast::<PyReport>() else {
+            return Ok(false);
+        };
+        let py = other.py();
+        let other = other.get();
+        if self.inner != other.inner {
+            return Ok(false);
+        }
+        let a = self.extra(py);
+        let b = other.extra(py);
+        a.eq(b)
     }
     fn __repr__(&self) -> String {
         let r = &self.inner;
