@@ -170,4 +170,9 @@ def test_quote_call_cost_to_the_caller(benchmark: Any, figures: Any) -> None:
     finally:
         loop.close()
     ns = median(per_call)
-    figures("engine.quote() cost to the caller (1 order)", f"{ns:.0f} ns", "<= 150 ns", "pure asyncio 320 ns (reference)")
+    figures(
+        "engine.quote() cost to the caller (1 order)",
+        f"{ns:.0f} ns",
+        "<= 150 ns",
+        "pure asyncio 320 ns (reference)",
+    )

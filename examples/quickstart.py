@@ -25,7 +25,10 @@ class TakeTheAsk:
         px, size = update.quote.far(self.order.side), update.quote.far_size(self.order.side)
         fill = min(size, self.left)
         self.left -= fill
-        print(f"{update.order_id[:8]} fill {fill} @ {px}  (quotes merged into this update: {update.quotes_merged})")
+        print(
+            f"{update.order_id[:8]} fill {fill} @ {px}"
+            f"  (quotes merged into this update: {update.quotes_merged})"
+        )
         await asyncio.sleep(0.01)  # an order entry round trip; quotes keep merging meanwhile
         return self.left == 0
 

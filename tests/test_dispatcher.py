@@ -57,7 +57,8 @@ async def test_known_order_id_arriving_as_new_is_reported(errors: Errors) -> Non
         assert errors == [
             (
                 oid,
-                f"order {oid} is already live: NEW must create a new order; send CANCEL or REPLACE to change it",
+                f"order {oid} is already live: NEW must create a new order;"
+                " send CANCEL or REPLACE to change it",
             )
         ]
         assert len(Recorder.instances) == 1  # factory not called for the duplicate

@@ -126,9 +126,7 @@ async def test_async_delegate_that_raises_is_reported(errors: Errors) -> None:
 
 
 @pytest.mark.parametrize("returned", [None, 1, "yes"])
-async def test_non_bool_return_is_reported_and_treated_as_false(
-    errors: Errors, returned: Any
-) -> None:
+async def test_non_bool_return_is_reported_and_treated_as_false(errors: Errors, returned: Any) -> None:
     class Odd:
         def __init__(self, order: exo.Order) -> None:
             pass
@@ -159,7 +157,7 @@ async def test_factory_errors_raise_from_submit() -> None:
 
 async def test_submit_rejects_non_orders_and_missing_ids() -> None:
     async with exo.Engine(factory()) as engine:
-        with pytest.raises(TypeError, match="submit\\(\\) takes an exo.Order"):
+        with pytest.raises(TypeError, match=r"submit\(\) takes an exo\.Order"):
             await engine.submit({"side": "BUY"})  # type: ignore[arg-type]
         with pytest.raises(ValueError, match="needs the order_id of a live order"):
             await engine.submit(exo.Order("BUY", "X", msg_type="CANCEL"))

@@ -20,9 +20,7 @@ def test_decimal_fields_accept_decimal_str_and_int_and_return_decimal() -> None:
 
 
 def test_floats_are_refused_with_a_clear_error() -> None:
-    with pytest.raises(
-        TypeError, match=r"bid_px: float 0.1 is not exact; pass a Decimal, str or int"
-    ):
+    with pytest.raises(TypeError, match=r"bid_px: float 0.1 is not exact; pass a Decimal, str or int"):
         exo.Quote("X", 0.1, "1", "2", "1")
 
 
@@ -201,4 +199,9 @@ def test_market_types_pickle_exactly() -> None:
         back = pickle.loads(pickle.dumps(v))
         assert back == v and type(back) is type(v)
     order = pickle.loads(pickle.dumps(values[-1]))
-    assert (order.side, order.symbol, order.order_id, order.order_qty) == (Side.SELL, "Y", "abc", Decimal("2"))
+    assert (order.side, order.symbol, order.order_id, order.order_qty) == (
+        Side.SELL,
+        "Y",
+        "abc",
+        Decimal("2"),
+    )

@@ -81,9 +81,7 @@ class Engine:
         if not callable(factory):
             raise TypeError(f"factory must be callable (order -> delegate), got {factory!r}")
         if not (isinstance(idle_interval, (int, float)) and idle_interval > 0):
-            raise ValueError(
-                f"idle_interval must be a positive number of seconds, got {idle_interval!r}"
-            )
+            raise ValueError(f"idle_interval must be a positive number of seconds, got {idle_interval!r}")
         self._factory = factory
         self._idle_interval = float(idle_interval)
         self._on_error = _log_error if on_error is None else on_error
@@ -146,9 +144,7 @@ class Engine:
         for order_id, waiters in self._done.items():
             for fut in waiters:
                 if not fut.done():
-                    fut.set_exception(
-                        EngineStopped(f"engine stopped before order {order_id} completed")
-                    )
+                    fut.set_exception(EngineStopped(f"engine stopped before order {order_id} completed"))
         self._done.clear()
         log.debug("engine stopped; %d live order(s) cleaned up", len(live))
 
@@ -160,7 +156,7 @@ class Engine:
                 continue
             try:
                 result = clean_up()
-            except Exception as exc:  # noqa: BLE001 - reported, never fatal
+            except Exception as exc:
                 self._report_error(order_id, self._describe("clean_up", exc))
                 continue
             if inspect.isawaitable(result):
@@ -190,9 +186,7 @@ class Engine:
 
     def _running_core(self) -> EngineCore:
         if self._core is None:
-            raise RuntimeError(
-                "engine is not running: use 'async with engine:' or await engine.start()"
-            )
+            raise RuntimeError("engine is not running: use 'async with engine:' or await engine.start()")
         return self._core
 
     async def submit(self, order: Order) -> str | None:
@@ -240,9 +234,7 @@ class Engine:
 
     def stats(self) -> dict[str, int]:
         """Counters: live orders, Updates handed over, errors reported."""
-        return (
-            {"live": 0, "handovers": 0, "errors": 0} if self._core is None else self._core.stats()
-        )
+        return {"live": 0, "handovers": 0, "errors": 0} if self._core is None else self._core.stats()
 
     async def wait_done(self, order_id: str) -> None:
         """Waits until the order's delegate returns True. Returns at once if
@@ -277,9 +269,7 @@ class Engine:
         self._actions.add(task)
         task.add_done_callback(self._actions.discard)
 
-    async def _run_action(
-        self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update
-    ) -> None:
+    async def _run_action(self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update) -> None:
         core = self._core
         assert core is not None
         try:
@@ -287,7 +277,7 @@ class Engine:
         except asyncio.CancelledError:
             core.complete_async(key, order_id, None, "action cancelled: the engine is stopping")
             raise
-        except Exception as exc:  # noqa: BLE001 - reported; only this order is affected
+        except Exception as exc:
             core.complete_async(key, order_id, None, self._describe("action", exc))
         else:
             core.complete_async(key, order_id, result)

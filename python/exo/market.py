@@ -18,7 +18,7 @@ from exo._core import Order as _OrderIdentity
 
 __all__ = ["MsgType", "OrdStatus", "Order", "Quote", "Report", "Side", "Trade", "Update"]
 
-O = TypeVar("O", bound="Order")
+OrderT = TypeVar("OrderT", bound="Order")
 
 
 class Order(_OrderIdentity):
@@ -48,9 +48,7 @@ class Order(_OrderIdentity):
 
     def _copy(self, msg_type: MsgType, changes: dict[str, Any]) -> Self:
         if self.order_id is None:
-            raise ValueError(
-                f"{msg_type.name} needs a live order: submit the NEW first (order_id is None)"
-            )
+            raise ValueError(f"{msg_type.name} needs a live order: submit the NEW first (order_id is None)")
         for fixed in ("side", "symbol", "order_id", "msg_type"):
             if fixed in changes:
                 raise ValueError(f"{fixed} cannot change on a {msg_type.name}")
