@@ -8,10 +8,12 @@
 //! - [`dispatcher`]: Dispatcher, owner of every live order and of the ready list.
 //! - [`process`]: OrderProcess, one live order's hand-over state (Idle, Ready, Running).
 //! - [`engine`]: the Delegate trait and a tokio runner handing Updates to Rust delegates.
+//! - [`feed`]: market-data feeds (Coinbase, Binance, BitMEX, replay) parsed in Rust.
 //! - [`error`]: the errors the dispatcher reports.
 
 pub mod dispatcher;
 pub mod engine;
+pub mod feed;
 pub mod error;
 pub mod market;
 pub mod process;
