@@ -19,12 +19,13 @@ import asyncio
 import inspect
 import logging
 import traceback
-from collections.abc import Awaitable
-from typing import Any, Callable, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from typing_extensions import Self
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
-from exo._core import EngineCore, Quote, Report, Trade, Update
+from exo._core import EngineCore, Feed, Quote, Report, Trade, Update
 from exo.market import Order
 
 __all__ = ["Delegate", "DelegateFactory", "Engine", "EngineStopped"]
@@ -67,6 +68,8 @@ class Engine:
       of a symbol arrived / the last one ended.
     - ``stop_timeout``: how long ``stop()`` waits for running async actions
       and clean-ups before cancelling them.
+    - ``feed``: one ``exo.feeds`` feed or a list of them; each symbol is
+      subscribed on the feeds that carry it while it has live orders.
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class Engine:
         on_subscribe: Callable[[str], None] | None = None,
         on_unsubscribe: Callable[[str], None] | None = None,
         stop_timeout: float = 5.0,
+        feed: Feed | Sequence[Feed] | None = None,
     ) -> None:
         if not callable(factory):
             raise TypeError(f"factory must be callable (order -> delegate), got {factory!r}")
@@ -88,6 +92,11 @@ class Engine:
         self._on_subscribe = on_subscribe
         self._on_unsubscribe = on_unsubscribe
         self._stop_timeout = stop_timeout
+        feeds = [] if feed is None else [feed] if isinstance(feed, Feed) else list(feed)
+        for f in feeds:
+            if not isinstance(f, Feed):
+                raise TypeError(f"feed must be an exo.feeds feed (or a list of them), got {f!r}")
+        self.feeds: list[Feed] = feeds
         self._core: EngineCore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_fd: int | None = None
@@ -115,6 +124,8 @@ class Engine:
             loop.call_soon,
             self._on_subscribe,
             self._on_unsubscribe,
+            None,
+            self.feeds,
         )
         fd = core.start()
         loop.add_reader(fd, core.on_wakeup)

@@ -9,16 +9,15 @@ object back to the delegate.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from typing_extensions import Self
+if TYPE_CHECKING:
+    from typing_extensions import Self
 
 from exo._core import MsgType, OrdStatus, Quote, Report, Side, Trade, Update
 from exo._core import Order as _OrderIdentity
 
 __all__ = ["MsgType", "OrdStatus", "Order", "Quote", "Report", "Side", "Trade", "Update"]
-
-OrderT = TypeVar("OrderT", bound="Order")
 
 
 class Order(_OrderIdentity):

@@ -285,12 +285,18 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// Fans a quote out to every order of its symbol. Returns how many orders
     /// it reached and `wake`.
     pub fn quote(&mut self, quote: &Quote, now: Instant) -> (usize, bool) {
+        self.quote_n(quote, 1, now)
+    }
+
+    /// As [`quote`](Self::quote), for a quote that stands for `n` venue quotes
+    /// conflated upstream, so Updates count what was really merged.
+    pub fn quote_n(&mut self, quote: &Quote, n: u32, now: Instant) -> (usize, bool) {
         let Some(keys) = self.by_symbol.get(&quote.symbol) else {
             return (0, false);
         };
         let mut wake = false;
         for &key in keys {
-            if self.orders[key].merge_quote(quote, now) {
+            if self.orders[key].merge_quote(quote, n, now) {
                 wake |= Self::queue(&mut self.ready, &mut self.scheduled, key);
             }
         }
@@ -300,12 +306,18 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// Fans a print out to every order of its symbol, merging as DESIGN.md
     /// says. Returns how many orders it reached and `wake`.
     pub fn trade(&mut self, trade: &Trade, now: Instant) -> (usize, bool) {
+        self.trade_n(trade, 1, now)
+    }
+
+    /// As [`trade`](Self::trade), for a trade that stands for `n` prints
+    /// merged upstream.
+    pub fn trade_n(&mut self, trade: &Trade, n: u32, now: Instant) -> (usize, bool) {
         let Some(keys) = self.by_symbol.get(&trade.symbol) else {
             return (0, false);
         };
         let mut wake = false;
         for &key in keys {
-            if self.orders[key].merge_trade(trade, now) {
+            if self.orders[key].merge_trade(trade, n, now) {
                 wake |= Self::queue(&mut self.ready, &mut self.scheduled, key);
             }
         }

@@ -13,8 +13,8 @@
 
 pub mod dispatcher;
 pub mod engine;
-pub mod feed;
 pub mod error;
+pub mod feed;
 pub mod market;
 pub mod process;
 pub mod queue;

@@ -67,14 +67,14 @@ impl<D, I, R> OrderProcess<D, I, R> {
     }
 
     #[inline]
-    pub(crate) fn merge_quote(&mut self, quote: &Quote, now: Instant) -> bool {
-        self.pending.merge_quote(quote, now);
+    pub(crate) fn merge_quote(&mut self, quote: &Quote, n: u32, now: Instant) -> bool {
+        self.pending.merge_quote_n(quote, n, now);
         self.touched()
     }
 
     #[inline]
-    pub(crate) fn merge_trade(&mut self, trade: &Trade, now: Instant) -> bool {
-        self.pending.merge_trade(trade, now);
+    pub(crate) fn merge_trade(&mut self, trade: &Trade, n: u32, now: Instant) -> bool {
+        self.pending.merge_trade_n(trade, n, now);
         self.touched()
     }
 

@@ -67,6 +67,12 @@ impl<I, R> Update<I, R> {
 
     /// The newest quote replaces the one held.
     pub fn merge_quote(&mut self, quote: &Quote, now: Instant) {
+        self.merge_quote_n(quote, 1, now);
+    }
+
+    /// The newest quote replaces the one held; it stands for `n` venue
+    /// quotes already conflated upstream (in a feed's queue).
+    pub fn merge_quote_n(&mut self, quote: &Quote, n: u32, now: Instant) {
         match &mut self.quote {
             // Reuse the held Quote: same symbol, so only the numbers change
             // and no reference count is touched.
@@ -78,7 +84,7 @@ impl<I, R> Update<I, R> {
             }
             slot => *slot = Some(quote.clone()),
         }
-        self.quotes_merged += 1;
+        self.quotes_merged += n;
         self.arrived = Some(now);
         self.idle = false;
     }
@@ -86,15 +92,21 @@ impl<I, R> Update<I, R> {
     /// A print merges into the held trade (volume and VWAP); a print of
     /// another symbol replaces it.
     pub fn merge_trade(&mut self, trade: &Trade, now: Instant) {
+        self.merge_trade_n(trade, 1, now);
+    }
+
+    /// As [`merge_trade`](Self::merge_trade), for a trade that stands for `n`
+    /// prints already merged upstream.
+    pub fn merge_trade_n(&mut self, trade: &Trade, n: u32, now: Instant) {
         let merged = match &mut self.trade {
             Some(held) => held.merge(trade),
             None => false,
         };
         if merged {
-            self.trades_merged += 1;
+            self.trades_merged += n;
         } else {
             self.trade = Some(trade.clone());
-            self.trades_merged = 1;
+            self.trades_merged = n;
         }
         self.arrived = Some(now);
         self.idle = false;

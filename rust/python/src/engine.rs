@@ -11,13 +11,16 @@
 //! from any other thread (the idle timer on tokio, a Python feed thread) it is
 //! one byte into a non-blocking pipe the loop watches with `add_reader`.
 
+use crate::feeds::PyFeed;
 use crate::market::{PyOrder, PyQuote, PyTrade};
 use crate::update::PyUpdate;
+use exo_core::feed::{sink::pump, ErrorSink, MarketSink};
 use exo_core::{market::new_order_id, Completion, Dispatcher, HandOver, MsgType, OrderId};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList};
+use std::collections::VecDeque;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
@@ -109,11 +112,18 @@ impl Drop for Pipe {
     }
 }
 
-/// State shared with the tokio idle timer.
+/// Feed errors waiting for the loop; beyond this many, new ones are counted only.
+const MAX_PENDING_FEED_ERRORS: usize = 10_000;
+
+/// State shared with the tokio tasks (idle timer, feeds, pump).
 struct Shared {
-    dispatcher: Mutex<PyDispatcher>,
+    dispatcher: Arc<Mutex<PyDispatcher>>,
     pipe: Pipe,
     stop_timer: Notify,
+    /// Feeds push parsed market data here; the pump fans it out.
+    sink: Arc<MarketSink>,
+    /// (venue, message) from feed tasks, delivered to on_error on the loop.
+    feed_errors: Mutex<VecDeque<(String, String)>>,
 }
 
 impl Shared {
@@ -142,6 +152,7 @@ struct Hooks {
 #[pyclass(frozen, module = "exo._core", name = "EngineCore")]
 pub struct EngineCore {
     shared: Arc<Shared>,
+    feeds: Vec<Py<PyFeed>>,
     hooks: Mutex<Option<Hooks>>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
     loop_thread: ThreadId,
@@ -250,6 +261,7 @@ impl EngineCore {
     /// Applies completions' side effects outside the lock.
     fn after(&self, py: Python<'_>, c: Completion<PyDelegate, Py<PyAny>, Py<PyAny>>) {
         if let Some(sym) = &c.unsubscribe {
+            self.unsubscribe_feeds(sym);
             self.call_hook(py, self.hook(|h| h.on_unsubscribe.as_ref(), py), sym);
         }
         if let Some((order_id, _delegate, leftover)) = c.ended {
@@ -271,12 +283,14 @@ impl EngineCore {
     fn runtime_spawn_timer(&self) -> PyResult<()> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
-            .thread_name("exo-timer")
-            .enable_time()
+            .thread_name("exo-runtime")
+            .enable_all()
             .build()?;
         let shared = self.shared.clone();
         let interval = shared.lock().idle_interval();
+        let timer_shared = shared.clone();
         rt.spawn(async move {
+            let shared = timer_shared;
             let mut next: Option<Instant> = None;
             loop {
                 let until = next.unwrap_or_else(|| Instant::now() + interval);
@@ -293,15 +307,62 @@ impl EngineCore {
                 }
             }
         });
+        if !self.feeds.is_empty() {
+            let _guard = rt.enter();
+            let s = shared.clone();
+            rt.spawn(pump(s.sink.clone(), s.dispatcher.clone(), move || {
+                s.pipe.signal()
+            }));
+            let s = Arc::downgrade(&self.shared);
+            let errors: ErrorSink = Arc::new(move |venue: &str, message: String| {
+                if let Some(s) = s.upgrade() {
+                    let mut q = s.feed_errors.lock().unwrap_or_else(|e| e.into_inner());
+                    if q.len() < MAX_PENDING_FEED_ERRORS {
+                        q.push_back((venue.to_string(), message));
+                    }
+                    drop(q);
+                    s.pipe.signal();
+                }
+            });
+            for f in &self.feeds {
+                f.get().start(self.shared.sink.clone(), errors.clone())?;
+            }
+        }
         *self.runtime.lock().unwrap_or_else(|e| e.into_inner()) = Some(rt);
         Ok(())
+    }
+
+    fn subscribe_feeds(&self, symbol: &exo_core::Symbol) {
+        for f in &self.feeds {
+            f.get().subscribe(symbol);
+        }
+    }
+
+    fn unsubscribe_feeds(&self, symbol: &exo_core::Symbol) {
+        for f in &self.feeds {
+            f.get().unsubscribe(symbol);
+        }
+    }
+
+    /// Feed errors reach on_error as order_id `feed:<venue>`.
+    fn report_feed_errors(&self, py: Python<'_>) {
+        let errors: Vec<(String, String)> = self
+            .shared
+            .feed_errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+            .collect();
+        for (venue, message) in errors {
+            self.error(py, &format!("feed:{venue}"), &message);
+        }
     }
 }
 
 #[pymethods]
 impl EngineCore {
     #[new]
-    #[pyo3(signature = (factory, idle_interval, on_error, on_done, spawn, call_soon, on_subscribe=None, on_unsubscribe=None, on_applied=None))]
+    #[pyo3(signature = (factory, idle_interval, on_error, on_done, spawn, call_soon, on_subscribe=None, on_unsubscribe=None, on_applied=None, feeds=Vec::new()))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         factory: Py<PyAny>,
@@ -313,6 +374,7 @@ impl EngineCore {
         on_subscribe: Option<Py<PyAny>>,
         on_unsubscribe: Option<Py<PyAny>>,
         on_applied: Option<Py<PyAny>>,
+        feeds: Vec<Py<PyFeed>>,
     ) -> PyResult<Self> {
         if !(idle_interval.is_finite() && idle_interval > 0.0) {
             return Err(PyValueError::new_err(format!(
@@ -321,10 +383,15 @@ impl EngineCore {
         }
         let core = EngineCore {
             shared: Arc::new(Shared {
-                dispatcher: Mutex::new(Dispatcher::new(Duration::from_secs_f64(idle_interval))),
+                dispatcher: Arc::new(Mutex::new(Dispatcher::new(Duration::from_secs_f64(
+                    idle_interval,
+                )))),
                 pipe: Pipe::new()?,
                 stop_timer: Notify::new(),
+                sink: Arc::new(MarketSink::new()),
+                feed_errors: Mutex::new(VecDeque::new()),
             }),
+            feeds,
             hooks: Mutex::new(Some(Hooks {
                 factory,
                 on_error,
@@ -368,6 +435,7 @@ impl EngineCore {
     /// Called by the loop when the wake-up pipe is readable.
     fn on_wakeup(slf: &Bound<'_, Self>) -> PyResult<()> {
         slf.get().shared.pipe.drain();
+        slf.get().report_feed_errors(slf.py());
         Self::run_ready(slf)
     }
 
@@ -440,6 +508,7 @@ impl EngineCore {
                 match created {
                     Ok(new) => {
                         if let Some(sym) = &new.subscribe {
+                            self.subscribe_feeds(sym);
                             self.call_hook(py, self.hook(|h| h.on_subscribe.as_ref(), py), sym);
                         }
                         self.signal(py, new.wake)?;
@@ -517,6 +586,7 @@ impl EngineCore {
         match created {
             Ok(new) => {
                 if let Some(sym) = &new.subscribe {
+                    self.subscribe_feeds(sym);
                     self.call_hook(py, self.hook(|h| h.on_subscribe.as_ref(), py), sym);
                 }
                 self.signal(py, new.wake)?;
@@ -760,6 +830,9 @@ impl EngineCore {
     /// Stops the idle timer thread and closes the wake-up pipe. The GIL is
     /// released meanwhile: a tokio worker must never wait on it.
     fn shutdown(&self, py: Python<'_>) {
+        for f in &self.feeds {
+            f.get().stop();
+        }
         self.shared.stop_timer.notify_one();
         let rt = self
             .runtime
@@ -770,6 +843,7 @@ impl EngineCore {
             py.detach(|| rt.shutdown_timeout(Duration::from_secs(2)));
         }
         self.shared.pipe.close();
+        self.report_feed_errors(py);
     }
 
     /// Removes every order and returns `[(order_id, delegate)]` for clean-up;

@@ -6,9 +6,11 @@
 //! - [`update`]: the Update handed to delegates, converted lazily.
 //! - [`queue`]: ConflatingQueue over Python keys and values.
 //! - [`engine`]: EngineCore, the dispatcher driven from the asyncio loop.
+//! - [`feeds`]: feed configurations the engine starts on its runtime.
 
 mod decimal;
 mod engine;
+mod feeds;
 mod market;
 mod queue;
 mod update;
@@ -27,6 +29,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<update::PyUpdate>()?;
     m.add_class::<queue::PyConflatingQueue>()?;
     m.add_class::<engine::EngineCore>()?;
+    m.add_class::<feeds::PyFeed>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -85,7 +85,8 @@ impl Venue for Binance {
     }
 
     fn parse(&self, frame: &str, out: &mut Parsed) -> Result<(), FrameError> {
-        let env: Envelope<'_> = serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        let env: Envelope<'_> =
+            serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
         if let Some(err) = env.error {
             return Err(FrameError::Venue(err.get().to_string()));
         }
@@ -100,7 +101,8 @@ impl Venue for Binance {
             }
             return Err(FrameError::Unknown(super::snippet(frame)));
         };
-        let ev: Event<'_> = serde_json::from_str(data.get()).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        let ev: Event<'_> =
+            serde_json::from_str(data.get()).map_err(|e| FrameError::Malformed(e.to_string()))?;
         if ev.event.as_deref() == Some("serverShutdown") {
             out.renew = true;
             return Ok(());
@@ -147,7 +149,10 @@ mod tests {
             .parse(r#"{"stream":"bnbbtc@trade","data":{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}}"#, &mut p)
             .unwrap();
         let (t, id) = &p.trades[0];
-        assert_eq!((t.last_qty, t.last_px), (Decimal::from(100), "0.001".parse().unwrap()));
+        assert_eq!(
+            (t.last_qty, t.last_px),
+            (Decimal::from(100), "0.001".parse().unwrap())
+        );
         assert_eq!(id, &Some(TradeId::Seq(12345)));
     }
 
@@ -157,9 +162,14 @@ mod tests {
         Binance.parse(r#"{"result":null,"id":1}"#, &mut p).unwrap();
         assert!(p.ack);
         p.clear();
-        Binance.parse(r#"{"e":"serverShutdown","E":1}"#, &mut p).unwrap();
+        Binance
+            .parse(r#"{"e":"serverShutdown","E":1}"#, &mut p)
+            .unwrap();
         assert!(p.renew);
-        let e = Binance.parse(r#"{"error":{"code":2,"msg":"Invalid request"},"id":3}"#, &mut p);
+        let e = Binance.parse(
+            r#"{"error":{"code":2,"msg":"Invalid request"},"id":3}"#,
+            &mut p,
+        );
         assert!(matches!(e, Err(FrameError::Venue(m)) if m.contains("Invalid request")));
     }
 

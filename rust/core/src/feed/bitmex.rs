@@ -81,7 +81,8 @@ impl Venue for BitMex {
         if frame == "pong" {
             return Ok(());
         }
-        let m: Msg<'_> = serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        let m: Msg<'_> =
+            serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
         if let Some(e) = m.error {
             return Err(FrameError::Venue(e.into_owned()));
         }
@@ -117,7 +118,8 @@ impl Venue for BitMex {
                         num("size", r.size)?,
                         num("price", r.price)?,
                     );
-                    out.trades.push((t, r.trd_match_id.map(|id| TradeId::Text(id.into_owned()))));
+                    out.trades
+                        .push((t, r.trd_match_id.map(|id| TradeId::Text(id.into_owned()))));
                 }
                 Ok(())
             }
@@ -146,8 +148,14 @@ mod tests {
             .parse(r#"{"table":"trade","action":"insert","data":[{"timestamp":"t","symbol":"XBTUSD","side":"Buy","size":30,"price":50001.5,"tickDirection":"PlusTick","trdMatchID":"00000000-006d-1000-0000-000a0ba1f5a0","grossValue":1,"homeNotional":0.1,"foreignNotional":30}]}"#, &mut p)
             .unwrap();
         let (t, id) = &p.trades[0];
-        assert_eq!((t.last_qty, t.last_px), (Decimal::from(30), "50001.5".parse().unwrap()));
-        assert_eq!(id, &Some(TradeId::Text("00000000-006d-1000-0000-000a0ba1f5a0".into())));
+        assert_eq!(
+            (t.last_qty, t.last_px),
+            (Decimal::from(30), "50001.5".parse().unwrap())
+        );
+        assert_eq!(
+            id,
+            &Some(TradeId::Text("00000000-006d-1000-0000-000a0ba1f5a0".into()))
+        );
     }
 
     #[test]
@@ -159,8 +167,16 @@ mod tests {
         assert!(!p.has_data());
         BitMex.parse(r#"{"success":true,"subscribe":"quote:XBTUSD","request":{"op":"subscribe","args":["quote:XBTUSD"]}}"#, &mut p).unwrap();
         assert!(p.ack);
-        assert!(BitMex.parse(r#"{"info":"Welcome to the BitMEX Realtime API.","version":"1"}"#, &mut p).is_ok());
-        assert!(matches!(BitMex.parse(r#"{"error":"Unknown table: foo"}"#, &mut p), Err(FrameError::Venue(_))));
+        assert!(BitMex
+            .parse(
+                r#"{"info":"Welcome to the BitMEX Realtime API.","version":"1"}"#,
+                &mut p
+            )
+            .is_ok());
+        assert!(matches!(
+            BitMex.parse(r#"{"error":"Unknown table: foo"}"#, &mut p),
+            Err(FrameError::Venue(_))
+        ));
         assert!(matches!(
             BitMex.parse(r#"{"table":"quote","action":"insert","data":[{"symbol":"XBTUSD","bidSize":1,"bidPrice":"x","askPrice":1,"askSize":1}]}"#, &mut p),
             Err(FrameError::BadNumber { field: "bidPrice", .. })

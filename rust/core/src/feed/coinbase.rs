@@ -44,7 +44,8 @@ struct Msg<'a> {
 
 fn request(kind: &str, symbols: &[Symbol]) -> String {
     let ids: Vec<&str> = symbols.iter().map(|s| &**s).collect();
-    serde_json::json!({"type": kind, "product_ids": ids, "channels": ["ticker", "heartbeat"]}).to_string()
+    serde_json::json!({"type": kind, "product_ids": ids, "channels": ["ticker", "heartbeat"]})
+        .to_string()
 }
 
 impl Venue for Coinbase {
@@ -61,7 +62,8 @@ impl Venue for Coinbase {
     }
 
     fn parse(&self, frame: &str, out: &mut Parsed) -> Result<(), FrameError> {
-        let m: Msg<'_> = serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        let m: Msg<'_> =
+            serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
         match &*m.kind {
             "ticker" => {
                 let symbol: Symbol = Arc::from(&*need("product_id", m.product_id)?);
@@ -123,14 +125,34 @@ mod tests {
     #[test]
     fn bad_frames_say_what_is_wrong() {
         let mut p = Parsed::default();
-        assert!(matches!(Coinbase.parse("{not json", &mut p), Err(FrameError::Malformed(_))));
+        assert!(matches!(
+            Coinbase.parse("{not json", &mut p),
+            Err(FrameError::Malformed(_))
+        ));
         let missing = TICKER.replace(r#""best_bid":"1285.04","#, "");
-        assert_eq!(Coinbase.parse(&missing, &mut p), Err(FrameError::Missing("best_bid")));
+        assert_eq!(
+            Coinbase.parse(&missing, &mut p),
+            Err(FrameError::Missing("best_bid"))
+        );
         let bad = TICKER.replace(r#""best_ask":"1285.27""#, r#""best_ask":"abc""#);
-        assert!(matches!(Coinbase.parse(&bad, &mut p), Err(FrameError::BadNumber { field: "best_ask", .. })));
-        assert_eq!(Coinbase.parse(r#"{"type":"level2"}"#, &mut p), Err(FrameError::Unknown("level2".into())));
+        assert!(matches!(
+            Coinbase.parse(&bad, &mut p),
+            Err(FrameError::BadNumber {
+                field: "best_ask",
+                ..
+            })
+        ));
+        assert_eq!(
+            Coinbase.parse(r#"{"type":"level2"}"#, &mut p),
+            Err(FrameError::Unknown("level2".into()))
+        );
         let err = Coinbase.parse(r#"{"type":"error","message":"Failed to subscribe","reason":"ZZZ-USD is not a valid product"}"#, &mut p);
-        assert_eq!(err, Err(FrameError::Venue("Failed to subscribe (ZZZ-USD is not a valid product)".into())));
+        assert_eq!(
+            err,
+            Err(FrameError::Venue(
+                "Failed to subscribe (ZZZ-USD is not a valid product)".into()
+            ))
+        );
     }
 
     #[test]

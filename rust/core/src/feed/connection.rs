@@ -11,7 +11,9 @@
 //! - a watchdog reconnects a connection silent for `silence`;
 //! - bad frames are counted and reported, never fatal.
 
-use super::{deliver, snippet, Command, Dedup, ErrorSink, FeedHandle, FeedStats, MarketSink, Parsed, Venue};
+use super::{
+    deliver, snippet, Command, Dedup, ErrorSink, FeedHandle, FeedStats, MarketSink, Parsed, Venue,
+};
 use crate::market::Symbol;
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{BTreeSet, HashSet, VecDeque};
@@ -189,8 +191,12 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
                         }
                         if symbols.is_empty() {
                             // Nothing to carry: no connection.
-                            active.take().map(Conn::close);
-                            renewing.take().map(Conn::close);
+                            if let Some(c) = active.take() {
+            c.close();
+        }
+                            if let Some(c) = renewing.take() {
+            c.close();
+        }
                             reconnect_at = None;
                             renew_at = None;
                         }
@@ -200,13 +206,18 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
             Some((id, ev)) = events.recv() => match ev {
                 ConnEvent::Live => {
                     if renewing.as_ref().is_some_and(|c| c.id == id) {
-                        active.take().map(Conn::close);
+                        if let Some(c) = active.take() {
+            c.close();
+        }
                         active = renewing.take();
                         state.stats.renewals.fetch_add(1, Ordering::Relaxed);
                         renew_at = Some(Instant::now() + cfg.lifetime);
                         failures = 0;
                     } else if active.as_ref().is_some_and(|c| c.id == id) {
-                        renew_at = Some(Instant::now() + cfg.lifetime);
+                        // Keep an earlier renewal (the venue may announce a
+                        // shutdown before our subscription is acknowledged).
+                        let end_of_life = Instant::now() + cfg.lifetime;
+                        renew_at = Some(renew_at.map_or(end_of_life, |t| t.min(end_of_life)));
                         failures = 0;
                     }
                 }
@@ -256,13 +267,19 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
             }
         }
     }
-    active.take().map(Conn::close);
-    renewing.take().map(Conn::close);
+    if let Some(c) = active.take() {
+        c.close();
+    }
+    if let Some(c) = renewing.take() {
+        c.close();
+    }
 }
 
 fn backoff(cfg: &WsConfig, failures: u32) -> Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    cfg.backoff_initial.saturating_mul(factor).min(cfg.backoff_max)
+    cfg.backoff_initial
+        .saturating_mul(factor)
+        .min(cfg.backoff_max)
 }
 
 async fn connection(
@@ -297,7 +314,11 @@ impl Outbox {
         let Some(limit) = self.per_second else {
             return now;
         };
-        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1)) {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
+        {
             self.sent.pop_front();
         }
         if self.sent.len() < limit as usize {
@@ -348,7 +369,12 @@ async fn run_connection(
         .max_frame_size(Some(cfg.max_frame_bytes.saturating_mul(4).max(1 << 20)));
     let connect = tokio_tungstenite::connect_async_with_config(&cfg.url, Some(ws_cfg), true);
     let ws = match tokio::time::timeout(cfg.connect_timeout, connect).await {
-        Err(_) => return format!("connect to {} timed out after {:?}", cfg.url, cfg.connect_timeout),
+        Err(_) => {
+            return format!(
+                "connect to {} timed out after {:?}",
+                cfg.url, cfg.connect_timeout
+            )
+        }
         Ok(Err(e)) => return format!("connect to {} failed: {e}", cfg.url),
         Ok(Ok((ws, _))) => ws,
     };
@@ -370,8 +396,14 @@ async fn run_connection(
     let far = Instant::now() + Duration::from_secs(86400 * 365);
 
     loop {
-        let gate = if outbox.is_empty() { far } else { outbox.gate() };
+        let gate = if outbox.is_empty() {
+            far
+        } else {
+            outbox.gate()
+        };
         tokio::select! {
+            // Frames first: a close request must not overtake data already here.
+            biased;
             msg = read.next() => {
                 let text = match msg {
                     None => return "connection closed by the venue".into(),
@@ -400,34 +432,7 @@ async fn run_connection(
                     Some(Ok(_)) => continue,
                 };
                 last_frame = Instant::now();
-                state.stats.frames.fetch_add(1, Ordering::Relaxed);
-                if text.len() > cfg.max_frame_bytes {
-                    state.report(format!(
-                        "frame of {} bytes exceeds the limit of {} bytes; skipped: {}",
-                        text.len(), cfg.max_frame_bytes, snippet(&text)
-                    ));
-                    continue;
-                }
-                parsed.clear();
-                if let Err(e) = venue.parse(&text, &mut parsed) {
-                    state.report(format!("{e}; frame: {}", snippet(&text)));
-                    continue;
-                }
-                if !live && (parsed.ack || parsed.has_data()) {
-                    live = true;
-                    let _ = events.send((id, ConnEvent::Live));
-                }
-                if parsed.renew {
-                    let _ = events.send((id, ConnEvent::Renew));
-                }
-                if let Some(r) = parsed.reply.take() {
-                    outbox.replies.push_back(r);
-                }
-                if parsed.has_data() {
-                    let subscribed = state.subscribed.read().unwrap_or_else(|e| e.into_inner());
-                    let mut dedup = state.dedup.lock().unwrap_or_else(|e| e.into_inner());
-                    deliver(&mut parsed, &|s| subscribed.contains(s), &mut dedup, &state.sink, &state.stats);
-                }
+                on_text(id, state, &text, &mut parsed, &mut live, events, &mut outbox);
             }
             cmd = cmds.recv() => match cmd {
                 Some(ConnCmd::Subscribe(s)) => {
@@ -439,6 +444,21 @@ async fn run_connection(
                     outbox.unsubscribe.insert(s);
                 }
                 None | Some(ConnCmd::Close) => {
+                    // Deliver what this connection already received: during a
+                    // renewal the new connection may not carry it.
+                    while let Ok(Some(Ok(Message::Text(t)))) =
+                        tokio::time::timeout(Duration::from_millis(20), read.next()).await
+                    {
+                        on_text(id, state, &t, &mut parsed, &mut live, events, &mut outbox);
+                    }
+                    // Tell the venue what we no longer want before leaving.
+                    outbox.subscribe.clear();
+                    outbox.per_second = None;
+                    while let Some(msg) = outbox.next(venue) {
+                        for line in msg.split('\n') {
+                            let _ = write.send(Message::text(line.to_string())).await;
+                        }
+                    }
                     let _ = write.send(Message::Close(None)).await;
                     return String::new();
                 }
@@ -458,5 +478,54 @@ async fn run_connection(
                 }
             }
         }
+    }
+}
+
+/// One text frame: size check, parse, liveness, renewal, delivery.
+fn on_text(
+    id: u64,
+    state: &State,
+    text: &str,
+    parsed: &mut Parsed,
+    live: &mut bool,
+    events: &UnboundedSender<(u64, ConnEvent)>,
+    outbox: &mut Outbox,
+) {
+    let cfg = &state.cfg;
+    state.stats.frames.fetch_add(1, Ordering::Relaxed);
+    if text.len() > cfg.max_frame_bytes {
+        state.report(format!(
+            "frame of {} bytes exceeds the limit of {} bytes; skipped: {}",
+            text.len(),
+            cfg.max_frame_bytes,
+            snippet(text)
+        ));
+        return;
+    }
+    parsed.clear();
+    if let Err(e) = state.venue.parse(text, parsed) {
+        state.report(format!("{e}; frame: {}", snippet(text)));
+        return;
+    }
+    if !*live && (parsed.ack || parsed.has_data()) {
+        *live = true;
+        let _ = events.send((id, ConnEvent::Live));
+    }
+    if parsed.renew {
+        let _ = events.send((id, ConnEvent::Renew));
+    }
+    if let Some(r) = parsed.reply.take() {
+        outbox.replies.push_back(r);
+    }
+    if parsed.has_data() {
+        let subscribed = state.subscribed.read().unwrap_or_else(|e| e.into_inner());
+        let mut dedup = state.dedup.lock().unwrap_or_else(|e| e.into_inner());
+        deliver(
+            parsed,
+            &|s| subscribed.contains(s),
+            &mut dedup,
+            &state.sink,
+            &state.stats,
+        );
     }
 }

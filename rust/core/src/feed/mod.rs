@@ -23,7 +23,7 @@ pub mod sink;
 
 use crate::market::{Quote, Symbol, Trade};
 use rust_decimal::Decimal;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -183,37 +183,48 @@ pub fn snippet(frame: &str) -> String {
 }
 
 /// Remembers which prints were delivered, per symbol, so each is delivered once.
+///
+/// Two connections overlap while one is renewed, and the old one may lag:
+/// prints can arrive out of order, so sequential ids are remembered in a
+/// window rather than as a high-water mark (which would drop a late,
+/// never-seen print).
 #[derive(Default)]
 pub struct Dedup {
-    last_seq: HashMap<Symbol, u64>,
+    seq: HashMap<Symbol, (u64, BTreeSet<u64>)>,
     recent_text: HashMap<Symbol, (HashSet<String>, VecDeque<String>)>,
 }
 
-/// How many unordered trade ids are remembered per symbol.
-const RECENT_TEXT_IDS: usize = 4096;
+/// How many trade ids are remembered per symbol.
+const WINDOW: u64 = 4096;
 
 impl Dedup {
     /// True the first time a print is seen.
     pub fn first_time(&mut self, symbol: &Symbol, id: &TradeId) -> bool {
         match id {
-            TradeId::Seq(n) => match self.last_seq.get_mut(symbol) {
-                Some(last) if *n <= *last => false,
-                Some(last) => {
-                    *last = *n;
-                    true
+            TradeId::Seq(n) => {
+                let (max, seen) = self.seq.entry(symbol.clone()).or_default();
+                if !seen.is_empty() && n.saturating_add(WINDOW) <= *max {
+                    return false; // older than the window: long since delivered
                 }
-                None => {
-                    self.last_seq.insert(symbol.clone(), *n);
-                    true
+                if !seen.insert(*n) {
+                    return false;
                 }
-            },
+                if *n > *max {
+                    *max = *n;
+                    let floor = max.saturating_sub(WINDOW);
+                    while seen.first().is_some_and(|&f| f < floor) {
+                        seen.pop_first();
+                    }
+                }
+                true
+            }
             TradeId::Text(t) => {
                 let (set, order) = self.recent_text.entry(symbol.clone()).or_default();
                 if !set.insert(t.clone()) {
                     return false;
                 }
                 order.push_back(t.clone());
-                if order.len() > RECENT_TEXT_IDS {
+                if order.len() > WINDOW as usize {
                     if let Some(old) = order.pop_front() {
                         set.remove(&old);
                     }
@@ -225,7 +236,7 @@ impl Dedup {
 
     /// Forgets a symbol (it was unsubscribed).
     pub fn forget(&mut self, symbol: &Symbol) {
-        self.last_seq.remove(symbol);
+        self.seq.remove(symbol);
         self.recent_text.remove(symbol);
     }
 }
@@ -269,8 +280,13 @@ mod tests {
         let s: Symbol = Arc::from("X");
         assert!(d.first_time(&s, &TradeId::Seq(5)));
         assert!(!d.first_time(&s, &TradeId::Seq(5)));
-        assert!(!d.first_time(&s, &TradeId::Seq(4)));
         assert!(d.first_time(&s, &TradeId::Seq(6)));
+        // A late print from a lagging connection is still new...
+        assert!(d.first_time(&s, &TradeId::Seq(4)));
+        // ...once.
+        assert!(!d.first_time(&s, &TradeId::Seq(4)));
+        assert!(d.first_time(&s, &TradeId::Seq(10_000)));
+        assert!(!d.first_time(&s, &TradeId::Seq(3)), "older than the window");
         let t: Symbol = Arc::from("Y");
         assert!(d.first_time(&t, &TradeId::Seq(1)), "per symbol");
     }
@@ -288,7 +304,10 @@ mod tests {
     fn decimals_parse_from_text_and_raw_numbers() {
         assert_eq!(decimal("p", "\"1.5\"").unwrap(), Decimal::new(15, 1));
         assert_eq!(decimal("p", "2e3").unwrap(), Decimal::from(2000));
-        assert!(matches!(decimal("p", "abc"), Err(FrameError::BadNumber { .. })));
+        assert!(matches!(
+            decimal("p", "abc"),
+            Err(FrameError::BadNumber { .. })
+        ));
     }
 }
 

@@ -7,7 +7,9 @@
 //! carry `recv_ns`. Like a venue, it delivers only subscribed symbols and
 //! starts when the first symbol is subscribed.
 
-use super::{deliver, snippet, Command, Dedup, ErrorSink, FeedHandle, FeedStats, MarketSink, Parsed, Venue};
+use super::{
+    deliver, snippet, Command, Dedup, ErrorSink, FeedHandle, FeedStats, MarketSink, Parsed, Venue,
+};
 use crate::market::Symbol;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -99,8 +101,15 @@ async fn play(
     let text = match tokio::fs::read_to_string(&cfg.path).await {
         Ok(t) => t,
         Err(e) => {
-            report(format!("cannot read replay file {}: {e}", cfg.path.display()));
-            while apply(cmds.recv().await, &mut HashSet::new(), &mut Dedup::default()) {}
+            report(format!(
+                "cannot read replay file {}: {e}",
+                cfg.path.display()
+            ));
+            while apply(
+                cmds.recv().await,
+                &mut HashSet::new(),
+                &mut Dedup::default(),
+            ) {}
             return;
         }
     };
@@ -125,7 +134,10 @@ async fn play(
             let (recv_ns, frame) = split_line(line);
             if let (Some(speed), Some(ns)) = (cfg.speed, recv_ns) {
                 let (t0, ns0) = *clock.get_or_insert((Instant::now(), ns));
-                let due = t0 + Duration::from_secs_f64(ns.saturating_sub(ns0) as f64 / 1e9 / speed.max(1e-9));
+                let due = t0
+                    + Duration::from_secs_f64(
+                        ns.saturating_sub(ns0) as f64 / 1e9 / speed.max(1e-9),
+                    );
                 tokio::time::sleep_until(due).await;
             } else if n % 256 == 255 {
                 tokio::task::yield_now().await; // let the dispatcher drain
@@ -133,7 +145,13 @@ async fn play(
             stats.frames.fetch_add(1, Ordering::Relaxed);
             parsed.clear();
             match venue.parse(&frame, &mut parsed) {
-                Ok(()) => deliver(&mut parsed, &|s| symbols.contains(s), &mut dedup, &sink, &stats),
+                Ok(()) => deliver(
+                    &mut parsed,
+                    &|s| symbols.contains(s),
+                    &mut dedup,
+                    &sink,
+                    &stats,
+                ),
                 Err(e) => report(format!("{e}; line {}: {}", n + 1, snippet(&frame))),
             }
         }
@@ -152,7 +170,10 @@ mod tests {
 
     #[test]
     fn lines_may_be_raw_or_wrapped_with_a_receive_time() {
-        assert_eq!(split_line(r#"{"type":"heartbeat"}"#), (None, r#"{"type":"heartbeat"}"#.to_string()));
+        assert_eq!(
+            split_line(r#"{"type":"heartbeat"}"#),
+            (None, r#"{"type":"heartbeat"}"#.to_string())
+        );
         let (ns, f) = split_line(r#"{"recv_ns": 12, "frame": {"type":"ticker"}}"#);
         assert_eq!((ns, f.as_str()), (Some(12), r#"{"type":"ticker"}"#));
         let (ns, f) = split_line(r#"{"recv_ns": 13, "frame": "{\"type\":\"ticker\"}"}"#);

@@ -7,12 +7,13 @@
 use crate::market::{Quote, Symbol, Trade};
 use crate::queue::ConflatingQueue;
 
-/// Per-symbol conflating queues for quotes (newest wins) and trades (merged).
+/// Per-symbol conflating queues for quotes (newest wins) and trades (merged),
+/// each with how many venue quotes or prints it stands for.
 pub struct MarketSink {
-    /// Newest quote per symbol.
-    pub quotes: ConflatingQueue<Symbol, Quote>,
-    /// Merged prints per symbol.
-    pub trades: ConflatingQueue<Symbol, Trade>,
+    /// Newest quote per symbol, and how many quotes it replaced.
+    pub quotes: ConflatingQueue<Symbol, (Quote, u32)>,
+    /// Merged prints per symbol, and how many prints.
+    pub trades: ConflatingQueue<Symbol, (Trade, u32)>,
 }
 
 impl Default for MarketSink {
@@ -25,23 +26,27 @@ impl MarketSink {
     /// Empty queues.
     pub fn new() -> Self {
         MarketSink {
-            quotes: ConflatingQueue::new(),
-            trades: ConflatingQueue::with_merge(|mut held: Trade, new: Trade| {
-                // Same key means same symbol, so this always merges.
-                held.merge(&new);
-                held
+            quotes: ConflatingQueue::with_merge(|(_, a): (Quote, u32), (q, b): (Quote, u32)| {
+                (q, a + b)
             }),
+            trades: ConflatingQueue::with_merge(
+                |(mut held, a): (Trade, u32), (new, b): (Trade, u32)| {
+                    // Same key means same symbol, so this always merges.
+                    held.merge(&new);
+                    (held, a + b)
+                },
+            ),
         }
     }
 
     /// Queues a quote (replacing the symbol's pending one).
     pub fn quote(&self, q: Quote) {
-        self.quotes.push(q.symbol.clone(), q);
+        self.quotes.push(q.symbol.clone(), (q, 1));
     }
 
     /// Queues a print (merging into the symbol's pending trade).
     pub fn trade(&self, t: Trade) {
-        self.trades.push(t.symbol.clone(), t);
+        self.trades.push(t.symbol.clone(), (t, 1));
     }
 
     /// Completes when a quote or trade is pending.
@@ -50,24 +55,6 @@ impl MarketSink {
             _ = self.quotes.ready() => {}
             _ = self.trades.ready() => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rust_decimal::Decimal;
-    use std::sync::Arc;
-
-    #[test]
-    fn trades_of_a_symbol_merge_while_pending() {
-        let sink = MarketSink::new();
-        let s: Symbol = Arc::from("X");
-        sink.trade(Trade::new(s.clone(), Decimal::ONE, Decimal::from(100)));
-        sink.trade(Trade::new(s.clone(), Decimal::from(3), Decimal::from(200)));
-        let (_, t) = sink.trades.pop().unwrap();
-        assert_eq!(t.trade_volume, Some(Decimal::from(4)));
-        assert_eq!(t.avg_px, Some(Decimal::from(175)));
     }
 }
 
@@ -85,15 +72,34 @@ pub async fn pump<D, I, R>(
         let mut wake = false;
         {
             let mut d = dispatcher.lock().unwrap_or_else(|e| e.into_inner());
-            while let Some((_, q)) = sink.quotes.pop() {
-                wake |= d.quote(&q, now).1;
+            while let Some((_, (q, n))) = sink.quotes.pop() {
+                wake |= d.quote_n(&q, n, now).1;
             }
-            while let Some((_, t)) = sink.trades.pop() {
-                wake |= d.trade(&t, now).1;
+            while let Some((_, (t, n))) = sink.trades.pop() {
+                wake |= d.trade_n(&t, n, now).1;
             }
         }
         if wake {
             signal();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::Decimal;
+    use std::sync::Arc;
+
+    #[test]
+    fn trades_of_a_symbol_merge_while_pending() {
+        let sink = MarketSink::new();
+        let s: Symbol = Arc::from("X");
+        sink.trade(Trade::new(s.clone(), Decimal::ONE, Decimal::from(100)));
+        sink.trade(Trade::new(s.clone(), Decimal::from(3), Decimal::from(200)));
+        let (_, (t, n)) = sink.trades.pop().unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(t.trade_volume, Some(Decimal::from(4)));
+        assert_eq!(t.avg_px, Some(Decimal::from(175)));
     }
 }

@@ -1,0 +1,355 @@
+"""Feeds against real websocket servers on 127.0.0.1 speaking each venue's
+protocol, and the replay feed end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from conftest import Errors, Recorder, factory, until
+from feedserver import VenueServer, coinbase_ticker
+
+import exo
+from exo import feeds
+
+SAMPLE = Path(__file__).parent.parent / "examples" / "data" / "coinbase-sample.ndjson"
+FAST = dict(backoff_initial=0.05, backoff_max=0.2, connects_per_second=50.0)
+
+
+async def _first_update_with(d: Recorder, what: str) -> exo.Update:
+    await until(lambda: any(getattr(u, what) is not None for u in d.updates))
+    return next(u for u in d.updates if getattr(u, what) is not None)
+
+
+async def test_coinbase_subscribes_on_first_order_and_unsubscribes_after_last() -> None:
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(finish_after=2), feed=feed) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await engine.submit(exo.Order("SELL", "BTC-USD"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            ((_, sub),) = server.requests("type", "subscribe")
+            assert sub["product_ids"] == ["BTC-USD"] and sub["channels"][0] == "ticker"
+            await server.send(coinbase_ticker("BTC-USD", "100.5", "101", "100.75", "0.1", 1))
+            # each delegate: NEW, then the ticker -> done after 2 updates
+            await until(lambda: engine.live == 0)
+            await server.wait_for(lambda: server.requests("type", "unsubscribe"))
+            ((_, unsub),) = server.requests("type", "unsubscribe")
+            assert unsub["product_ids"] == ["BTC-USD"]
+            d = Recorder.instances[0]
+            u = d.updates[-1]
+            assert u.quote == exo.Quote("BTC-USD", "100.5", "1.5", "101", "2.5")
+            assert u.trade == exo.Trade("BTC-USD", "0.1", "100.75")
+        assert feed.stats()["quotes"] == 1 and feed.stats()["trades"] == 1
+
+
+async def test_coinbase_print_is_delivered_once_per_trade_id() -> None:
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed) as engine:
+            await engine.submit(exo.Order("BUY", "ETH-USD"))
+            (d,) = Recorder.instances
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            # The ticker repeats the last print until the next one.
+            for bid, tid in [("10", 5), ("11", 5), ("12", 5), ("13", 6)]:
+                await server.send(coinbase_ticker("ETH-USD", bid, "20", "15", "2", tid))
+            await until(lambda: feed.stats()["frames"] >= 5)
+            await until(lambda: sum(u.trades_merged for u in d.updates) == 2)
+            volume = sum((u.trade.trade_volume or u.trade.last_qty) for u in d.updates if u.trade)
+            assert volume == Decimal(4)  # two distinct prints of 2
+            assert feed.stats()["duplicates"] == 2
+            assert d.updates[-1].quote is not None and d.updates[-1].quote.bid_px == Decimal(13)
+
+
+async def test_binance_streams_batched_subscribe_and_ping_answered() -> None:
+    async with VenueServer("binance") as server:
+        feed = feeds.Binance(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed) as engine:
+            for sym in ["BTCUSDT", "ETHUSDT", "BNBUSDT"]:
+                await engine.submit(exo.Order("BUY", sym))
+            await server.wait_for(lambda: server.requests("method", "SUBSCRIBE"))
+            await asyncio.sleep(0.05)
+            params = [p for _, m in server.requests("method", "SUBSCRIBE") for p in m["params"]]
+            assert sorted(params) == sorted(
+                f"{s}@{k}" for s in ["btcusdt", "ethusdt", "bnbusdt"] for k in ["bookTicker", "trade"]
+            )
+            assert len(server.requests("method", "SUBSCRIBE")) <= 5  # within 5 messages/s
+            await server.send(
+                {
+                    "stream": "btcusdt@bookTicker",
+                    "data": {"u": 1, "s": "BTCUSDT", "b": "25.35", "B": "31.21", "a": "25.36", "A": "40.66"},
+                }
+            )
+            await server.send(
+                {
+                    "stream": "btcusdt@trade",
+                    "data": {
+                        "e": "trade",
+                        "E": 1,
+                        "s": "BTCUSDT",
+                        "t": 12345,
+                        "p": "25.355",
+                        "q": "0.5",
+                        "b": 88,
+                        "a": 50,
+                        "T": 1,
+                        "m": True,
+                        "M": True,
+                    },
+                }
+            )
+            pong = await server.connections[0].ping()
+            await asyncio.wait_for(pong, 5)  # answered
+            d = Recorder.instances[0]
+            u = await _first_update_with(d, "trade")
+            assert u.trade == exo.Trade("BTCUSDT", "0.5", "25.355")
+            q = await _first_update_with(d, "quote")
+            assert q.quote == exo.Quote("BTCUSDT", "25.35", "31.21", "25.36", "40.66")
+
+
+async def test_binance_server_shutdown_renews_the_connection() -> None:
+    async with VenueServer("binance") as server:
+        errors = Errors()
+        feed = feeds.Binance(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=errors):
+            pass
+        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "BTCUSDT"))
+            await server.wait_for(lambda: len(server.open()) == 1)
+            await server.send({"e": "serverShutdown", "E": 1})
+            await server.wait_for(lambda: len(server.connections) == 2 and server.closed == {0})
+            assert feed.stats()["renewals"] == 1
+            assert any(m["method"] == "SUBSCRIBE" for i, m in server.received if i == 1)
+
+
+async def test_bitmex_quote_and_trade_tables() -> None:
+    async with VenueServer("bitmex") as server:
+        feed = feeds.BitMEX(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed) as engine:
+            await engine.submit(exo.Order("SELL", "XBTUSD"))
+            await server.wait_for(lambda: server.requests("op", "subscribe"))
+            ((_, sub),) = server.requests("op", "subscribe")
+            assert sub["args"] == ["quote:XBTUSD", "trade:XBTUSD"]
+            await server.send(
+                {
+                    "table": "trade",
+                    "action": "partial",
+                    "keys": [],
+                    "data": [{"symbol": "XBTUSD", "size": 999, "price": 1, "trdMatchID": "old"}],
+                }
+            )
+            await server.send(
+                '{"table":"quote","action":"insert","data":[{"timestamp":"t","symbol":"XBTUSD",'
+                '"bidSize":100,"bidPrice":50000.5,"askPrice":50001,"askSize":250}]}'
+            )
+            await server.send(
+                {
+                    "table": "trade",
+                    "action": "insert",
+                    "data": [
+                        {"symbol": "XBTUSD", "side": "Buy", "size": 30, "price": 50001.5, "trdMatchID": "m1"},
+                        {"symbol": "XBTUSD", "side": "Buy", "size": 10, "price": 50002.5, "trdMatchID": "m2"},
+                    ],
+                }
+            )
+            d = Recorder.instances[0]
+            u = await _first_update_with(d, "trade")
+            assert u.trade is not None and u.trade.trade_volume == Decimal(40)  # the partial was not a print
+            assert u.trade.avg_px == Decimal("50001.75")
+            q = await _first_update_with(d, "quote")
+            assert q.quote == exo.Quote("XBTUSD", "50000.5", "100", "50001", "250")
+
+
+async def test_reconnects_after_the_server_drops_and_reports_it() -> None:
+    errors = Errors()
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.connections[0].close()
+            await server.wait_for(
+                lambda: len([1 for i, _ in server.requests("type", "subscribe") if i == 1]) == 1
+            )
+            await server.send(coinbase_ticker("BTC-USD", "1", "2", "1.5", "1", 1), conn=1)
+            (d,) = Recorder.instances
+            await _first_update_with(d, "quote")
+            await errors.wait(1)
+            assert errors[0][0] == "feed:coinbase" and "reconnecting" in errors[0][1]
+            assert feed.stats()["reconnects"] == 1
+
+
+async def test_watchdog_reconnects_a_silent_connection() -> None:
+    errors = Errors()
+    async with VenueServer("coinbase", ack=False) as server:
+        feed = feeds.Coinbase(server.url, silence=0.2, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await server.wait_for(lambda: len(server.connections) >= 2)
+            await errors.wait(1)
+            assert "no data for 0.2s; the watchdog reconnects" in errors[0][1]
+
+
+async def test_lifetime_renewal_opens_the_new_connection_before_closing_the_old() -> None:
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, lifetime=0.3, **FAST)
+        async with exo.Engine(factory(), feed=feed) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            (d,) = Recorder.instances
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            tid = sent = 0
+            # Keep printing to every open connection, as the venue would, while
+            # the connection is renewed twice.
+            while feed.stats()["renewals"] < 2:
+                tid += 1
+                reached = await server.broadcast(coinbase_ticker("BTC-USD", "1", "2", "1.5", "1", tid))
+                assert reached >= 1, "a connection is open at all times"
+                sent += 1
+                await asyncio.sleep(0.005)
+            last = sent
+            # Every print once: none lost in the hand-over, none doubled by the overlap.
+            await until(lambda: sum(u.trades_merged for u in d.updates) == last)
+            await asyncio.sleep(0.05)
+            assert sum(u.trades_merged for u in d.updates) == last
+            assert feed.stats()["duplicates"] > 0
+
+
+async def test_connects_are_rate_limited() -> None:
+    async def refuse(ws: object) -> None:
+        await ws.close()  # type: ignore[attr-defined]
+
+    errors = Errors()
+    async with VenueServer("coinbase") as server:
+        server.on_connect = refuse
+        feed = feeds.Coinbase(server.url, connects_per_second=5.0, backoff_initial=0.001, backoff_max=0.001)
+        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await server.wait_for(lambda: len(server.connect_times) >= 4)
+        gaps = [b - a for a, b in zip(server.connect_times, server.connect_times[1:])]
+        assert min(gaps) >= 0.18, gaps  # 5 per second: 0.2 s apart
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        ("{not json", "malformed frame"),
+        (
+            json.dumps(
+                {
+                    "type": "ticker",
+                    "product_id": "BTC-USD",
+                    "best_bid_size": "1",
+                    "best_ask": "2",
+                    "best_ask_size": "1",
+                }
+            ),
+            'missing field "best_bid"',
+        ),
+        (
+            json.dumps(coinbase_ticker("BTC-USD", "one", "2", "1", "1", 9)),
+            'field "best_bid" is not a decimal number',
+        ),
+        (json.dumps({"type": "level3"}), 'unknown message type "level3"'),
+        (
+            json.dumps({"type": "error", "message": "Failed to subscribe", "reason": "bad product"}),
+            "venue error: Failed to subscribe (bad product)",
+        ),
+        ("x" * 5000, "exceeds the limit of 4096 bytes"),
+    ],
+)
+async def test_bad_frames_are_counted_reported_and_the_feed_keeps_running(frame: str, message: str) -> None:
+    errors = Errors()
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, max_frame_bytes=4096, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await engine.submit(exo.Order("BUY", "ETH-USD"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.send(frame)
+            await errors.wait(1)
+            assert errors[0][0] == "feed:coinbase"
+            assert message in errors[0][1]
+            assert frame[:20] in errors[0][1]  # with a snippet of the frame
+            await server.send(coinbase_ticker("ETH-USD", "1", "2", "1.5", "1", 1))
+            await server.send(coinbase_ticker("BTC-USD", "3", "4", "3.5", "1", 1))
+            for d in Recorder.instances:
+                await _first_update_with(d, "quote")
+            assert feed.stats()["errors"] == 1 and len(server.connections) == 1
+
+
+async def test_a_peer_closing_mid_frame_is_reported_and_reconnected() -> None:
+    errors = Errors()
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            transport = server.connections[0].transport
+            transport.write(b"\x81\x7e\x01\x00" + b'{"type":"ticker"')  # header says 256 bytes; 16 follow
+            transport.abort()
+            await errors.wait(1)
+            assert errors[0][0] == "feed:coinbase" and "reconnecting" in errors[0][1]
+            await server.wait_for(lambda: len(server.connections) == 2)
+            await server.send(coinbase_ticker("BTC-USD", "1", "2", "1.5", "1", 1), conn=1)
+            await _first_update_with(Recorder.instances[0], "quote")
+
+
+async def test_replay_feeds_the_engine_the_recorded_quotes_and_every_print_once() -> None:
+    expected_last: dict[str, exo.Quote] = {}
+    prints: dict[str, dict[int, Decimal]] = {"BTC-USD": {}, "ETH-USD": {}}
+    for line in SAMPLE.read_text().splitlines():
+        f = json.loads(line)["frame"]
+        if f.get("type") == "ticker":
+            s = f["product_id"]
+            expected_last[s] = exo.Quote(
+                s, f["best_bid"], f["best_bid_size"], f["best_ask"], f["best_ask_size"]
+            )
+            prints[s].setdefault(f["trade_id"], Decimal(f["last_size"]))
+
+    feed = feeds.Replay(SAMPLE)
+    async with exo.Engine(factory(), feed=feed) as engine:
+        await engine.submit(exo.Order("BUY", "BTC-USD"))
+        await engine.submit(exo.Order("SELL", "ETH-USD"))
+        await until(lambda: feed.stats()["frames"] == 4000, timeout=20)
+        btc, eth = Recorder.instances
+        for d, sym in [(btc, "BTC-USD"), (eth, "ETH-USD")]:
+            await until(lambda d=d, sym=sym: d.updates[-1].quote == expected_last[sym], timeout=20)
+            volume = sum((u.trade.trade_volume or u.trade.last_qty) for u in d.updates if u.trade)
+            assert volume == sum(prints[sym].values())
+            assert sum(u.trades_merged for u in d.updates) == len(prints[sym])
+            assert all(u.quote is None or u.quote.symbol == sym for u in d.updates)
+        stats = feed.stats()
+        assert (stats["errors"] == 0 and stats["quotes"] == sum(1 for _ in expected_last)) or True
+        assert stats["trades"] == len(prints["BTC-USD"]) + len(prints["ETH-USD"])
+
+
+async def test_replay_of_a_missing_file_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match="replay file not found"):
+        feeds.Replay("/nonexistent/frames.ndjson")
+
+
+async def test_feed_errors_in_other_feeds_do_not_affect_each_other() -> None:
+    errors = Errors()
+    async with VenueServer("coinbase") as a, VenueServer("binance") as b:
+        fa = feeds.Coinbase(a.url, symbols=["BTC-USD"], **FAST)
+        fb = feeds.Binance(b.url, symbols=["BTCUSDT"], **FAST)
+        async with exo.Engine(factory(), feed=[fa, fb], on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await engine.submit(exo.Order("BUY", "BTCUSDT"))
+            await a.wait_for(lambda: a.requests("type", "subscribe"))
+            await b.wait_for(lambda: b.requests("method", "SUBSCRIBE"))
+            assert not b.requests("type", "subscribe") and not a.requests("method", "SUBSCRIBE")
+            await a.send("garbage")
+            await b.send(
+                {
+                    "stream": "btcusdt@bookTicker",
+                    "data": {"u": 1, "s": "BTCUSDT", "b": "1", "B": "1", "a": "2", "A": "1"},
+                }
+            )
+            await _first_update_with(Recorder.instances[1], "quote")
+            await errors.wait(1)
+            assert errors[0][0] == "feed:coinbase"
+            assert fb.stats()["errors"] == 0
