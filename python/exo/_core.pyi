@@ -2,6 +2,7 @@
 `make lint` runs mypy's stubtest against the built module."""
 
 import asyncio
+import os
 from decimal import Decimal
 from typing import Any, Callable
 
@@ -10,6 +11,7 @@ from typing_extensions import Self, TypeAlias, disjoint_base, final
 __all__ = [
     "ConflatingQueue",
     "EngineCore",
+    "Feed",
     "MsgType",
     "OrdStatus",
     "Order",
@@ -238,6 +240,7 @@ class EngineCore:
         on_subscribe: Callable[[str], None] | None = None,
         on_unsubscribe: Callable[[str], None] | None = None,
         on_applied: Callable[[list[tuple[str, Any, Update, bool]]], None] | None = None,
+        feeds: list[Feed] = ...,
     ) -> EngineCore: ...
     def start(self) -> int: ...
     def on_wakeup(self) -> None: ...
@@ -255,3 +258,34 @@ class EngineCore:
     def begin_stop(self) -> None: ...
     def shutdown(self) -> None: ...
     def close(self) -> list[tuple[str, Any]]: ...
+
+@final
+class Feed:
+    @staticmethod
+    def websocket(
+        venue: str,
+        url: str | None = None,
+        *,
+        symbols: list[str] | None = None,
+        connects_per_second: float = 2.0,
+        lifetime: float = 82800.0,
+        silence: float = 30.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        max_frame_bytes: int = 1048576,
+        connect_timeout: float = 10.0,
+    ) -> Feed: ...
+    @staticmethod
+    def replay(
+        path: str | os.PathLike[str],
+        venue: str = "coinbase",
+        *,
+        speed: float | None = None,
+        repeat: bool = False,
+        symbols: list[str] | None = None,
+    ) -> Feed: ...
+    @property
+    def venue(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    def stats(self) -> dict[str, int]: ...
