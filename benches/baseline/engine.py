@@ -264,9 +264,7 @@ class Engine:
             self._queue(p)
             return order_id
         if order_id is None:
-            raise ValueError(
-                f"a {msg_type.name} needs the order_id of a live order (order.order_id is None)"
-            )
+            raise ValueError(f"a {msg_type.name} needs the order_id of a live order (order.order_id is None)")
         p = self._by_id.get(order_id)  # type: ignore[assignment]
         if p is None:
             self._error(
@@ -294,7 +292,6 @@ class Engine:
         else:
             p.instructions.append(order)
         p.arrived_ns = time.monotonic_ns()
-        p.idle = False
         if p.state == IDLE:
             self._queue(p)
         return order_id
@@ -316,7 +313,6 @@ class Engine:
         else:
             p.reports.append(report)
         p.arrived_ns = time.monotonic_ns()
-        p.idle = False
         if p.state == IDLE:
             self._queue(p)
         return True
@@ -336,7 +332,6 @@ class Engine:
             p.arrived_ns = now
             if p.state == IDLE:
                 p.state = READY
-                p.idle = False
                 ready.append(p)
                 queued = True
         if queued and not self._scheduled:
@@ -367,7 +362,6 @@ class Engine:
             p.arrived_ns = now
             if p.state == IDLE:
                 p.state = READY
-                p.idle = False
                 ready.append(p)
                 queued = True
         if queued and not self._scheduled:
@@ -440,8 +434,8 @@ class Engine:
             u.reports = p.reports or []
             u.quotes_merged = p.quotes_merged
             u.trades_merged = p.trades_merged
-            u.idle = p.idle
             arrived = u.arrived_ns = p.arrived_ns
+            u.idle = p.idle and arrived is None  # data that arrived after the timer wins
             u.staleness_ns = None if arrived is None else now_ns - arrived
             p.quote = p.trade = p.instructions = p.reports = p.arrived_ns = None
             p.quotes_merged = p.trades_merged = 0
