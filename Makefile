@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.exo-built
+# tests/test_uvloop.py runs exo on uvloop; the benches report both loops.
+UVLOOP := uvloop>=0.19
 
 .PHONY: run test test-rust test-python bench lint fmt develop clean
 
@@ -12,7 +14,7 @@ $(PY):
 
 # Rebuild the extension when Rust or packaging sources change.
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4"
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "$(UVLOOP)"
 	$(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 
@@ -27,9 +29,12 @@ test-rust:
 	cargo test -p exo-core
 
 test-python: $(STAMP)
+	$(PY) -m pip install -q "$(UVLOOP)"
 	$(PY) -m pytest
+	$(PY) -m pytest benches/baseline -p no:cacheprovider -q
 
 bench: $(STAMP)
+	$(PY) -m pip install -q "$(UVLOOP)"
 	cargo bench -p exo-core
 	$(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q
 

@@ -12,9 +12,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from conftest import median, times_better
-
 from baseline.feed import parse_ticker_frame, ticker_frames
+from conftest import median, times_better
 
 FRAMES = 50_000
 ROUNDS = 7

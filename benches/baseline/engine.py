@@ -137,6 +137,7 @@ class Engine:
         self._scheduled = False
         self._idle_heap: list[tuple[float, int, _Process]] = []
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_dead = 0
         self._serial = 0
         self._actions: set[asyncio.Task[None]] = set()
         self._done: dict[str, list[asyncio.Future[None]]] = {}
@@ -176,6 +177,7 @@ class Engine:
         self._by_symbol.clear()
         self._ready.clear()
         self._idle_heap.clear()
+        self._idle_dead = 0
         self._running = False
         await self._clean_up(live)
         for order_id, waiters in self._done.items():
@@ -530,6 +532,9 @@ class Engine:
                 self._idle_timer = loop.call_at(deadline, self._expire_idle)
                 return
             heapq.heappop(heap)
+            if p.state == ENDED:
+                self._idle_dead -= 1
+                continue
             p.idle_entry = False
             if p.state != IDLE:
                 continue  # busy or gone: it re-arms when it next goes Idle
@@ -550,6 +555,8 @@ class Engine:
             peers[p.symbol_slot] = last
             last.symbol_slot = p.symbol_slot
         p.state = ENDED
+        if p.idle_entry:
+            self._drop_idle_entry()
         if p.instructions or p.reports:
             self._error(
                 order_id,
@@ -563,6 +570,16 @@ class Engine:
         for fut in self._done.pop(order_id, ()):
             if not fut.done():
                 fut.set_result(None)
+
+    def _drop_idle_entry(self) -> None:
+        """An ended order's idle entry stays in the heap until it expires; once
+        ended orders hold most of the heap, rebuild it so they are freed now."""
+        self._idle_dead += 1
+        heap = self._idle_heap
+        if self._idle_dead > 64 and self._idle_dead * 2 > len(heap):
+            heap[:] = [e for e in heap if e[2].state != ENDED]
+            heapq.heapify(heap)
+            self._idle_dead = 0
 
     # -- errors -------------------------------------------------------------------
 
