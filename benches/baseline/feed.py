@@ -78,31 +78,42 @@ class PythonFeedThread(threading.Thread):
         self,
         loop: Any,
         frames: Iterable[bytes],
-        push_quote: Callable[[Quote], Any],
-        push_trade: Callable[[Trade], Any] | None = None,
+        push_quote: Callable[[Any], Any],
+        push_trade: Callable[[Any], Any] | None = None,
+        parse: Callable[[bytes], tuple[Any, Any]] = parse_ticker_frame,
+        hop: bool = True,
     ) -> None:
+        """``hop``: deliver through ``loop.call_soon_threadsafe`` (the pure-Python
+        way); False calls the push functions on this thread (exo's quote()
+        and trade() are thread-safe)."""
         super().__init__(name="python-feed", daemon=True)
         self._loop = loop
+        self._parse = parse
+        self._hop = hop
         self._frames = list(frames)
         self._push_quote = push_quote
         self._push_trade = push_trade
-        self._stop = threading.Event()
+        self._stop_event = threading.Event()
         self.pushed = 0
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stop_event.set()
 
     def run(self) -> None:
-        call = self._loop.call_soon_threadsafe
+        call: Callable[..., Any] = self._loop.call_soon_threadsafe if self._hop else _direct
         push_quote, push_trade = self._push_quote, self._push_trade
-        stopped = self._stop.is_set
-        frames = self._frames
+        stopped = self._stop_event.is_set
+        frames, parse = self._frames, self._parse
         while not stopped():
             for frame in frames:
-                q, t = parse_ticker_frame(frame)
+                q, t = parse(frame)
                 call(push_quote, q)
                 if push_trade is not None:
                     call(push_trade, t)
                 self.pushed += 1
                 if self.pushed & 63 == 0 and stopped():
                     return
+
+
+def _direct(push: Callable[[Any], Any], item: Any) -> None:
+    push(item)
