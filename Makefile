@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.exo-built
+# tests/test_uvloop.py runs exo on uvloop; the benches report both loops.
+UVLOOP := uvloop>=0.19
 
 .PHONY: run test test-rust test-python bench lint fmt develop clean
 
@@ -12,7 +14,7 @@ $(PY):
 
 # Rebuild the extension when Rust or packaging sources change.
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13"
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13" "$(UVLOOP)"
 	$(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 

@@ -1,26 +1,35 @@
-"""Hand-over to Python delegates.
+"""Hand-over to Python delegates, exo beside the pure-asyncio baseline, under
+the default asyncio loop and under uvloop.
 
 - hand-over: ``engine.quote()`` on the event loop, the delegate is called and
   acknowledges, repeat (conflation defeated). Per round trip, with the bare
   asyncio future round trip (create a future, resolve it from a callback,
-  await it) measured in the same run as the floor asyncio itself imposes.
+  await it) measured in the same run as the floor the loop itself imposes.
 - throughput: Updates per second delivered to 1,000 trivial delegates, one
   quote each per round, every delegate called before the next round.
+- quote() cost: what ``engine.quote()`` costs its caller with one live order.
+
+Rounds alternate between the engines so that noise on this shared machine
+falls on both alike; figures are medians over rounds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
-from conftest import median, percentile
-
-import exo
+import pytest
+from conftest import ENGINES, LOOPS, median, new_loop, percentile, run_on, times_better
 
 ROUND_TRIPS = 2_000
+HANDOVER_ROUNDS = 9
 ORDERS = 1_000
-ROUNDS = 50
+THROUGHPUT_QUOTES = 100
+THROUGHPUT_ROUNDS = 9
+QUOTE_CALLS = 100_000
+QUOTE_ROUNDS = 15
 
 
 class Ack:
@@ -28,29 +37,30 @@ class Ack:
 
     __slots__ = ("fut",)
 
-    def __init__(self, order: exo.Order) -> None:
+    def __init__(self, order: Any) -> None:
         self.fut: asyncio.Future[None] | None = None
 
-    def action(self, update: exo.Update) -> bool:
+    def action(self, update: Any) -> bool:
         fut = self.fut
         if fut is not None and not fut.done():
             fut.set_result(None)
         return False
 
 
-async def _handover_samples(n: int) -> list[float]:
+async def handover_round_trip_ns(api: SimpleNamespace, n: int) -> list[float]:
+    """n round trips quote -> action -> ack, in ns each."""
     delegates: list[Ack] = []
 
-    def make(order: exo.Order) -> Ack:
+    def make(order: Any) -> Ack:
         delegates.append(Ack(order))
         return delegates[-1]
 
     loop = asyncio.get_running_loop()
-    async with exo.Engine(make, idle_interval=3600) as engine:
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
+    async with api.Engine(make, idle_interval=3600) as engine:
+        await engine.submit(api.Order("BUY", "BTC-USD"))
         (d,) = delegates
         await asyncio.sleep(0.01)
-        q = exo.Quote("BTC-USD", "100", "1", "101", "1")
+        q = api.Quote("BTC-USD", "100", "1", "101", "1")
         samples = []
         clock = time.perf_counter_ns
         for _ in range(n):
@@ -62,8 +72,8 @@ async def _handover_samples(n: int) -> list[float]:
         return samples
 
 
-async def _future_round_trip_samples(n: int) -> list[float]:
-    """asyncio's own floor: a callback resolves a future that we await."""
+async def future_round_trip_ns(n: int) -> list[float]:
+    """The loop's own floor: a callback resolves a future that we await."""
     loop = asyncio.get_running_loop()
     samples = []
     clock = time.perf_counter_ns
@@ -76,34 +86,41 @@ async def _future_round_trip_samples(n: int) -> list[float]:
     return samples
 
 
-def test_handover_to_python_delegate(benchmark: Any, figures: Any) -> None:
-    runs: list[list[float]] = []
-    floors: list[list[float]] = []
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_handover_to_python_delegate_p50_p99_us(benchmark: Any, figures: Any, loop_kind: str) -> None:
+    runs: dict[str, list[list[float]]] = {"exo": [], "baseline": [], "floor": []}
 
-    def one_run() -> None:
-        runs.append(asyncio.run(_handover_samples(ROUND_TRIPS)))
-        floors.append(asyncio.run(_future_round_trip_samples(ROUND_TRIPS)))
+    def one_round() -> None:
+        for name, api in ENGINES.items():
+            runs[name].append(run_on(loop_kind, lambda api=api: handover_round_trip_ns(api, ROUND_TRIPS)))
+        runs["floor"].append(run_on(loop_kind, lambda: future_round_trip_ns(ROUND_TRIPS)))
 
-    benchmark.pedantic(one_run, rounds=7, iterations=1)
-    p50 = median([percentile(r, 50) for r in runs]) / 1000
-    p99 = median([percentile(r, 99) for r in runs]) / 1000
-    f50 = median([percentile(r, 50) for r in floors]) / 1000
-    benchmark.extra_info.update(p50_us=p50, p99_us=p99, asyncio_floor_p50_us=f50)
+    benchmark.pedantic(one_round, rounds=HANDOVER_ROUNDS, iterations=1)
+    p50 = {k: median([percentile(r, 50) for r in v]) / 1000 for k, v in runs.items()}
+    p99 = {k: median([percentile(r, 99) for r in v]) / 1000 for k, v in runs.items()}
+    benchmark.extra_info.update(p50_us=p50, p99_us=p99)
+    below = (1 - p50["exo"] / p50["baseline"]) * 100
     figures(
-        "hand-over to a Python delegate (quote -> action -> ack)",
-        f"p50 {p50:.2f} us, p99 {p99:.2f} us",
-        "p50 >= 15 % below pure asyncio (6.6 us), p99 <= 10 us",
-        f"asyncio future round trip alone: p50 {f50:.2f} us (exo adds {p50 - f50:.2f} us)",
+        f"hand-over to a Python delegate, quote -> action -> ack [{loop_kind}]"
+        f" (loop's own future round trip: p50 {p50['floor']:.2f} us)",
+        f"p50 {p50['exo']:.2f} us, p99 {p99['exo']:.2f} us",
+        f"p50 {p50['baseline']:.2f} us, p99 {p99['baseline']:.2f} us",
+        f"p50 {times_better(p50['exo'], p50['baseline'])} ({below:.0f} % below), "
+        f"p99 {times_better(p99['exo'], p99['baseline'])}",
+        "p50 >= 15 % below baseline, p99 <= 10 us",
+        below >= 15 and p99["exo"] <= 10,
     )
 
 
 class Count:
+    """Counts Updates; resolves the round's future when every order has had one."""
+
     __slots__ = ("box",)
 
     def __init__(self, box: list[Any]) -> None:
         self.box = box
 
-    def action(self, update: exo.Update) -> bool:
+    def action(self, update: Any) -> bool:
         box = self.box
         box[0] += 1
         if box[0] == box[1]:
@@ -111,68 +128,88 @@ class Count:
         return False
 
 
-async def _throughput(orders: int, rounds: int) -> float:
+async def updates_per_second(api: SimpleNamespace, orders: int, quotes: int) -> float:
+    """Updates/s to ``orders`` trivial delegates; every delegate is called
+    once per quote before the next quote is pushed (conflation defeated)."""
     box: list[Any] = [0, orders, None]
     loop = asyncio.get_running_loop()
-    async with exo.Engine(lambda o: Count(box), idle_interval=3600) as engine:
+    async with api.Engine(lambda o: Count(box), idle_interval=3600) as engine:
         box[2] = loop.create_future()
         for _ in range(orders):
-            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await engine.submit(api.Order("BUY", "BTC-USD"))
         await box[2]
-        q = exo.Quote("BTC-USD", "100", "1", "101", "1")
+        q = api.Quote("BTC-USD", "100", "1", "101", "1")
         t = time.perf_counter()
-        for _ in range(rounds):
+        for _ in range(quotes):
             box[0], box[2] = 0, loop.create_future()
             engine.quote(q)
             await box[2]
-        return orders * rounds / (time.perf_counter() - t)
+        return orders * quotes / (time.perf_counter() - t)
 
 
-def test_updates_per_second_to_1000_python_delegates(benchmark: Any, figures: Any) -> None:
-    rates: list[float] = []
-    benchmark.pedantic(lambda: rates.append(asyncio.run(_throughput(ORDERS, ROUNDS))), rounds=7, iterations=1)
-    rate = median(rates)
-    benchmark.extra_info.update(updates_per_s=rate)
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_updates_per_second_to_1000_python_delegates(benchmark: Any, figures: Any, loop_kind: str) -> None:
+    rates: dict[str, list[float]] = {"exo": [], "baseline": []}
+
+    def one_round() -> None:
+        for name, api in ENGINES.items():
+            rates[name].append(
+                run_on(loop_kind, lambda api=api: updates_per_second(api, ORDERS, THROUGHPUT_QUOTES))
+            )
+
+    benchmark.pedantic(one_round, rounds=THROUGHPUT_ROUNDS, iterations=1)
+    exo_rate, base_rate = median(rates["exo"]), median(rates["baseline"])
+    benchmark.extra_info.update(exo_updates_per_s=exo_rate, baseline_updates_per_s=base_rate)
     figures(
-        "Updates/s to 1,000 trivial Python delegates, conflation defeated",
-        f"{rate / 1e6:.2f} M/s",
-        ">= 5 M/s",
-        "pure asyncio 0.83-0.87 M/s (DESIGN.md reference)",
+        f"Updates/s to 1,000 trivial Python delegates, conflation defeated [{loop_kind}]",
+        f"{exo_rate / 1e6:.2f} M/s",
+        f"{base_rate / 1e6:.2f} M/s",
+        times_better(exo_rate, base_rate, higher_is_better=True),
+        ">= 5 M/s (pure asyncio ref. 0.83-0.87 M/s)",
+        exo_rate >= 5e6,
     )
 
 
-def test_quote_call_cost_to_the_caller(benchmark: Any, figures: Any) -> None:
-    """engine.quote() with one live order whose Update is already pending."""
+def quote_call_ns(api: SimpleNamespace) -> list[float]:
+    """ns per ``engine.quote()`` with one live order, the loop not running: each
+    call is the fan-out and merge alone (the first call schedules the hand-over)."""
 
-    async def setup() -> tuple[exo.Engine, exo.Quote]:
-        engine = exo.Engine(lambda o: Ack(o), idle_interval=3600)
+    async def setup() -> tuple[Any, Any]:
+        engine = api.Engine(lambda o: Ack(o), idle_interval=3600)
         await engine.start()
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        return engine, exo.Quote("BTC-USD", "100", "1", "101", "1")
+        await engine.submit(api.Order("BUY", "BTC-USD"))
+        return engine, api.Quote("BTC-USD", "100", "1", "101", "1")
 
-    loop = asyncio.new_event_loop()
+    loop = new_loop("asyncio")
     try:
         engine, q = loop.run_until_complete(setup())
-        # The loop is not running: the order stays Ready, so each call is the
-        # fan-out and merge alone, with no hand-over scheduled.
-        n = 100_000
-        per_call: list[float] = []
-
-        def calls() -> None:
+        per_call = []
+        for _ in range(QUOTE_ROUNDS):
             quote = engine.quote
             t = time.perf_counter_ns()
-            for _ in range(n):
+            for _ in range(QUOTE_CALLS):
                 quote(q)
-            per_call.append((time.perf_counter_ns() - t) / n)
-
-        benchmark.pedantic(calls, rounds=15, iterations=1)
+            per_call.append((time.perf_counter_ns() - t) / QUOTE_CALLS)
         loop.run_until_complete(engine.stop())
     finally:
         loop.close()
-    ns = median(per_call)
+    return per_call
+
+
+def test_quote_call_cost_to_the_caller_ns(benchmark: Any, figures: Any) -> None:
+    per_call: dict[str, list[float]] = {"exo": [], "baseline": []}
+
+    def one_round() -> None:
+        for name, api in ENGINES.items():
+            per_call[name].extend(quote_call_ns(api))
+
+    benchmark.pedantic(one_round, rounds=3, iterations=1)
+    exo_ns, base_ns = median(per_call["exo"]), median(per_call["baseline"])
     figures(
-        "engine.quote() cost to the caller (1 order)",
-        f"{ns:.0f} ns",
-        "<= 150 ns",
-        "pure asyncio 320 ns (reference)",
+        "engine.quote() cost to the caller, 1 live order",
+        f"{exo_ns:.0f} ns",
+        f"{base_ns:.0f} ns",
+        times_better(exo_ns, base_ns),
+        "<= 150 ns (pure asyncio ref. 320 ns)",
+        exo_ns <= 150,
     )
