@@ -10,7 +10,7 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from conftest import ENGINES, median, run_on, times_better
+from benchkit import ENGINES, median, run_on, times_better
 
 ORDERS = 10_000
 QUOTES_PER_RUN = 20

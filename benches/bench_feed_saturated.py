@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Any, Callable
 
 from baseline.feed import PythonFeedThread, ticker_frames
-from conftest import ENGINES, median, percentile, run_on, times_better
+from benchkit import ENGINES, median, percentile, run_on, times_better
 
 import exo
 

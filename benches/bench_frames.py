@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from baseline.feed import parse_ticker_frame, ticker_frames
-from conftest import median, times_better
+from benchkit import median, times_better
 
 FRAMES = 50_000
 ROUNDS = 7

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import ENGINES, LOOPS, median, new_loop, percentile, run_on, times_better
+from benchkit import ENGINES, LOOPS, median, new_loop, percentile, run_on, times_better
 
 ROUND_TRIPS = 2_000
 HANDOVER_ROUNDS = 9

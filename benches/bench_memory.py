@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import median, times_better
+from benchkit import median, times_better
 
 ORDERS = 100_000
 ROUNDS = 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from conftest import Errors, Recorder, factory, quote, until
+from helpers import Errors, Recorder, factory, quote, until
 
 import exo
 from exo import MsgType

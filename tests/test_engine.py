@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from conftest import Errors, Recorder, factory, quote, until
+from helpers import Errors, Recorder, factory, quote, until
 
 import exo
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import Errors, Recorder, factory, until
+from helpers import Errors, Recorder, factory, until
 from feedserver import VenueServer, coinbase_ticker
 
 import exo

@@ -8,7 +8,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from conftest import Recorder, factory, quote, until
+from helpers import Recorder, factory, quote, until
 
 import exo
 
