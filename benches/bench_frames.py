@@ -1,21 +1,28 @@
 """Venue frames parsed: Coinbase ``ticker`` frames into Quote and Trade.
 
-The Python side is measured here: ``json.loads`` + ``Decimal`` into the
-baseline's Quote/Trade, frames per second on one core. The Rust feed (parse
-and conflate in Rust) arrives with another issue; wire it into
-``rust_frames_per_second`` below and the row fills in, with the ratio.
+Python: ``json.loads`` + ``Decimal`` into the baseline's Quote/Trade, frames
+per second on one core. exo: the same frames through exo's Rust feed (the
+replay feed reading them from a file, parsing, de-duplicating prints and
+conflating into the engine's queues, then fanned out to one live order),
+timed from the order's submit until the feed has counted every frame. The
+per-venue parse figures without the engine are in ``cargo bench`` (feeds).
 """
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from baseline.feed import parse_ticker_frame, ticker_frames
 from benchkit import median, times_better
 
-FRAMES = 50_000
+import exo
+
+FRAMES = 200_000
 ROUNDS = 7
 
 
@@ -29,9 +36,27 @@ def python_frames_per_second(frames: Sequence[bytes]) -> float:
 
 
 def rust_frames_per_second(frames: Sequence[bytes]) -> float | None:
-    """HOOK for the Rust feed: parse and conflate ``frames`` in Rust, return
-    frames/s on one core. None until exo has a Rust feed parser."""
-    return None
+    """exo's Rust feed: the frames replayed as fast as possible into an engine
+    with one live order, frames/s."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "frames.ndjson"
+        path.write_bytes(b"\n".join(frames) + b"\n")
+
+        async def run() -> float:
+            feed = exo.feeds.Replay(path)
+            async with exo.Engine(lambda order: _Idle(), feed=feed, idle_interval=3600) as engine:
+                t = time.perf_counter()
+                await engine.submit(exo.Order("BUY", "BTC-USD"))
+                while feed.stats()["frames"] < len(frames):
+                    await asyncio.sleep(0.0005)
+                return len(frames) / (time.perf_counter() - t)
+
+        return asyncio.run(run())
+
+
+class _Idle:
+    def action(self, update: exo.Update) -> bool:
+        return False
 
 
 def test_venue_frames_parsed_per_second(benchmark: Any, figures: Any) -> None:

@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from helpers import Errors, Recorder, factory, until
 from feedserver import VenueServer, coinbase_ticker
+from helpers import Errors, Recorder, factory, until
 
 import exo
 from exo import feeds

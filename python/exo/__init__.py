@@ -4,6 +4,7 @@ Market data is conflated and fanned out in Rust; each order's Python delegate
 gets one merged Update at a time. See README.md for a quickstart.
 """
 
+from exo import feeds
 from exo._core import __version__
 from exo.engine import Delegate, DelegateFactory, Engine, EngineStopped
 from exo.market import MsgType, Order, OrdStatus, Quote, Report, Side, Trade, Update
@@ -24,4 +25,5 @@ __all__ = [
     "Trade",
     "Update",
     "__version__",
+    "feeds",
 ]
