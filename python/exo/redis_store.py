@@ -1,0 +1,352 @@
+"""RedisStore: the engine's journal and checkpoints in Redis.
+
+Key layout (``prefix`` defaults to ``exo``; ``{<order_id>}`` is a hash tag, so
+all of one order's keys share a Cluster slot and are updated atomically):
+
+    exo:live                        SET     order_ids of live orders (the index)
+    exo:{<order_id>}:order          STRING  the NEW as submitted (codec)
+    exo:{<order_id>}:journal        STREAM  entry ID 0-<seq>; k = n|i|r, v = the item (codec)
+    exo:{<order_id>}:checkpoint     HASH    applied = last applied seq, state = snapshot (codec)
+
+One stream per order holds the NEW marker, instructions and reports in arrival
+order, so replay keeps exactly the order in which they arrived; the engine
+numbers them itself (seq), so a write whose reply was lost can be found and
+undone. A checkpoint and the trim of the entries it covers are one Lua call.
+
+Uses the ``redis`` package's asyncio client (install ``hiredis`` to parse faster).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from exo.store import (
+    NEW,
+    Checkpoint,
+    Codec,
+    Entry,
+    Store,
+    StoredOrder,
+    StoreError,
+    StoreUnavailable,
+)
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
+
+__all__ = ["RedisStore"]
+
+log = logging.getLogger("exo.store")
+
+_SCHEMES = ("redis", "rediss", "unix")
+
+# KEYS: order, journal, checkpoint. ARGV: the encoded NEW, its seq.
+# A NEW (re)starts the order: whatever a finished order of that id left goes.
+_NEW = """
+redis.call('DEL', KEYS[2], KEYS[3])
+redis.call('SET', KEYS[1], ARGV[1])
+return redis.call('XADD', KEYS[2], '0-' .. ARGV[2], 'k', 'n')
+"""
+
+# KEYS: checkpoint, journal, order. ARGV: applied seq, '1' when a state follows, state.
+# The checkpoint and the trim of the entries it covers, atomically.
+_CHECKPOINT = """
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+if ARGV[2] == '1' then
+  redis.call('HSET', KEYS[1], 'applied', ARGV[1], 'state', ARGV[3])
+else
+  redis.call('HSET', KEYS[1], 'applied', ARGV[1])
+end
+redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(ARGV[1]) + 1))
+return 1
+"""
+
+_CHUNK = 500
+"""Orders per pipeline when loading."""
+
+
+def _redacted(url: str) -> str:
+    """The URL with its password replaced, for logs and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _seq(stream_id: bytes | str) -> int:
+    raw = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    return int(raw.split("-", 1)[1])
+
+
+class RedisStore(Store):
+    """Journal and checkpoints in Redis.
+
+    ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...``
+    for TLS (``?ssl_cert_reqs=none`` and the other redis-py URL options work),
+    or ``unix:///path/to/socket``. ``retention``: seconds a completed order's
+    keys are kept (expired) before Redis drops them; None deletes them at once.
+    ``prefix`` starts every key. ``timeout``: seconds a connect or a command
+    may take before the store counts as unreachable.
+    """
+
+    durable = True
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379/0",
+        *,
+        prefix: str = "exo",
+        retention: float | None = None,
+        timeout: float = 5.0,
+        codec: Codec | None = None,
+    ) -> None:
+        super().__init__(codec)
+        if not isinstance(url, str) or urlsplit(url).scheme not in _SCHEMES:
+            raise ValueError(
+                f"RedisStore url must be redis://[[user]:password@]host[:port][/db], rediss://... (TLS) "
+                f"or unix:///path, got {url!r}"
+            )
+        if retention is not None and not retention > 0:
+            raise ValueError(f"retention must be a positive number of seconds or None, got {retention!r}")
+        if not prefix or "{" in prefix or "}" in prefix:
+            raise ValueError(f"prefix must be a non-empty string without braces, got {prefix!r}")
+        self.url = url
+        self.prefix = prefix
+        self.retention = retention
+        self.timeout = timeout
+        self._redis: Redis | None = None
+        self._new: Any = None
+        self._checkpoint: Any = None
+
+    def __repr__(self) -> str:
+        return f"RedisStore({_redacted(self.url)!r}, prefix={self.prefix!r})"
+
+    # -- keys -------------------------------------------------------------------
+
+    @property
+    def index_key(self) -> str:
+        """The SET of live order_ids."""
+        return f"{self.prefix}:live"
+
+    def keys(self, order_id: str) -> tuple[str, str, str]:
+        """(order, journal, checkpoint) keys of one order, sharing its hash tag."""
+        tag = f"{self.prefix}:{{{order_id}}}"
+        return f"{tag}:order", f"{tag}:journal", f"{tag}:checkpoint"
+
+    def connection_options(self) -> dict[str, Any]:
+        """What the URL says, as redis-py parses it: host, port, db, username,
+        password, ``tls`` (True for rediss://). For checking a URL without a server."""
+        from redis.asyncio.connection import SSLConnection, parse_url
+
+        options: dict[str, Any] = dict(parse_url(self.url))
+        options["tls"] = options.pop("connection_class", None) is SSLConnection
+        return options
+
+    # -- life cycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+        await self.close()
+        # No retries inside the client: a write whose reply is lost must
+        # surface here, so the engine can undo it rather than guess.
+        client = Redis.from_url(
+            self.url,
+            socket_connect_timeout=self.timeout,
+            socket_timeout=self.timeout,
+            retry=Retry(NoBackoff(), 0),
+        )
+        where = _redacted(self.url)
+        try:
+            await client.ping()
+        except AuthenticationError as exc:
+            await client.aclose()
+            raise StoreUnavailable(
+                f"Redis at {where} refused the credentials ({exc}); expected the password in the URL, "
+                "e.g. redis://:password@host:6379/0"
+            ) from exc
+        except ResponseError as exc:
+            await client.aclose()
+            raise StoreUnavailable(f"Redis at {where} refused the connection: {exc}") from exc
+        except (RedisError, OSError) as exc:
+            await client.aclose()
+            raise StoreUnavailable(
+                f"cannot reach Redis at {where}: {type(exc).__name__}: {exc}. "
+                "Is redis-server running there? Expected redis://host:port/db, rediss:// for TLS"
+            ) from exc
+        self._redis = client
+        self._new = client.register_script(_NEW)
+        self._checkpoint = client.register_script(_CHECKPOINT)
+        log.info("store: %r (durable as the Redis server's persistence is configured)", self)
+
+    async def close(self) -> None:
+        client, self._redis = self._redis, None
+        if client is not None:
+            await client.aclose()
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            raise StoreError(f"{self!r} is not open: the engine opens it in start()")
+        return self._redis
+
+    async def _execute(self, pipe: Pipeline, what: str) -> list[Any]:
+        """Runs a pipeline; connection trouble becomes StoreUnavailable and a
+        command's error StoreError."""
+        from redis.exceptions import RedisError, ResponseError
+
+        try:
+            results: list[Any] = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError) as exc:
+            if isinstance(exc, ResponseError):
+                raise StoreError(f"{what} failed in Redis at {_redacted(self.url)}: {exc}") from exc
+            raise StoreUnavailable(
+                f"{what} failed: Redis at {_redacted(self.url)} unreachable ({type(exc).__name__}: {exc})"
+            ) from exc
+        for r in results:
+            if isinstance(r, Exception):
+                raise StoreError(f"{what} failed in Redis at {_redacted(self.url)}: {r}")
+        return results
+
+    async def ping(self) -> None:
+        """Raises StoreUnavailable unless Redis answers."""
+        pipe = self._client().pipeline(transaction=False)
+        pipe.ping()
+        await self._execute(pipe, "ping")
+
+    # -- journal ----------------------------------------------------------------
+
+    async def append(self, entries: Sequence[Entry]) -> list[bool]:
+        pipe = self._client().pipeline(transaction=False)
+        dumps = self.codec.dumps
+        for e in entries:
+            order_key, journal, checkpoint = self.keys(e.order_id)
+            if e.kind == NEW:
+                # Index first: a crash before the order's keys leaves an index
+                # entry that recovery drops, never an order nobody recovers.
+                pipe.sadd(self.index_key, e.order_id)
+                self._new(keys=[order_key, journal, checkpoint], args=[dumps(e.item), e.seq], client=pipe)
+            else:
+                # NOMKSTREAM: no entry for an order that is gone (completed).
+                pipe.xadd(journal, {"k": e.kind, "v": dumps(e.item)}, id=f"0-{e.seq}", nomkstream=True)
+        results = await self._execute(pipe, f"journal write of {len(entries)} entries")
+        written = []
+        i = 0
+        for e in entries:
+            if e.kind == NEW:
+                i += 1  # the SADD
+            written.append(results[i] is not None)
+            i += 1
+        return written
+
+    async def discard(self, entries: Sequence[Entry]) -> None:
+        pipe = self._client().pipeline(transaction=False)
+        for e in entries:
+            order_key, journal, checkpoint = self.keys(e.order_id)
+            if e.kind == NEW:
+                pipe.delete(order_key, journal, checkpoint)
+                pipe.srem(self.index_key, e.order_id)
+            else:
+                pipe.xdel(journal, f"0-{e.seq}")
+        await self._execute(pipe, f"discarding {len(entries)} unconfirmed journal entries")
+
+    async def checkpoint(self, checkpoints: Sequence[Checkpoint]) -> None:
+        pipe = self._client().pipeline(transaction=False)
+        for c in checkpoints:
+            order_key, journal, checkpoint = self.keys(c.order_id)
+            has_state = c.state is not None
+            self._checkpoint(
+                keys=[checkpoint, journal, order_key],
+                args=[c.applied, "1" if has_state else "0", c.state if has_state else b""],
+                client=pipe,
+            )
+        await self._execute(pipe, f"checkpoint of {len(checkpoints)} orders")
+
+    async def remove(self, order_ids: Sequence[str]) -> None:
+        pipe = self._client().pipeline(transaction=False)
+        for order_id in order_ids:
+            keys = self.keys(order_id)
+            # The order's keys first, then the index: a crash in between
+            # leaves an index entry that recovery drops.
+            if self.retention is None:
+                pipe.delete(*keys)
+            else:
+                ms = int(self.retention * 1000)
+                for key in keys:
+                    pipe.pexpire(key, ms)
+            pipe.srem(self.index_key, order_id)
+        await self._execute(pipe, f"removal of {len(order_ids)} completed orders")
+
+    # -- recovery ---------------------------------------------------------------
+
+    async def live_orders(self) -> list[str]:
+        pipe = self._client().pipeline(transaction=False)
+        pipe.smembers(self.index_key)
+        (members,) = await self._execute(pipe, "reading the live-order index")
+        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+
+    async def load(self, order_ids: Iterable[str]) -> list[StoredOrder]:
+        ids = list(order_ids)
+        found: list[StoredOrder] = []
+        for start in range(0, len(ids), _CHUNK):
+            found.extend(await self._load_chunk(ids[start : start + _CHUNK]))
+        return found
+
+    async def _load_chunk(self, ids: list[str]) -> list[StoredOrder]:
+        from redis.exceptions import ResponseError
+
+        loads = self.codec.loads
+        pipe = self._client().pipeline(transaction=False)
+        for order_id in ids:
+            order_key, journal, checkpoint = self.keys(order_id)
+            pipe.get(order_key)
+            pipe.hmget(checkpoint, ["applied", "state"])
+            pipe.xrange(journal)
+            pipe.xinfo_stream(journal)
+        try:
+            results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            raise StoreUnavailable(
+                f"loading orders failed: Redis at {_redacted(self.url)} unreachable ({exc})"
+            ) from exc
+        found, stale = [], []
+        for n, order_id in enumerate(ids):
+            raw, (applied_raw, state), stream, info = results[4 * n : 4 * n + 4]
+            if isinstance(raw, Exception) or isinstance(stream, Exception):
+                raise StoreError(f"loading order {order_id} failed: {raw if raw else stream}")
+            if raw is None:
+                stale.append(order_id)
+                continue
+            order = loads(raw)
+            applied = int(applied_raw) if applied_raw is not None else 0
+            entries = []
+            for stream_id, fields in stream:
+                seq = _seq(stream_id)
+                if seq <= applied:
+                    continue
+                kind = fields[b"k"].decode()
+                entries.append(Entry(order_id, seq, kind, order if kind == NEW else loads(fields[b"v"])))
+            last = max([applied] + [e.seq for e in entries])
+            if not isinstance(info, ResponseError) and isinstance(info, dict):
+                last = max(last, _seq(info["last-generated-id"]))
+            found.append(StoredOrder(order, applied, state, entries, last))
+        if stale:
+            log.warning(
+                "dropping %d index entries without an order (a NEW that never completed its write): %s",
+                len(stale),
+                ", ".join(stale[:10]),
+            )
+            pipe = self._client().pipeline(transaction=False)
+            pipe.srem(self.index_key, *stale)
+            await self._execute(pipe, "dropping stale index entries")
+        return found
