@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from typing import Any, Callable, ClassVar
 
 import pytest
+from redis_server import RedisServer
 
 import exo
 
@@ -93,3 +95,45 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.001)
 
     await asyncio.wait_for(_wait(), timeout)
+
+
+# -- Redis: a real redis-server per test session (see redis_server.py) -----------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's server, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url
+
+
+class Ledger:
+    """A delegate that keeps what it applied, and says so in snapshot():
+    instructions as ("i", msg_type, n), reports as ("r", status, text)."""
+
+    def __init__(self, order: exo.Order, state: dict[str, Any] | None = None) -> None:
+        self.order = order
+        self.seen: list[tuple[str, str, Any]] = list(state["seen"]) if state else []
+        self.restored = state is not None
+        self.changed = asyncio.Event()
+
+    def action(self, update: exo.Update) -> bool:
+        for i in update.instructions:
+            self.seen.append(("i", i.msg_type.name, getattr(i, "n", None)))
+        for r in update.reports:
+            self.seen.append(("r", r.ord_status.name, r.text))
+        self.changed.set()
+        return any(r.ord_status == exo.OrdStatus.FILLED for r in update.reports)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"seen": self.seen}

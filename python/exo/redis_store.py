@@ -11,7 +11,9 @@ all of one order's keys share a Cluster slot and are updated atomically):
 One stream per order holds the NEW marker, instructions and reports in arrival
 order, so replay keeps exactly the order in which they arrived; the engine
 numbers them itself (seq), so a write whose reply was lost can be found and
-undone. A checkpoint and the trim of the entries it covers are one Lua call.
+undone. A checkpoint and the trim of the entries it covers are one Lua call
+(sent by EVAL, which Redis caches by digest, so a restarted Redis with an empty
+script cache needs nothing special).
 
 Uses the ``redis`` package's asyncio client (install ``hiredis`` to parse faster).
 """
@@ -123,8 +125,6 @@ class RedisStore(Store):
         self.retention = retention
         self.timeout = timeout
         self._redis: Redis | None = None
-        self._new: Any = None
-        self._checkpoint: Any = None
 
     def __repr__(self) -> str:
         return f"RedisStore({_redacted(self.url)!r}, prefix={self.prefix!r})"
@@ -186,8 +186,6 @@ class RedisStore(Store):
                 "Is redis-server running there? Expected redis://host:port/db, rediss:// for TLS"
             ) from exc
         self._redis = client
-        self._new = client.register_script(_NEW)
-        self._checkpoint = client.register_script(_CHECKPOINT)
         log.info("store: %r (durable as the Redis server's persistence is configured)", self)
 
     async def close(self) -> None:
@@ -235,7 +233,7 @@ class RedisStore(Store):
                 # Index first: a crash before the order's keys leaves an index
                 # entry that recovery drops, never an order nobody recovers.
                 pipe.sadd(self.index_key, e.order_id)
-                self._new(keys=[order_key, journal, checkpoint], args=[dumps(e.item), e.seq], client=pipe)
+                pipe.eval(_NEW, 3, order_key, journal, checkpoint, dumps(e.item), e.seq)
             else:
                 # NOMKSTREAM: no entry for an order that is gone (completed).
                 pipe.xadd(journal, {"k": e.kind, "v": dumps(e.item)}, id=f"0-{e.seq}", nomkstream=True)
@@ -264,12 +262,8 @@ class RedisStore(Store):
         pipe = self._client().pipeline(transaction=False)
         for c in checkpoints:
             order_key, journal, checkpoint = self.keys(c.order_id)
-            has_state = c.state is not None
-            self._checkpoint(
-                keys=[checkpoint, journal, order_key],
-                args=[c.applied, "1" if has_state else "0", c.state if has_state else b""],
-                client=pipe,
-            )
+            flag, state = ("0", b"") if c.state is None else ("1", c.state)
+            pipe.eval(_CHECKPOINT, 3, checkpoint, journal, order_key, c.applied, flag, state)
         await self._execute(pipe, f"checkpoint of {len(checkpoints)} orders")
 
     async def remove(self, order_ids: Sequence[str]) -> None:

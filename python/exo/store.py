@@ -145,6 +145,13 @@ class Store(ABC):
         """Releases connections. The store can be opened again."""
         return None
 
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
     async def ping(self) -> None:
         """Raises ``StoreUnavailable`` unless the store answers."""
         return None
