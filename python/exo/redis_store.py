@@ -67,6 +67,33 @@ redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(ARGV[1]) + 1))
 return 1
 """
 
+# KEYS: order, journal, checkpoint. One order for recovery, in one flat reply:
+# {order, applied, state, has_state, last_generated_id, id, kind, value, id, kind, value ...}
+# with the entries after the checkpoint only. nil when the order is gone.
+_LOAD = """
+local order = redis.call('GET', KEYS[1])
+if not order then return false end
+local ck = redis.call('HMGET', KEYS[3], 'applied', 'state')
+local applied = tonumber(ck[1]) or 0
+local out = {order, applied, ck[2] or '', ck[2] and 1 or 0, '0-0'}
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local info = redis.call('XINFO', 'STREAM', KEYS[2])
+  for i = 1, #info, 2 do
+    if info[i] == 'last-generated-id' then out[5] = info[i + 1] end
+  end
+  for _, e in ipairs(redis.call('XRANGE', KEYS[2], '(0-' .. applied, '+')) do
+    local k, v = '', ''
+    for i = 1, #e[2], 2 do
+      if e[2][i] == 'k' then k = e[2][i + 1] elseif e[2][i] == 'v' then v = e[2][i + 1] end
+    end
+    out[#out + 1] = e[1]
+    out[#out + 1] = k
+    out[#out + 1] = v
+  end
+end
+return out
+"""
+
 _CHUNK = 500
 """Orders per pipeline when loading."""
 
@@ -297,43 +324,25 @@ class RedisStore(Store):
         return found
 
     async def _load_chunk(self, ids: list[str]) -> list[StoredOrder]:
-        from redis.exceptions import ResponseError
-
         loads = self.codec.loads
         pipe = self._client().pipeline(transaction=False)
         for order_id in ids:
-            order_key, journal, checkpoint = self.keys(order_id)
-            pipe.get(order_key)
-            pipe.hmget(checkpoint, ["applied", "state"])
-            pipe.xrange(journal)
-            pipe.xinfo_stream(journal)
-        try:
-            results = await pipe.execute(raise_on_error=False)
-        except Exception as exc:
-            raise StoreUnavailable(
-                f"loading orders failed: Redis at {_redacted(self.url)} unreachable ({exc})"
-            ) from exc
+            pipe.eval(_LOAD, 3, *self.keys(order_id))
+        results = await self._execute(pipe, f"loading {len(ids)} orders")
         found, stale = [], []
-        for n, order_id in enumerate(ids):
-            raw, (applied_raw, state), stream, info = results[4 * n : 4 * n + 4]
-            if isinstance(raw, Exception) or isinstance(stream, Exception):
-                raise StoreError(f"loading order {order_id} failed: {raw if raw else stream}")
-            if raw is None:
+        for order_id, reply in zip(ids, results):
+            if reply is None:
                 stale.append(order_id)
                 continue
+            raw, applied, state, has_state, last_id = reply[:5]
             order = loads(raw)
-            applied = int(applied_raw) if applied_raw is not None else 0
             entries = []
-            for stream_id, fields in stream:
-                seq = _seq(stream_id)
-                if seq <= applied:
-                    continue
-                kind = fields[b"k"].decode()
-                entries.append(Entry(order_id, seq, kind, order if kind == NEW else loads(fields[b"v"])))
-            last = max([applied] + [e.seq for e in entries])
-            if not isinstance(info, ResponseError) and isinstance(info, dict):
-                last = max(last, _seq(info["last-generated-id"]))
-            found.append(StoredOrder(order, applied, state, entries, last))
+            for n in range(5, len(reply), 3):
+                kind = reply[n + 1].decode()
+                item = order if kind == NEW else loads(reply[n + 2])
+                entries.append(Entry(order_id, _seq(reply[n]), kind, item))
+            last = max([int(applied), _seq(last_id)] + [e.seq for e in entries])
+            found.append(StoredOrder(order, int(applied), state if has_state else None, entries, last))
         if stale:
             log.warning(
                 "dropping %d index entries without an order (a NEW that never completed its write): %s",
