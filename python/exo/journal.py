@@ -260,9 +260,29 @@ class Journal:
         return fut
 
     async def _write_intake(self) -> None:
+        backoff = 0.0
         while True:
             if not self._intake:
                 self._intake_idle.set()
+                if self._doubt:
+                    # Undo unconfirmed writes as soon as the store answers,
+                    # not only when the next submit comes.
+                    try:
+                        await self.store.discard(self._doubt)
+                        self._doubt.clear()
+                        backoff = 0.0
+                        self._recovered()
+                    except Exception as exc:
+                        self._failed(exc, "undoing unconfirmed journal writes")
+                        if self._closing:
+                            return
+                        backoff = min(_BACKOFF_MAX, max(_BACKOFF_MIN, backoff * 2))
+                        self._intake_wake.clear()
+                        try:
+                            await asyncio.wait_for(self._intake_wake.wait(), backoff)
+                        except asyncio.TimeoutError:
+                            pass
+                        continue
                 if self._closing:
                     return
                 self._intake_wake.clear()
