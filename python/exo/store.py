@@ -127,8 +127,8 @@ class Store(ABC):
     - ``checkpoint`` writes each order's applied seq and state together,
       atomically, and may drop the entries up to it.
     - ``remove`` forgets completed orders (now, or after a retention period).
-    - ``live_orders`` and ``load`` are recovery: they must not assume the
-      orders were created by this process.
+    - ``live_orders`` (sorted order_ids) and ``load`` are recovery: they must
+      not assume the orders were created by this process.
     """
 
     durable: bool = False
@@ -248,7 +248,7 @@ class MemoryStore(Store):
             self._orders.pop(order_id, None)
 
     async def live_orders(self) -> list[str]:
-        return list(self._orders)
+        return sorted(self._orders)
 
     async def load(self, order_ids: Iterable[str]) -> list[StoredOrder]:
         loads = self.codec.loads
