@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from helpers import Errors, Recorder
+from redis_server import RedisServer
 
 
 @pytest.fixture
@@ -14,3 +17,23 @@ def errors() -> Errors:
 @pytest.fixture(autouse=True)
 def _reset_recorders() -> None:
     Recorder.instances.clear()
+
+
+# -- Redis: a real redis-server per test session (see redis_server.py) -----------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's server, emptied for this test."""
+    redis_server.flush()
+    return redis_server.url

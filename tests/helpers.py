@@ -81,3 +81,25 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
             await asyncio.sleep(0.001)
 
     await asyncio.wait_for(_wait(), timeout)
+
+
+class Ledger:
+    """A delegate that keeps what it applied, and says so in snapshot():
+    instructions as ("i", msg_type, n), reports as ("r", status, text)."""
+
+    def __init__(self, order: exo.Order, state: dict[str, Any] | None = None) -> None:
+        self.order = order
+        self.seen: list[tuple[str, str, Any]] = list(state["seen"]) if state else []
+        self.restored = state is not None
+        self.changed = asyncio.Event()
+
+    def action(self, update: exo.Update) -> bool:
+        for i in update.instructions:
+            self.seen.append(("i", i.msg_type.name, getattr(i, "n", None)))
+        for r in update.reports:
+            self.seen.append(("r", r.ord_status.name, r.text))
+        self.changed.set()
+        return any(r.ord_status == exo.OrdStatus.FILLED for r in update.reports)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"seen": self.seen}

@@ -9,6 +9,8 @@ from exo._core import __version__
 from exo.engine import Delegate, DelegateFactory, Engine, EngineStopped
 from exo.market import MsgType, Order, OrdStatus, Quote, Report, Side, Trade, Update
 from exo.queue import ConflatingQueue
+from exo.redis_store import RedisStore
+from exo.store import MemoryStore, Store, StoreError, StoreUnavailable
 
 __all__ = [
     "ConflatingQueue",
@@ -16,12 +18,17 @@ __all__ = [
     "DelegateFactory",
     "Engine",
     "EngineStopped",
+    "MemoryStore",
     "MsgType",
     "OrdStatus",
     "Order",
     "Quote",
+    "RedisStore",
     "Report",
     "Side",
+    "Store",
+    "StoreError",
+    "StoreUnavailable",
     "Trade",
     "Update",
     "__version__",

@@ -11,6 +11,11 @@ A delegate is never called concurrently with itself: while its ``action`` runs
         oid = await engine.submit(exo.Order("BUY", "BTC-USD", order_qty="2"))
         engine.quote(exo.Quote("BTC-USD", "100", "1", "101", "1"))
         await engine.wait_done(oid)
+
+With ``store=exo.RedisStore(url)`` every instruction and report is journaled
+before ``submit``/``report`` return and each order's progress is checkpointed
+after its actions, so a restarted engine resumes every live order (see
+``exo.journal`` and ``exo.store``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
 from exo._core import EngineCore, Feed, Quote, Report, Trade, Update
+from exo.journal import Journal
 from exo.market import Order
+from exo.store import Store
 
 __all__ = ["Delegate", "DelegateFactory", "Engine", "EngineStopped"]
 
@@ -38,14 +45,17 @@ class Delegate(Protocol):
 
     ``action(update)`` returns True when the order is complete (``def`` or
     ``async def``). ``clean_up()`` is optional: the engine is stopping; it is
-    not a cancel.
+    not a cancel. ``snapshot()`` is optional: the delegate's own state (bytes or
+    a dict) for a store's checkpoint; its factory then takes ``state=`` too.
     """
 
     def action(self, update: Update) -> bool | Awaitable[bool]: ...
 
 
-DelegateFactory = Callable[[Order], Delegate]
-"""Makes a delegate from a NEW order; a class whose ``__init__`` takes the order works."""
+DelegateFactory = Callable[..., Delegate]
+"""Makes a delegate from a NEW order: ``factory(order)``; a class whose
+``__init__`` takes the order works. On recovery from a store, a delegate that
+kept a snapshot is made with ``factory(order, state=snapshot)``."""
 
 
 class EngineStopped(RuntimeError):
@@ -67,7 +77,12 @@ class Engine:
     - ``on_subscribe(symbol)`` / ``on_unsubscribe(symbol)``: the first order
       of a symbol arrived / the last one ended.
     - ``stop_timeout``: how long ``stop()`` waits for running async actions
-      and clean-ups before cancelling them.
+      and clean-ups (and for the store's last writes) before giving up on them.
+    - ``store``: None (the default) keeps everything in process and journals
+      nothing: live orders end with the engine. ``exo.MemoryStore()`` journals
+      in memory, so a later Engine given the same store in the same process
+      resumes its orders; ``exo.RedisStore(url)`` survives crashes. With a
+      store, ``start()`` recovers every live order it holds.
     - ``feed``: one ``exo.feeds`` feed or a list of them; each symbol is
       subscribed on the feeds that carry it while it has live orders.
     """
@@ -81,6 +96,7 @@ class Engine:
         on_unsubscribe: Callable[[str], None] | None = None,
         stop_timeout: float = 5.0,
         feed: Feed | Sequence[Feed] | None = None,
+        store: Store | None = None,
     ) -> None:
         if not callable(factory):
             raise TypeError(f"factory must be callable (order -> delegate), got {factory!r}")
@@ -97,6 +113,10 @@ class Engine:
             if not isinstance(f, Feed):
                 raise TypeError(f"feed must be an exo.feeds feed (or a list of them), got {f!r}")
         self.feeds: list[Feed] = feeds
+        if store is not None and not isinstance(store, Store):
+            raise TypeError(f"store must be an exo.Store (MemoryStore, RedisStore) or None, got {store!r}")
+        self._store = store
+        self._journal: Journal | None = None
         self._core: EngineCore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_fd: int | None = None
@@ -110,13 +130,26 @@ class Engine:
         """True between start() and stop()."""
         return self._core is not None
 
+    @property
+    def store(self) -> Store | None:
+        """The store given to the engine, or None."""
+        return self._store
+
     async def start(self) -> None:
-        """Starts the engine on the running event loop."""
+        """Starts the engine on the running event loop. With a store, opens it
+        (``StoreUnavailable`` says why it cannot) and recovers its live orders
+        before returning."""
         if self._core is not None:
             raise RuntimeError("engine already started")
         loop = asyncio.get_running_loop()
+        journal = None
+        if self._store is None:
+            log.info("no store: live orders are kept in process only and end with the engine")
+        else:
+            await self._store.open()
+            journal = Journal(self._store, self._factory, self._report_error)
         core = EngineCore(
-            self._factory,
+            self._factory if journal is None else journal.make_delegate,
             self._idle_interval,
             self._report_error,
             self._order_done,
@@ -124,12 +157,18 @@ class Engine:
             loop.call_soon,
             self._on_subscribe,
             self._on_unsubscribe,
-            None,
+            None if journal is None else journal.applied,
             self.feeds,
         )
         fd = core.start()
         loop.add_reader(fd, core.on_wakeup)
-        self._core, self._loop, self._wake_fd = core, loop, fd
+        self._core, self._loop, self._wake_fd, self._journal = core, loop, fd, journal
+        if journal is not None:
+            try:
+                await journal.start(core)
+            except BaseException:
+                await self.stop()
+                raise
         log.debug("engine started (idle_interval=%ss)", self._idle_interval)
 
     async def stop(self) -> None:
@@ -139,6 +178,10 @@ class Engine:
         core = self._core
         if core is None:
             return
+        journal = self._journal
+        if journal is not None:
+            # What was journaled reaches the engine before intake closes.
+            await journal.close_intake(self._stop_timeout)
         core.begin_stop()
         if self._actions:
             _, pending = await asyncio.wait(set(self._actions), timeout=self._stop_timeout)
@@ -146,6 +189,9 @@ class Engine:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending)
+        if journal is not None:
+            # Checkpoints while the delegates still exist, before clean_up().
+            await journal.flush(self._stop_timeout)
         assert self._loop is not None and self._wake_fd is not None
         self._loop.remove_reader(self._wake_fd)
         core.shutdown()
@@ -157,6 +203,9 @@ class Engine:
                 if not fut.done():
                     fut.set_exception(EngineStopped(f"engine stopped before order {order_id} completed"))
         self._done.clear()
+        self._journal = None
+        if self._store is not None:
+            await self._store.close()
         log.debug("engine stopped; %d live order(s) cleaned up", len(live))
 
     async def _clean_up(self, live: list[tuple[str, Any]]) -> None:
@@ -209,13 +258,23 @@ class Engine:
         delegate, which decides what they mean. A rule violation (NEW for a
         live order, CANCEL/REPLACE for an unknown order or with another side or
         symbol) is reported to ``on_error`` and returns None.
+
+        With a store, the instruction is journaled first; if the store cannot
+        take it, ``StoreUnavailable`` is raised and nothing was delivered.
         """
-        return self._running_core().submit(order)
+        core = self._running_core()
+        if self._journal is None:
+            return core.submit(order)
+        return await self._journal.submit(order)
 
     async def report(self, report: Report) -> bool:
         """Delivers an execution report to its order's delegate. A report for
-        an unknown order is reported to ``on_error`` and returns False."""
-        return self._running_core().report(report)
+        an unknown order is reported to ``on_error`` and returns False. With a
+        store, journaled first, as ``submit``."""
+        core = self._running_core()
+        if self._journal is None:
+            return core.report(report)
+        return await self._journal.report(report)
 
     def quote(self, quote: Quote) -> int:
         """Pushes a quote to every live order of its symbol; returns how many.
@@ -244,8 +303,14 @@ class Engine:
         return [] if self._core is None else self._core.symbols()
 
     def stats(self) -> dict[str, int]:
-        """Counters: live orders, Updates handed over, errors reported."""
-        return {"live": 0, "handovers": 0, "errors": 0} if self._core is None else self._core.stats()
+        """Counters: live orders, Updates handed over, errors reported; with a
+        store also entries journaled, checkpoints written, store failures."""
+        if self._core is None:
+            return {"live": 0, "handovers": 0, "errors": 0}
+        stats = self._core.stats()
+        if self._journal is not None:
+            stats.update(self._journal.counters)
+        return stats
 
     async def wait_done(self, order_id: str) -> None:
         """Waits until the order's delegate returns True. Returns at once if
@@ -276,6 +341,8 @@ class Engine:
 
     def _spawn(self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update) -> None:
         assert self._loop is not None
+        if self._journal is not None:
+            self._journal.action_started(order_id)
         task = self._loop.create_task(self._run_action(key, order_id, awaitable, update))
         self._actions.add(task)
         task.add_done_callback(self._actions.discard)
@@ -283,12 +350,18 @@ class Engine:
     async def _run_action(self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update) -> None:
         core = self._core
         assert core is not None
+        journal = self._journal
         try:
             result = await awaitable
         except asyncio.CancelledError:
+            # Not counted as applied: with a store, this Update replays on restart.
             core.complete_async(key, order_id, None, "action cancelled: the engine is stopping")
             raise
         except Exception as exc:
+            if journal is not None:
+                journal.action_finished(order_id, update, False)
             core.complete_async(key, order_id, None, self._describe("action", exc))
         else:
+            if journal is not None:
+                journal.action_finished(order_id, update, result is True)
             core.complete_async(key, order_id, result)

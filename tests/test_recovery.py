@@ -1,0 +1,194 @@
+"""The engine with a store: journal before return, checkpoints after actions,
+recovery with restored delegate state, clean-up of completed orders, faults."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from helpers import Errors, Ledger, quote, until
+from redis_server import RedisServer
+
+import exo
+
+
+@pytest.fixture(params=["memory", "redis"])
+def store(request: pytest.FixtureRequest) -> exo.Store:
+    if request.param == "memory":
+        return exo.MemoryStore()
+    return exo.RedisStore(request.getfixturevalue("redis_url"))
+
+
+class Ledgers:
+    """A factory of Ledger delegates that keeps them by order_id."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Ledger] = {}
+        self.states: list[Any] = []
+
+    def __call__(self, order: exo.Order, state: dict[str, Any] | None = None) -> Ledger:
+        self.states.append(state)
+        d = self.by_id[order.order_id or ""] = Ledger(order, state)
+        return d
+
+
+async def test_restart_resumes_each_order_with_its_state_and_delivers_nothing_twice(store: exo.Store) -> None:
+    first = Ledgers()
+    async with exo.Engine(first, store=store) as engine:
+        a = await engine.submit(exo.Order("BUY", "X", n=0))
+        b = await engine.submit(exo.Order("SELL", "Y", n=0))
+        assert a and b
+        await engine.submit(exo.Order("BUY", "X", "REPLACE", a, n=1))
+        await engine.report(exo.Report(a, "PARTIALLY_FILLED", "1", "100", text="fill-1"))
+        await engine.report(exo.Report(b, "NEW", text="ack"))
+        await until(lambda: len(first.by_id[a].seen) == 3 and len(first.by_id[b].seen) == 2)
+        engine.quote(quote("X"))
+    assert await live_orders(store) == sorted([a, b])
+
+    second = Ledgers()
+    async with exo.Engine(second, store=store) as engine:
+        assert engine.live == 2 and sorted(engine.symbols()) == ["X", "Y"]
+        da = second.by_id[a]
+        assert da.restored
+        assert da.seen == [("i", "NEW", 0), ("i", "REPLACE", 1), ("r", "PARTIALLY_FILLED", "fill-1")]
+        await engine.report(exo.Report(a, "PARTIALLY_FILLED", "1", "100", text="fill-2"))
+        await until(lambda: da.seen[-1] == ("r", "PARTIALLY_FILLED", "fill-2"))
+        # The restored delegate's first Update was idle: nothing replayed twice.
+        assert len(da.seen) == 4
+    third = Ledgers()
+    async with exo.Engine(third, store=store):
+        assert [x[2] for x in third.by_id[a].seen if x[0] == "r"] == ["fill-1", "fill-2"]
+
+
+async def test_completed_order_is_removed_from_the_store(store: exo.Store) -> None:
+    ledgers = Ledgers()
+    async with exo.Engine(ledgers, store=store) as engine:
+        oid = await engine.submit(exo.Order("BUY", "X"))
+        assert oid
+        await engine.report(exo.Report(oid, "FILLED", "1", "100"))
+        await engine.wait_done(oid)
+    assert await live_orders(store) == []
+    async with exo.Engine(Ledgers(), store=store) as engine:
+        assert engine.live == 0
+    if isinstance(store, exo.RedisStore):
+        with redis.Redis.from_url(store.url) as r:
+            assert r.keys("*") == []
+
+
+async def test_rule_violations_are_reported_and_not_journaled(store: exo.Store, errors: Errors) -> None:
+    async with exo.Engine(Ledgers(), store=store, on_error=errors) as engine:
+        oid = await engine.submit(exo.Order("BUY", "X", order_id="o1"))
+        assert await engine.submit(exo.Order("BUY", "X", order_id="o1")) is None
+        assert await engine.submit(exo.Order("BUY", "X", "CANCEL", "nope")) is None
+        assert await engine.submit(exo.Order("SELL", "X", "CANCEL", oid)) is None
+        assert await engine.report(exo.Report("nope", "NEW")) is False
+        assert [m.split(":")[0] for _, m in errors] == [
+            "order o1 is already live",
+            "unknown order nope",
+            "CANCEL for order o1 has side SELL, but the order is BUY",
+            "report for unknown order nope",
+        ]
+        assert engine.stats()["journaled"] == 1
+    (stored,) = await load(store, ["o1"])
+    assert stored.applied == 1 and stored.entries == []
+
+
+async def test_async_delegate_progress_is_checkpointed_after_its_action(store: exo.Store) -> None:
+    release = asyncio.Event()
+
+    class Slow(Ledger):
+        async def action(self, update: exo.Update) -> bool:  # type: ignore[override]
+            done = super().action(update)
+            await release.wait()
+            return done
+
+    made: list[Slow] = []
+
+    def factory(order: exo.Order, state: dict[str, Any] | None = None) -> Slow:
+        made.append(Slow(order, state))
+        return made[-1]
+
+    async with exo.Engine(factory, store=store) as engine:
+        oid = await engine.submit(exo.Order("BUY", "X", n=0))
+        assert oid
+        await until(lambda: made and made[0].seen)
+        await engine.report(exo.Report(oid, "NEW", text="while-busy"))
+        release.set()
+        await until(lambda: len(made[0].seen) == 2)
+    (stored,) = await load(store, [oid])
+    assert stored.entries == [] and stored.applied == 2
+    assert store.codec.loads(stored.state or b"") == {"seen": made[0].seen}
+
+
+async def test_snapshot_must_be_taken_by_a_factory_with_state(store: exo.Store, errors: Errors) -> None:
+    async with exo.Engine(Ledgers(), store=store) as engine:
+        oid = await engine.submit(exo.Order("BUY", "X"))
+    async with exo.Engine(lambda order: Ledger(order), store=store, on_error=errors) as engine:
+        assert engine.live == 0
+        assert errors and errors[0][0] == oid
+        assert "needs a factory that takes (order, state=None)" in errors[0][1]
+    assert await live_orders(store) == [oid]  # kept for a fixed factory
+
+
+async def test_default_engine_keeps_no_store() -> None:
+    async with exo.Engine(Ledgers()) as engine:
+        assert engine.store is None
+        assert await engine.submit(exo.Order("BUY", "X"))
+        assert "journaled" not in engine.stats()
+
+
+async def test_redis_lost_mid_run_market_data_flows_intake_fails_loudly_nothing_lost(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        ledgers = Ledgers()
+        store = exo.RedisStore(server.url, timeout=1)
+        async with exo.Engine(ledgers, store=store) as engine:
+            oid = await engine.submit(exo.Order("BUY", "X", n=0))
+            assert oid
+            d = ledgers.by_id[oid]
+            await engine.report(exo.Report(oid, "NEW", text="before"))
+            await until(lambda: len(d.seen) == 2)
+
+            server.stop()
+            handovers = engine.stats()["handovers"]
+            engine.quote(quote("X", bid="99"))  # market data still reaches the delegate
+            await until(lambda: engine.stats()["handovers"] > handovers)
+            with pytest.raises(exo.StoreUnavailable, match="not journaled and not delivered"):
+                await engine.report(exo.Report(oid, "PARTIALLY_FILLED", text="lost-while-down"))
+            assert d.seen[-1] == ("r", "NEW", "before")
+            await until(lambda: engine.stats()["store_failures"] >= 1)
+
+            server.start()
+            await engine.report(exo.Report(oid, "PARTIALLY_FILLED", text="after"))
+            await until(lambda: d.seen[-1] == ("r", "PARTIALLY_FILLED", "after"))
+            # The checkpoint writer catches up once Redis is back.
+            await until(lambda: engine.stats()["store_failures"] >= 1 and store_checkpointed(server, oid, 4))
+        second = Ledgers()
+        async with exo.Engine(second, store=exo.RedisStore(server.url)):
+            assert second.by_id[oid].seen == [
+                ("i", "NEW", 0),
+                ("r", "NEW", "before"),
+                ("r", "PARTIALLY_FILLED", "after"),
+            ]
+    finally:
+        server.stop()
+
+
+def store_checkpointed(server: RedisServer, order_id: str, applied: int) -> bool:
+    with redis.Redis.from_url(server.url) as r:
+        got = r.hget(f"exo:{{{order_id}}}:checkpoint", "applied")
+    return got is not None and int(got) >= applied
+
+
+async def live_orders(store: exo.Store) -> list[str]:
+    async with store:
+        return await store.live_orders()
+
+
+async def load(store: exo.Store, order_ids: list[str]) -> list[Any]:
+    async with store:
+        return await store.load(order_ids)
