@@ -15,7 +15,8 @@ use crate::process::{OrderProcess, State};
 use crate::update::Update;
 use slab::Slab;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use rustc_hash::FxHashMap as HashMap;
+use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// An Update on its way to a delegate.
@@ -73,8 +74,8 @@ impl<D, I, R> Dispatcher<D, I, R> {
     pub fn new(idle_interval: Duration) -> Self {
         Dispatcher {
             orders: Slab::new(),
-            by_id: HashMap::new(),
-            by_symbol: HashMap::new(),
+            by_id: HashMap::default(),
+            by_symbol: HashMap::default(),
             ready: VecDeque::new(),
             scheduled: false,
             idle_interval,

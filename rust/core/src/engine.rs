@@ -34,10 +34,12 @@ type SymbolHook = Box<dyn Fn(&Symbol) + Send + Sync>;
 /// How many hand-overs the runner takes per lock acquisition.
 const BATCH: usize = 256;
 
-/// A dispatcher and its runner. Share it in an `Arc`; call [`Engine::run`]
-/// on one task.
+/// A dispatcher and its runner. Share it in an `Arc`; either call
+/// [`Engine::run`] on one task, or drive it inline with [`Engine::run_ready`]
+/// after pushing data.
 pub struct Engine<I, R> {
     dispatcher: Mutex<Dispatcher<BoxDelegate<I, R>, I, R>>,
+    scratch: Mutex<Scratch<I, R>>,
     wake: Notify,
     stopping: AtomicBool,
     on_error: Option<ErrorHook>,
@@ -49,6 +51,11 @@ impl<I: Send, R: Send> Engine<I, R> {
     pub fn new(idle_interval: Duration) -> Self {
         Engine {
             dispatcher: Mutex::new(Dispatcher::new(idle_interval)),
+            scratch: Mutex::new(Scratch {
+                batch: Vec::with_capacity(BATCH),
+                results: Vec::with_capacity(BATCH),
+                next_idle: None,
+            }),
             wake: Notify::new(),
             stopping: AtomicBool::new(false),
             on_error: None,
@@ -163,11 +170,9 @@ impl<I: Send, R: Send> Engine<I, R> {
     }
 
     /// Hands Updates to delegates until [`stop`](Self::stop), then calls
-    /// every live delegate's `clean_up`.
+    /// every live delegate's `clean_up`. Waits without spinning when nothing
+    /// is ready.
     pub async fn run(&self) {
-        let mut batch: Vec<HandOver<BoxDelegate<I, R>, I, R>> = Vec::with_capacity(BATCH);
-        let mut results = Vec::with_capacity(BATCH);
-        let mut next_idle: Option<Instant> = None;
         // One timer, re-armed only when the idle deadline moves: registering a
         // fresh timer per wait would cost more than the hand-over itself.
         let sleep = tokio::time::sleep(Duration::from_secs(3600));
@@ -177,64 +182,28 @@ impl<I: Send, R: Send> Engine<I, R> {
             if self.stopping.load(Ordering::Acquire) {
                 break;
             }
-            {
-                let mut d = self.lock();
-                if next_idle.is_some_and(|t| t <= Instant::now()) {
-                    next_idle = d.expire_idle(Instant::now()).1;
-                }
-                d.take_ready(BATCH, &mut batch);
-            }
-            if batch.is_empty() {
-                match next_idle {
-                    // Nothing can go idle before some hand-over completes here,
-                    // so with no deadline there is nothing to time.
-                    None => self.wake.notified().await,
-                    Some(t) => {
-                        if armed != Some(t) {
-                            sleep.as_mut().reset(t.into());
-                            armed = Some(t);
-                        }
-                        tokio::select! {
-                            biased;
-                            _ = self.wake.notified() => {}
-                            _ = sleep.as_mut() => { armed = None; }
-                        }
-                    }
-                }
+            let (_, again, next_idle) = {
+                let mut s = self.scratch();
+                let (n, again) = self.step(&mut s);
+                (n, again, s.next_idle)
+            };
+            if again {
                 continue;
             }
-            for h in batch.drain(..) {
-                let mut delegate = h.delegate;
-                let done = match catch_unwind(AssertUnwindSafe(|| delegate.action(h.update))) {
-                    Ok(done) => done,
-                    Err(_) => {
-                        self.report_error(
-                            &h.order_id,
-                            "delegate panicked in action; the order stays live",
-                        );
-                        false
+            match next_idle {
+                // Nothing can go idle before some hand-over completes, so with
+                // no deadline there is nothing to time.
+                None => self.wake.notified().await,
+                Some(t) => {
+                    if armed != Some(t) {
+                        sleep.as_mut().reset(t.into());
+                        armed = Some(t);
                     }
-                };
-                results.push((h.key, h.order_id, delegate, done));
-            }
-            let now = Instant::now();
-            let mut ended = Vec::new();
-            {
-                let mut d = self.lock();
-                for (key, order_id, delegate, done) in results.drain(..) {
-                    let c = d.complete(key, &order_id, Some(delegate), done, now);
-                    if c.ended.is_some() || c.unsubscribe.is_some() {
-                        ended.push(c);
+                    tokio::select! {
+                        biased;
+                        _ = self.wake.notified() => {}
+                        _ = sleep.as_mut() => { armed = None; }
                     }
-                }
-                if next_idle.is_none() {
-                    next_idle = d.expire_idle(now).1;
-                }
-            }
-            // Dropped and announced outside the lock.
-            for c in ended {
-                if let (Some(sym), Some(f)) = (&c.unsubscribe, &self.on_unsubscribe) {
-                    f(sym);
                 }
             }
         }
@@ -245,4 +214,84 @@ impl<I: Send, R: Send> Engine<I, R> {
             }
         }
     }
+
+    /// Hands over every ready order on the calling thread, now, and returns
+    /// how many Updates it handed over. This is the inline runner: a caller
+    /// that pushes data and then calls this needs no task switch or thread
+    /// wake-up (the Python engine drives its loop the same way). It never runs
+    /// concurrently with [`run`](Self::run) or itself: they share one runner lock.
+    pub fn run_ready(&self) -> usize {
+        let mut s = self.scratch();
+        let mut total = 0;
+        loop {
+            let (n, again) = self.step(&mut s);
+            total += n;
+            if !again {
+                return total;
+            }
+        }
+    }
+
+    fn scratch(&self) -> MutexGuard<'_, Scratch<I, R>> {
+        self.scratch.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One batch: take ready orders, call their delegates (no lock held),
+    /// complete them. Returns how many were handed over and whether to go on.
+    fn step(&self, s: &mut Scratch<I, R>) -> (usize, bool) {
+        let now = Instant::now();
+        let more = {
+            let mut d = self.lock();
+            if s.next_idle.is_some_and(|t| t <= now) {
+                s.next_idle = d.expire_idle(now).1;
+            }
+            d.take_ready(BATCH, &mut s.batch)
+        };
+        let handed = s.batch.len();
+        if handed == 0 {
+            return (0, false);
+        }
+        for h in s.batch.drain(..) {
+            let mut delegate = h.delegate;
+            let done = match catch_unwind(AssertUnwindSafe(|| delegate.action(h.update))) {
+                Ok(done) => done,
+                Err(_) => {
+                    self.report_error(&h.order_id, "delegate panicked in action; the order stays live");
+                    false
+                }
+            };
+            s.results.push((h.key, h.order_id, delegate, done));
+        }
+        // The batch's start time serves as the completion time: an order goes
+        // idle from when it was last handed over.
+        let mut again = more;
+        let mut ended = Vec::new();
+        {
+            let mut d = self.lock();
+            for (key, order_id, delegate, done) in s.results.drain(..) {
+                let c = d.complete(key, &order_id, Some(delegate), done, now);
+                again |= c.wake;
+                if c.ended.is_some() || c.unsubscribe.is_some() {
+                    ended.push(c);
+                }
+            }
+            if s.next_idle.is_none() {
+                s.next_idle = d.expire_idle(now).1;
+            }
+        }
+        // Dropped and announced outside the lock.
+        for c in ended {
+            if let (Some(sym), Some(f)) = (&c.unsubscribe, &self.on_unsubscribe) {
+                f(sym);
+            }
+        }
+        (handed, again)
+    }
+}
+
+/// The runner's buffers and idle deadline; its mutex is the runner lock.
+struct Scratch<I, R> {
+    batch: Vec<HandOver<BoxDelegate<I, R>, I, R>>,
+    results: Vec<(usize, OrderId, BoxDelegate<I, R>, bool)>,
+    next_idle: Option<Instant>,
 }

@@ -179,7 +179,7 @@ impl Trade {
     /// Returns `false` and changes nothing when `b` is for another symbol:
     /// prints of different symbols are never merged.
     pub fn merge(&mut self, b: &Trade) -> bool {
-        if self.symbol != b.symbol {
+        if !Arc::ptr_eq(&self.symbol, &b.symbol) && self.symbol != b.symbol {
             return false;
         }
         let (q1, p1) = self.aggregate();

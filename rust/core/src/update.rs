@@ -6,6 +6,7 @@
 //! handed over exactly once.
 
 use crate::market::{Quote, Trade};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// The merged snapshot handed to a delegate.
@@ -76,7 +77,7 @@ impl<I, R> Update<I, R> {
         match &mut self.quote {
             // Reuse the held Quote: same symbol, so only the numbers change
             // and no reference count is touched.
-            Some(held) if held.symbol == quote.symbol => {
+            Some(held) if Arc::ptr_eq(&held.symbol, &quote.symbol) || held.symbol == quote.symbol => {
                 held.bid_px = quote.bid_px;
                 held.bid_size = quote.bid_size;
                 held.ask_px = quote.ask_px;
@@ -131,7 +132,6 @@ impl<I, R> Update<I, R> {
 mod tests {
     use super::*;
     use rust_decimal::Decimal;
-    use std::sync::Arc;
 
     fn quote(bid: i64) -> Quote {
         Quote {
