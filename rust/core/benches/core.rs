@@ -117,17 +117,30 @@ impl InlineRig {
         let ack = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let symbol: Symbol = Arc::from("BTC-USD");
         engine
-            .create(Arc::from("o1"), Side::Buy, symbol.clone(), Box::new(Flag(ack.clone())), ())
+            .create(
+                Arc::from("o1"),
+                Side::Buy,
+                symbol.clone(),
+                Box::new(Flag(ack.clone())),
+                (),
+            )
             .unwrap();
         engine.run_ready();
-        InlineRig { engine, ack, symbol }
+        InlineRig {
+            engine,
+            ack,
+            symbol,
+        }
     }
 
     fn round_trips(&self, n: usize) {
         for i in 0..n {
             self.engine.quote(&quote(&self.symbol, i as i64));
             self.engine.run_ready();
-            assert!(self.ack.swap(false, std::sync::atomic::Ordering::Relaxed), "delegate acknowledged");
+            assert!(
+                self.ack.swap(false, std::sync::atomic::Ordering::Relaxed),
+                "delegate acknowledged"
+            );
         }
     }
 }

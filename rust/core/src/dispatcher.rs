@@ -12,10 +12,10 @@
 use crate::error::DispatchError;
 use crate::market::{MsgType, OrderId, Quote, Side, Symbol, Trade};
 use crate::process::{OrderProcess, State};
-use crate::update::Update;
+use crate::update::{Pending, Update};
+use rustc_hash::FxHashMap as HashMap;
 use slab::Slab;
 use std::cmp::Reverse;
-use rustc_hash::FxHashMap as HashMap;
 use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -53,11 +53,18 @@ pub struct Completion<D, I, R> {
     pub unsubscribe: Option<Symbol>,
 }
 
+/// One symbol's live orders and its newest quote (kept once, not per order).
+#[derive(Default)]
+struct Book {
+    orders: Vec<usize>,
+    quote: Option<Quote>,
+}
+
 /// Owner of all live orders. See the module docs.
 pub struct Dispatcher<D, I, R> {
     orders: Slab<OrderProcess<D, I, R>>,
     by_id: HashMap<OrderId, usize>,
-    by_symbol: HashMap<Symbol, Vec<usize>>,
+    by_symbol: HashMap<Symbol, Book>,
     ready: VecDeque<usize>,
     /// True from the moment the runner is signalled until it finds the ready
     /// list empty: a burst of arrivals costs one signal.
@@ -144,7 +151,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
         instruction: I,
         now: Instant,
     ) -> Result<NewOrder, DispatchError> {
-        let mut pending = Update::default();
+        let mut pending = Pending::default();
         pending.push_instruction(instruction, now);
         self.insert(order_id, side, symbol, delegate, pending, now)
     }
@@ -164,7 +171,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
         reports: Vec<R>,
         now: Instant,
     ) -> Result<NewOrder, DispatchError> {
-        let mut pending = Update::default();
+        let mut pending = Pending::default();
         for i in instructions {
             pending.push_instruction(i, now);
         }
@@ -181,7 +188,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
         side: Side,
         symbol: Symbol,
         delegate: D,
-        pending: Update<I, R>,
+        pending: Pending<I, R>,
         now: Instant,
     ) -> Result<NewOrder, DispatchError> {
         if self.by_id.contains_key(&order_id) {
@@ -189,7 +196,8 @@ impl<D, I, R> Dispatcher<D, I, R> {
         }
         let serial = self.next_serial;
         self.next_serial += 1;
-        let peers = self.by_symbol.entry(symbol.clone()).or_default();
+        let book = self.by_symbol.entry(symbol.clone()).or_default();
+        let peers = &mut book.orders;
         let subscribe = peers.is_empty().then(|| symbol.clone());
         let key = self.orders.insert(OrderProcess {
             order_id: order_id.clone(),
@@ -292,16 +300,21 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// As [`quote`](Self::quote), for a quote that stands for `n` venue quotes
     /// conflated upstream, so Updates count what was really merged.
     pub fn quote_n(&mut self, quote: &Quote, n: u32, now: Instant) -> (usize, bool) {
-        let Some(keys) = self.by_symbol.get(&quote.symbol) else {
+        let Some(book) = self.by_symbol.get_mut(&quote.symbol) else {
             return (0, false);
         };
+        // Kept once for the symbol; each order only counts it.
+        match &mut book.quote {
+            Some(held) => held.clone_from(quote),
+            slot => *slot = Some(quote.clone()),
+        }
         let mut wake = false;
-        for &key in keys {
-            if self.orders[key].merge_quote(quote, n, now) {
+        for &key in &book.orders {
+            if self.orders[key].count_quotes(n, now) {
                 wake |= Self::queue(&mut self.ready, &mut self.scheduled, key);
             }
         }
-        (keys.len(), wake)
+        (book.orders.len(), wake)
     }
 
     /// Fans a print out to every order of its symbol, merging as DESIGN.md
@@ -313,16 +326,16 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// As [`trade`](Self::trade), for a trade that stands for `n` prints
     /// merged upstream.
     pub fn trade_n(&mut self, trade: &Trade, n: u32, now: Instant) -> (usize, bool) {
-        let Some(keys) = self.by_symbol.get(&trade.symbol) else {
+        let Some(book) = self.by_symbol.get(&trade.symbol) else {
             return (0, false);
         };
         let mut wake = false;
-        for &key in keys {
+        for &key in &book.orders {
             if self.orders[key].merge_trade(trade, n, now) {
                 wake |= Self::queue(&mut self.ready, &mut self.scheduled, key);
             }
         }
-        (keys.len(), wake)
+        (book.orders.len(), wake)
     }
 
     /// Takes up to `max` Ready orders for hand-over, lending each its
@@ -340,7 +353,12 @@ impl<D, I, R> Dispatcher<D, I, R> {
                 debug_assert!(false, "ready order without delegate");
                 continue;
             };
-            let update = p.take();
+            let quote = if p.pending.quotes_merged > 0 {
+                self.by_symbol.get(&p.symbol).and_then(|b| b.quote.as_ref())
+            } else {
+                None
+            };
+            let update = p.take(quote);
             out.push(HandOver {
                 key,
                 order_id: p.order_id.clone(),
@@ -395,7 +413,8 @@ impl<D, I, R> Dispatcher<D, I, R> {
         if done {
             let p = self.orders.remove(key);
             self.by_id.remove(&p.order_id);
-            if let Some(peers) = self.by_symbol.get_mut(&p.symbol) {
+            if let Some(book) = self.by_symbol.get_mut(&p.symbol) {
+                let peers = &mut book.orders;
                 peers.swap_remove(p.symbol_slot);
                 if let Some(&moved) = peers.get(p.symbol_slot) {
                     self.orders[moved].symbol_slot = p.symbol_slot;
@@ -405,7 +424,8 @@ impl<D, I, R> Dispatcher<D, I, R> {
                     c.unsubscribe = Some(p.symbol.clone());
                 }
             }
-            c.ended = Some((p.order_id, p.delegate, p.pending));
+            let mut leftover = p.pending;
+            c.ended = Some((p.order_id, p.delegate, leftover.take_update(None)));
         } else if p.finish(now) {
             c.wake = Self::queue(&mut self.ready, &mut self.scheduled, key);
         } else if !p.idle_entry {

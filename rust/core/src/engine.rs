@@ -256,7 +256,10 @@ impl<I: Send, R: Send> Engine<I, R> {
             let done = match catch_unwind(AssertUnwindSafe(|| delegate.action(h.update))) {
                 Ok(done) => done,
                 Err(_) => {
-                    self.report_error(&h.order_id, "delegate panicked in action; the order stays live");
+                    self.report_error(
+                        &h.order_id,
+                        "delegate panicked in action; the order stays live",
+                    );
                     false
                 }
             };

@@ -5,8 +5,8 @@
 //! holds an Update). While it is Running, new data keeps merging into its
 //! pending Update, and the next hand-over gets the merged result.
 
-use crate::market::{OrderId, Quote, Side, Symbol, Trade};
-use crate::update::Update;
+use crate::market::{OrderId, Side, Symbol, Trade};
+use crate::update::{Pending, Update};
 use std::time::Instant;
 
 /// Where an order is in its hand-over cycle.
@@ -30,7 +30,7 @@ pub struct OrderProcess<D, I, R> {
     pub symbol: Symbol,
     /// The delegate; `None` while a runner holds it for a hand-over.
     pub(crate) delegate: Option<D>,
-    pub(crate) pending: Update<I, R>,
+    pub(crate) pending: Pending<I, R>,
     pub(crate) state: State,
     /// Unique per order over the dispatcher's life (slab keys are reused).
     pub(crate) serial: u64,
@@ -66,9 +66,10 @@ impl<D, I, R> OrderProcess<D, I, R> {
         }
     }
 
+    /// `n` newer quotes arrived (the quote itself is kept once per symbol).
     #[inline]
-    pub(crate) fn merge_quote(&mut self, quote: &Quote, n: u32, now: Instant) -> bool {
-        self.pending.merge_quote_n(quote, n, now);
+    pub(crate) fn count_quotes(&mut self, n: u32, now: Instant) -> bool {
+        self.pending.count_quotes(n, now);
         self.touched()
     }
 
@@ -88,11 +89,12 @@ impl<D, I, R> OrderProcess<D, I, R> {
         self.touched()
     }
 
-    /// Ready -> Running: hands out the pending Update, leaving an empty one.
-    pub(crate) fn take(&mut self) -> Update<I, R> {
+    /// Ready -> Running: hands out the pending Update (with the symbol's
+    /// newest quote), leaving an empty one.
+    pub(crate) fn take(&mut self, newest_quote: Option<&crate::market::Quote>) -> Update<I, R> {
         self.state = State::Running;
         self.handovers += 1;
-        std::mem::take(&mut self.pending)
+        self.pending.take_update(newest_quote)
     }
 
     /// Running -> Ready if data merged meanwhile, otherwise Idle.

@@ -77,7 +77,9 @@ impl<I, R> Update<I, R> {
         match &mut self.quote {
             // Reuse the held Quote: same symbol, so only the numbers change
             // and no reference count is touched.
-            Some(held) if Arc::ptr_eq(&held.symbol, &quote.symbol) || held.symbol == quote.symbol => {
+            Some(held)
+                if Arc::ptr_eq(&held.symbol, &quote.symbol) || held.symbol == quote.symbol =>
+            {
                 held.bid_px = quote.bid_px;
                 held.bid_size = quote.bid_size;
                 held.ask_px = quote.ask_px;
@@ -125,6 +127,102 @@ impl<I, R> Update<I, R> {
         self.reports.push(report);
         self.arrived = Some(now);
         self.idle = false;
+    }
+}
+
+/// What has accumulated for one order since its last hand-over, kept
+/// compact: quotes are only counted here, because the newest quote of a
+/// symbol is the same for every order of it and is kept once, by the
+/// dispatcher, and read at hand-over. Prints are merged per order (each
+/// order's aggregate starts at its own last hand-over).
+#[derive(Debug)]
+pub(crate) struct Pending<I, R> {
+    pub(crate) quotes_merged: u32,
+    pub(crate) trades_merged: u32,
+    pub(crate) trade: Option<Trade>,
+    pub(crate) instructions: Vec<I>,
+    pub(crate) reports: Vec<R>,
+    pub(crate) arrived: Option<Instant>,
+    pub(crate) idle: bool,
+}
+
+impl<I, R> Default for Pending<I, R> {
+    fn default() -> Self {
+        Pending {
+            quotes_merged: 0,
+            trades_merged: 0,
+            trade: None,
+            instructions: Vec::new(),
+            reports: Vec::new(),
+            arrived: None,
+            idle: false,
+        }
+    }
+}
+
+impl<I, R> Pending<I, R> {
+    /// True when nothing has accumulated.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.quotes_merged == 0
+            && self.trades_merged == 0
+            && self.instructions.is_empty()
+            && self.reports.is_empty()
+    }
+
+    /// `n` newer quotes of the order's symbol arrived.
+    #[inline]
+    pub(crate) fn count_quotes(&mut self, n: u32, now: Instant) {
+        self.quotes_merged += n;
+        self.arrived = Some(now);
+        self.idle = false;
+    }
+
+    /// A trade standing for `n` prints merges in (see [`Update::merge_trade_n`]).
+    pub(crate) fn merge_trade_n(&mut self, trade: &Trade, n: u32, now: Instant) {
+        let merged = match &mut self.trade {
+            Some(held) => held.merge(trade),
+            None => false,
+        };
+        if merged {
+            self.trades_merged += n;
+        } else {
+            self.trade = Some(trade.clone());
+            self.trades_merged = n;
+        }
+        self.arrived = Some(now);
+        self.idle = false;
+    }
+
+    pub(crate) fn push_instruction(&mut self, instruction: I, now: Instant) {
+        self.instructions.push(instruction);
+        self.arrived = Some(now);
+        self.idle = false;
+    }
+
+    pub(crate) fn push_report(&mut self, report: R, now: Instant) {
+        self.reports.push(report);
+        self.arrived = Some(now);
+        self.idle = false;
+    }
+
+    /// Empties it into the Update to hand over; `newest_quote` is the
+    /// symbol's newest quote, used when quotes arrived.
+    pub(crate) fn take_update(&mut self, newest_quote: Option<&Quote>) -> Update<I, R> {
+        let p = std::mem::take(self);
+        Update {
+            quote: if p.quotes_merged > 0 {
+                newest_quote.cloned()
+            } else {
+                None
+            },
+            trade: p.trade,
+            instructions: p.instructions,
+            reports: p.reports,
+            quotes_merged: p.quotes_merged,
+            trades_merged: p.trades_merged,
+            arrived: p.arrived,
+            idle: p.idle,
+        }
     }
 }
 
