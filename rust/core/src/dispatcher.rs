@@ -51,7 +51,13 @@ pub struct Completion<D, I, R> {
     pub ended: Option<(OrderId, Option<D>, Update<I, R>)>,
     /// The symbol to unsubscribe, when the ended order was its last.
     pub unsubscribe: Option<Symbol>,
+    /// The last of many orders ended and the dispatcher gave its memory back
+    /// (a caller may now ask the allocator to return it to the OS).
+    pub released: bool,
 }
+
+/// Below this many slots, an emptied dispatcher keeps its capacity.
+const RELEASE_AT_CAPACITY: usize = 4096;
 
 /// One symbol's live orders and its newest quote (kept once, not per order).
 #[derive(Default)]
@@ -402,6 +408,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
             wake: false,
             ended: None,
             unsubscribe: None,
+            released: false,
         };
         let p = match self.orders.get_mut(key) {
             Some(p) if &*p.order_id == order_id && p.state == State::Running => p,
@@ -426,6 +433,16 @@ impl<D, I, R> Dispatcher<D, I, R> {
             }
             let mut leftover = p.pending;
             c.ended = Some((p.order_id, p.delegate, leftover.take_update(None)));
+            if self.orders.is_empty() && self.orders.capacity() >= RELEASE_AT_CAPACITY {
+                // A wave of orders is over: keep no room sized for it (the
+                // slab and indexes never shrink by themselves).
+                self.orders = Slab::new();
+                self.by_id = HashMap::default();
+                self.by_symbol = HashMap::default();
+                self.ready = VecDeque::new();
+                self.idle_heap = BinaryHeap::new();
+                c.released = true;
+            }
         } else if p.finish(now) {
             c.wake = Self::queue(&mut self.ready, &mut self.scheduled, key);
         } else if !p.idle_entry {

@@ -139,7 +139,9 @@ impl<I, R> Update<I, R> {
 pub(crate) struct Pending<I, R> {
     pub(crate) quotes_merged: u32,
     pub(crate) trades_merged: u32,
-    pub(crate) trade: Option<Trade>,
+    /// Boxed: most orders hold no print between hand-overs, and an inline
+    /// Trade would cost every live order its 88 bytes.
+    pub(crate) trade: Option<Box<Trade>>,
     pub(crate) instructions: Vec<I>,
     pub(crate) reports: Vec<R>,
     pub(crate) arrived: Option<Instant>,
@@ -186,7 +188,7 @@ impl<I, R> Pending<I, R> {
         if merged {
             self.trades_merged += n;
         } else {
-            self.trade = Some(trade.clone());
+            self.trade = Some(Box::new(trade.clone()));
             self.trades_merged = n;
         }
         self.arrived = Some(now);
@@ -215,7 +217,7 @@ impl<I, R> Pending<I, R> {
             } else {
                 None
             },
-            trade: p.trade,
+            trade: p.trade.map(|t| *t),
             instructions: p.instructions,
             reports: p.reports,
             quotes_merged: p.quotes_merged,

@@ -275,3 +275,27 @@ fn close_returns_every_delegate_for_clean_up() {
     assert_eq!(closed, ["da", "db"]);
     assert!(d.is_empty());
 }
+
+#[test]
+fn an_emptied_dispatcher_gives_its_memory_back_and_still_works() {
+    let mut d = D::new(Duration::from_secs(1));
+    let now = Instant::now();
+    for i in 0..5000 {
+        d.create(sym(&format!("o{i}")), Side::Buy, sym("X"), "d", 0, now)
+            .unwrap();
+    }
+    let hs = take_all(&mut d);
+    let mut released = 0;
+    for h in hs {
+        released += d
+            .complete(h.key, &h.order_id, Some(h.delegate), true, now)
+            .released as usize;
+    }
+    assert_eq!(released, 1, "once, when the last order ended");
+    assert!(d.is_empty() && d.symbols().count() == 0);
+    let again = d
+        .create(sym("n"), Side::Buy, sym("X"), "d", 1, now)
+        .unwrap();
+    assert_eq!(again.subscribe.as_deref(), Some("X"));
+    assert_eq!(take_all(&mut d).len(), 1);
+}
