@@ -10,8 +10,9 @@
 //! whenever the queue is non-empty, however many pushes happened, so it can sit
 //! in a `tokio::select!` next to other events.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::Hash;
 use std::sync::Mutex;
 use tokio::sync::Notify;
@@ -42,7 +43,7 @@ impl<K: Hash + Eq + Clone, V> ConflatingQueue<K, V> {
     pub fn new() -> Self {
         ConflatingQueue {
             inner: Mutex::new(Inner {
-                items: HashMap::new(),
+                items: HashMap::default(),
                 order: VecDeque::new(),
             }),
             merge: None,

@@ -8,7 +8,6 @@ use crate::market::{Quote, Symbol, Trade};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// The Binance spot protocol.
 #[derive(Debug, Default, Clone)]
@@ -107,7 +106,7 @@ impl Venue for Binance {
             out.renew = true;
             return Ok(());
         }
-        let symbol: Symbol = Arc::from(&*need("s", ev.symbol)?);
+        let symbol: Symbol = out.symbol(&need("s", ev.symbol)?);
         if stream.ends_with("@bookTicker") {
             let ask = need("a", ev.ask)?;
             out.quotes.push(Quote {
@@ -136,6 +135,8 @@ impl Venue for Binance {
 mod tests {
     use super::*;
     use rust_decimal::Decimal;
+    #[allow(unused_imports)]
+    use std::sync::Arc;
 
     #[test]
     fn book_ticker_and_trade_frames_parse() {

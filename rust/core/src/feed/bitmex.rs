@@ -7,7 +7,6 @@ use crate::market::{Quote, Symbol, Trade};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// The BitMEX realtime protocol.
 #[derive(Debug, Default, Clone)]
@@ -99,8 +98,9 @@ impl Venue for BitMex {
         match (&*table, &*action) {
             ("quote", "partial" | "insert") => {
                 for r in rows {
+                    let symbol = out.symbol(&need("symbol", r.symbol)?);
                     out.quotes.push(Quote {
-                        symbol: Arc::from(&*need("symbol", r.symbol)?),
+                        symbol,
                         bid_px: num("bidPrice", r.bid_price)?,
                         bid_size: num("bidSize", r.bid_size)?,
                         ask_px: num("askPrice", r.ask_price)?,
@@ -114,7 +114,7 @@ impl Venue for BitMex {
             ("trade", "insert") => {
                 for r in rows {
                     let t = Trade::new(
-                        Arc::from(&*need("symbol", r.symbol)?),
+                        out.symbol(&need("symbol", r.symbol)?),
                         num("size", r.size)?,
                         num("price", r.price)?,
                     );
@@ -133,6 +133,8 @@ impl Venue for BitMex {
 mod tests {
     use super::*;
     use rust_decimal::Decimal;
+    #[allow(unused_imports)]
+    use std::sync::Arc;
 
     #[test]
     fn quote_and_trade_inserts_parse_exactly() {

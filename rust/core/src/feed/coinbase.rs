@@ -8,7 +8,6 @@ use super::{decimal, need, FrameError, Parsed, TradeId, Venue};
 use crate::market::{Quote, Symbol, Trade};
 use serde::Deserialize;
 use std::borrow::Cow;
-use std::sync::Arc;
 
 /// The Coinbase Exchange ticker protocol.
 #[derive(Debug, Default, Clone)]
@@ -66,7 +65,7 @@ impl Venue for Coinbase {
             serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
         match &*m.kind {
             "ticker" => {
-                let symbol: Symbol = Arc::from(&*need("product_id", m.product_id)?);
+                let symbol: Symbol = out.symbol(&need("product_id", m.product_id)?);
                 let quote = Quote {
                     symbol: symbol.clone(),
                     bid_px: decimal("best_bid", &need("best_bid", m.best_bid)?)?,
@@ -105,6 +104,8 @@ impl Venue for Coinbase {
 mod tests {
     use super::*;
     use rust_decimal::Decimal;
+    #[allow(unused_imports)]
+    use std::sync::Arc;
 
     const TICKER: &str = r#"{"type":"ticker","sequence":37475248783,"product_id":"ETH-USD","price":"1285.22","open_24h":"1310.79","volume_24h":"245532.79269678","low_24h":"1280.52","high_24h":"1313.8","volume_30d":"9788783.60117027","best_bid":"1285.04","best_bid_size":"0.46688654","best_ask":"1285.27","best_ask_size":"1.56637040","side":"buy","time":"2022-10-19T23:28:22.061769Z","trade_id":370843401,"last_size":"11.4396987"}"#;
 

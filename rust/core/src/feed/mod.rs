@@ -23,7 +23,8 @@ pub mod sink;
 
 use crate::market::{Quote, Symbol, Trade};
 use rust_decimal::Decimal;
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::VecDeque;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -52,6 +53,9 @@ pub struct Parsed {
     pub renew: bool,
     /// A text reply the connection must send (e.g. an application-level pong).
     pub reply: Option<String>,
+    /// Symbols seen on this feed, so each frame reuses one shared name
+    /// instead of allocating it.
+    symbols: HashMap<Box<str>, Symbol>,
 }
 
 impl Parsed {
@@ -62,6 +66,18 @@ impl Parsed {
         self.ack = false;
         self.renew = false;
         self.reply = None;
+    }
+
+    /// The shared name for `text` (allocated the first time only).
+    pub fn symbol(&mut self, text: &str) -> Symbol {
+        if let Some(s) = self.symbols.get(text) {
+            return s.clone();
+        }
+        let s: Symbol = std::sync::Arc::from(text);
+        if self.symbols.len() < 100_000 {
+            self.symbols.insert(Box::from(text), s.clone());
+        }
+        s
     }
 
     /// True when the frame carried market data.
@@ -190,34 +206,80 @@ pub fn snippet(frame: &str) -> String {
 /// never-seen print).
 #[derive(Default)]
 pub struct Dedup {
-    seq: HashMap<Symbol, (u64, BTreeSet<u64>)>,
+    seq: HashMap<Symbol, SeqWindow>,
     recent_text: HashMap<Symbol, (HashSet<String>, VecDeque<String>)>,
 }
 
 /// How many trade ids are remembered per symbol.
 const WINDOW: u64 = 4096;
+const WORDS: usize = (WINDOW / 64) as usize;
+
+/// The last [`WINDOW`] sequential ids as a ring of bits: O(1) per print.
+struct SeqWindow {
+    max: u64,
+    bits: [u64; WORDS],
+}
+
+impl SeqWindow {
+    fn new(first: u64) -> Self {
+        let mut w = SeqWindow {
+            max: first,
+            bits: [0; WORDS],
+        };
+        w.set(first);
+        w
+    }
+
+    fn slot(n: u64) -> (usize, u64) {
+        let i = n % WINDOW;
+        ((i / 64) as usize, 1u64 << (i % 64))
+    }
+
+    fn set(&mut self, n: u64) {
+        let (w, b) = Self::slot(n);
+        self.bits[w] |= b;
+    }
+
+    fn first_time(&mut self, n: u64) -> bool {
+        if n > self.max {
+            // Ids between the old and the new max enter the window unseen.
+            if n - self.max >= WINDOW {
+                self.bits = [0; WORDS];
+            } else {
+                for m in self.max + 1..n {
+                    let (w, b) = Self::slot(m);
+                    self.bits[w] &= !b;
+                }
+                let (w, b) = Self::slot(n);
+                self.bits[w] &= !b;
+            }
+            self.max = n;
+            self.set(n);
+            return true;
+        }
+        if n + WINDOW <= self.max {
+            return false; // older than the window: long since delivered
+        }
+        let (w, b) = Self::slot(n);
+        if self.bits[w] & b != 0 {
+            return false;
+        }
+        self.bits[w] |= b;
+        true
+    }
+}
 
 impl Dedup {
     /// True the first time a print is seen.
     pub fn first_time(&mut self, symbol: &Symbol, id: &TradeId) -> bool {
         match id {
-            TradeId::Seq(n) => {
-                let (max, seen) = self.seq.entry(symbol.clone()).or_default();
-                if !seen.is_empty() && n.saturating_add(WINDOW) <= *max {
-                    return false; // older than the window: long since delivered
+            TradeId::Seq(n) => match self.seq.get_mut(symbol) {
+                Some(w) => w.first_time(*n),
+                None => {
+                    self.seq.insert(symbol.clone(), SeqWindow::new(*n));
+                    true
                 }
-                if !seen.insert(*n) {
-                    return false;
-                }
-                if *n > *max {
-                    *max = *n;
-                    let floor = max.saturating_sub(WINDOW);
-                    while seen.first().is_some_and(|&f| f < floor) {
-                        seen.pop_first();
-                    }
-                }
-                true
-            }
+            },
             TradeId::Text(t) => {
                 let (set, order) = self.recent_text.entry(symbol.clone()).or_default();
                 if !set.insert(t.clone()) {
@@ -281,6 +343,12 @@ mod tests {
         assert!(d.first_time(&s, &TradeId::Seq(5)));
         assert!(!d.first_time(&s, &TradeId::Seq(5)));
         assert!(d.first_time(&s, &TradeId::Seq(6)));
+        assert!(d.first_time(&s, &TradeId::Seq(9)));
+        assert!(!d.first_time(&s, &TradeId::Seq(9)));
+        assert!(
+            d.first_time(&s, &TradeId::Seq(7)),
+            "skipped ids stay unseen"
+        );
         // A late print from a lagging connection is still new...
         assert!(d.first_time(&s, &TradeId::Seq(4)));
         // ...once.
