@@ -13,6 +13,7 @@ use super::{
 use crate::market::Symbol;
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -39,20 +40,21 @@ struct Recorded<'a> {
     frame: Option<&'a RawValue>,
 }
 
-/// One line: its receive time, if recorded, and the frame text.
-fn split_line(line: &str) -> (Option<u64>, String) {
-    if line.starts_with("{\"recv_ns\"") || line.contains("\"frame\"") {
+/// One line: its receive time, if recorded, and the frame text (borrowed
+/// from the line unless the frame was stored as a JSON string).
+fn split_line(line: &str) -> (Option<u64>, Cow<'_, str>) {
+    if line.starts_with("{\"recv_ns\"") {
         if let Ok(r) = serde_json::from_str::<Recorded<'_>>(line) {
             if let Some(f) = r.frame {
                 let text = match serde_json::from_str::<String>(f.get()) {
-                    Ok(s) => s, // the frame was stored as a JSON string
-                    Err(_) => f.get().to_string(),
+                    Ok(s) => Cow::Owned(s), // the frame was stored as a JSON string
+                    Err(_) => Cow::Borrowed(f.get()),
                 };
                 return (r.recv_ns, text);
             }
         }
     }
-    (None, line.to_string())
+    (None, Cow::Borrowed(line))
 }
 
 /// Starts a replay feed on the current tokio runtime.
@@ -170,13 +172,11 @@ mod tests {
 
     #[test]
     fn lines_may_be_raw_or_wrapped_with_a_receive_time() {
-        assert_eq!(
-            split_line(r#"{"type":"heartbeat"}"#),
-            (None, r#"{"type":"heartbeat"}"#.to_string())
-        );
+        let (ns, f) = split_line(r#"{"type":"heartbeat"}"#);
+        assert_eq!((ns, &*f), (None, r#"{"type":"heartbeat"}"#));
         let (ns, f) = split_line(r#"{"recv_ns": 12, "frame": {"type":"ticker"}}"#);
-        assert_eq!((ns, f.as_str()), (Some(12), r#"{"type":"ticker"}"#));
+        assert_eq!((ns, &*f), (Some(12), r#"{"type":"ticker"}"#));
         let (ns, f) = split_line(r#"{"recv_ns": 13, "frame": "{\"type\":\"ticker\"}"}"#);
-        assert_eq!((ns, f.as_str()), (Some(13), r#"{"type":"ticker"}"#));
+        assert_eq!((ns, &*f), (Some(13), r#"{"type":"ticker"}"#));
     }
 }
