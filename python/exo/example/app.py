@@ -34,6 +34,8 @@ from exo.store import StoreUnavailable
 
 __all__ = ["NewOrder", "create_app"]
 
+_MAX_INTEGER_DIGITS, _MAX_PLACES = 15, 18
+"""Bounds on orderQty, well inside what exo's exact decimals carry."""
 _EXAMPLE: dict[str, JsonValue] = {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"}
 
 
@@ -74,6 +76,10 @@ class NewOrder(BaseModel):
             raise ValueError(f"{expected}, got {json.dumps(value)}") from None
         if not qty.is_finite() or qty <= 0:
             raise ValueError(f"{expected}, got {json.dumps(value)}")
+        if qty.adjusted() >= _MAX_INTEGER_DIGITS:
+            raise ValueError(f"must be below 1E+{_MAX_INTEGER_DIGITS}, got {json.dumps(value)}")
+        if -int(qty.as_tuple().exponent) > _MAX_PLACES:
+            raise ValueError(f"must have at most {_MAX_PLACES} decimal places, got {json.dumps(value)}")
         if int(qty.as_tuple().exponent) > 0:  # 1E+3 -> 1000
             qty = qty.quantize(Decimal(1))
         return qty

@@ -180,11 +180,8 @@ async def run(settings: Settings) -> int:
             sock.close()
             return 1
         log.info("feed: %s", _describe_feed(feed, settings.speed))
-        log.info(
-            "store: %r%s",
-            store,
-            "" if store.durable else " (orders end with the process; --redis URL keeps them)",
-        )
+        if not store.durable:
+            log.info("orders end with the process; --redis URL keeps them across restarts")
         server = _Server(
             uvicorn.Config(
                 create_app(engine, book, metrics, settings.token),
