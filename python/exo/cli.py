@@ -108,9 +108,11 @@ def parser() -> argparse.ArgumentParser:
         default=_env("speed", "1.0"),
         help=f"replay pace: 1.0 as recorded, 10 ten times faster, max as fast as possible [{ENV['speed']}]",
     )
+    # --redis and --token fall back on their env vars after parsing, so that
+    # --help never prints a password or a token.
     ex.add_argument(
         "--redis",
-        default=_env("redis", None),
+        default=None,
         metavar="URL",
         help=f"keep orders in Redis (redis://[:password@]host:port/db) so a restart resumes them "
         f"[{ENV['redis']}]",
@@ -131,7 +133,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ex.add_argument(
         "--token",
-        default=_env("token", None),
+        default=None,
         help=f"require 'Authorization: Bearer TOKEN' on /v1 (prefer the env var: flags show in ps) "
         f"[{ENV['token']}]",
     )
@@ -180,11 +182,11 @@ def _example(args: argparse.Namespace) -> int:
     settings = Settings(
         feed=args.feed,
         speed=args.speed,
-        redis=args.redis or None,
+        redis=args.redis or _env("redis", None) or None,
         host=host,
         port=port,
         idle=args.idle,
-        token=args.token or None,
+        token=args.token or _env("token", None) or None,
         summary=args.summary,
     )
     return asyncio.run(run(settings))
