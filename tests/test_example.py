@@ -351,26 +351,26 @@ def test_restart_with_redis_resumes_a_half_filled_order(
     start: Callable[..., Example], redis_url: str
 ) -> None:
     first = start("--redis", redis_url, "--speed", "1")
-    order_id = first.submit("BUY", "BTC-USD", "100")
+    order_id = first.submit("BUY", "BTC-USD", "1000")  # ~5 s of the replay at its recorded pace
     first.wait_fills(order_id, 10)
     rc, elapsed = first.stop(signal.SIGTERM)
     assert rc == 0 and elapsed < 5.0, first.err.text()
     before = sum(q for q, _ in first.fills(order_id))
-    assert 0 < before < 100
+    assert 0 < before < 1000
     assert f"{order_id} done" not in first.out.text()
 
-    second = start("--redis", redis_url, "--speed", "10")
+    second = start("--redis", redis_url, "--speed", "max")
     resumed = second.http.get(f"/v1/orders/{order_id}")
     assert resumed.status_code == 200, second.err.text()
     # Picked up exactly where the first run stopped (it may have filled more since).
     assert Decimal(resumed.json()["fills"]) >= len(first.fills(order_id))
-    assert f"order {order_id} resumed: BUY 100 BTC-USD, {before} filled" in second.err.text()
+    assert f"order {order_id} resumed: BUY 1000 BTC-USD, {before} filled" in second.err.text()
     second.wait_line(f"{order_id} done", timeout=20)
 
     after = sum(q for q, _ in second.fills(order_id))
-    assert before + after == Decimal(100)
+    assert before + after == Decimal(1000)
     body = second.http.get(f"/v1/orders/{order_id}").json()
-    assert (body["ordStatus"], Decimal(body["cumQty"])) == ("FILLED", Decimal(100))
+    assert (body["ordStatus"], Decimal(body["cumQty"])) == ("FILLED", Decimal(1000))
     assert body["fills"] == len(first.fills(order_id)) + len(second.fills(order_id))
 
 

@@ -22,12 +22,12 @@ from pathlib import Path
 import uvicorn
 
 from exo import feeds
-from exo._core import Feed
 from exo.engine import Engine
 from exo.example import SAMPLE
 from exo.example.app import create_app
 from exo.example.metrics import Metrics
 from exo.example.paper import Book, Progress
+from exo.feeds import Feed
 from exo.redis_store import RedisStore
 from exo.store import MemoryStore, Store, StoreUnavailable
 
