@@ -5,6 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.exo-built
 # tests/test_uvloop.py runs exo on uvloop; the benches report both loops.
 UVLOOP := uvloop>=0.19
+# The example (exo example, make run): FastAPI + pydantic 2 + uvicorn + prometheus-client,
+# the `example` extra in pyproject.toml; httpx for its tests.
+EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
 
 .PHONY: run test test-rust test-python bench lint fmt develop clean
 
@@ -14,14 +17,15 @@ $(PY):
 
 # Rebuild the extension when Rust or packaging sources change.
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)"
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)" $(EXAMPLE)
 	$(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 
 develop: $(STAMP)
 
+# The example: HTTP order entry + paper fills on the bundled replay; Ctrl-C stops it.
 run: $(STAMP)
-	$(PY) examples/quickstart.py
+	$(VENV)/bin/exo example
 
 test: $(STAMP) test-rust test-python
 

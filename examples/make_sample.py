@@ -1,4 +1,5 @@
-"""Writes examples/data/coinbase-sample.ndjson: a recorded-format sample of the
+"""Writes python/exo/example/data/coinbase-sample.ndjson (the sample that ships
+inside the package and that ``exo example`` replays): a recorded-format sample of the
 Coinbase Exchange ``ticker`` channel for BTC-USD and ETH-USD, built from the
 documented message schema (not captured from the venue).
 
@@ -21,6 +22,7 @@ from pathlib import Path
 START = {"BTC-USD": Decimal("60000.00"), "ETH-USD": Decimal("3000.00")}
 TICK = {"BTC-USD": Decimal("0.01"), "ETH-USD": Decimal("0.01")}
 T0_NS = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z
+SAMPLE = Path(__file__).parent.parent / "python" / "exo" / "example" / "data" / "coinbase-sample.ndjson"
 
 
 def iso(ns: int) -> str:
@@ -110,7 +112,7 @@ def generate(frames: int, seed: int = 7) -> list[dict[str, object]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=4000)
-    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "data" / "coinbase-sample.ndjson")
+    parser.add_argument("--out", type=Path, default=SAMPLE)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with args.out.open("w") as f:

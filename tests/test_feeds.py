@@ -15,7 +15,7 @@ from helpers import Errors, Recorder, factory, until
 import exo
 from exo import feeds
 
-SAMPLE = Path(__file__).parent.parent / "examples" / "data" / "coinbase-sample.ndjson"
+SAMPLE = Path(__file__).parent.parent / "python" / "exo" / "example" / "data" / "coinbase-sample.ndjson"
 FAST = dict(backoff_initial=0.05, backoff_max=0.2, connects_per_second=50.0)
 
 

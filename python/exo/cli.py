@@ -1,0 +1,196 @@
+"""The ``exo`` command (also ``python -m exo``).
+
+    exo example                         # replay of the bundled sample, in-process store, 127.0.0.1:8000
+    exo example --feed coinbase --redis redis://localhost:6379/0
+
+Every flag of ``exo example`` can also come from an environment variable
+(the flag wins): see ``ENV`` and ``exo example --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import exo
+
+__all__ = ["ENV", "main"]
+
+ENV = {
+    "feed": "EXO_FEED",
+    "speed": "EXO_SPEED",
+    "redis": "EXO_REDIS_URL",
+    "http": "EXO_HTTP",
+    "idle": "EXO_IDLE",
+    "token": "EXO_TOKEN",
+    "summary": "EXO_SUMMARY",
+    "log_level": "EXO_LOG_LEVEL",
+}
+"""Environment variable per ``exo example`` option."""
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more seconds, got {text!r}")
+    return value
+
+
+def _speed(text: str) -> float | None:
+    if text.strip().lower() in ("max", "0"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a factor such as 1.0, or max; got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive factor, or max; got {text!r}")
+    return value
+
+
+def _host_port(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT such as 127.0.0.1:8000, got {text!r}")
+    host = host.strip("[]") or "127.0.0.1"  # [::1]:8000 and :8000 work too
+    return host, int(port)
+
+
+def _env(option: str, default: str | None) -> str | None:
+    return os.environ.get(ENV[option], default)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="exo",
+        description="exo: an exoskeleton for automated order execution (Rust core, Python delegates).",
+    )
+    top.add_argument("--version", action="version", version=f"exo {exo.__version__}")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
+    ex = commands.add_parser(
+        "example",
+        help="run the example: orders over HTTP, paper fills on replayed or live quotes",
+        description=(
+            "Orders over HTTP (POST/GET/DELETE /v1/orders), each filled on paper against the far "
+            "side of every quote; fills print as '<order_id> fill <qty> @ <px>'. By default it "
+            "replays the bundled Coinbase sample in a loop and keeps orders in process: no "
+            "network, no Redis. Ctrl-C or SIGTERM stops it (live orders are cleaned up, not "
+            "canceled). Each option can also be set by the environment variable shown."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    ex.add_argument(
+        "--feed",
+        default=_env("feed", "replay"),
+        metavar="coinbase|binance|bitmex|replay|replay:PATH",
+        help=f"market data: a live venue, the bundled sample, or an NDJSON recording [{ENV['feed']}]",
+    )
+    ex.add_argument(
+        "--speed",
+        type=_speed,
+        default=_env("speed", "1.0"),
+        help=f"replay pace: 1.0 as recorded, 10 ten times faster, max as fast as possible [{ENV['speed']}]",
+    )
+    # --redis and --token fall back on their env vars after parsing, so that
+    # --help never prints a password or a token.
+    ex.add_argument(
+        "--redis",
+        default=None,
+        metavar="URL",
+        help=f"keep orders in Redis (redis://[:password@]host:port/db) so a restart resumes them "
+        f"[{ENV['redis']}]",
+    )
+    ex.add_argument(
+        "--http",
+        type=_host_port,
+        default=_env("http", "127.0.0.1:8000"),
+        metavar="HOST:PORT",
+        help=f"where the HTTP API listens [{ENV['http']}]",
+    )
+    ex.add_argument(
+        "--idle",
+        type=_positive,
+        default=_env("idle", "1.0"),
+        metavar="SECONDS",
+        help=f"a delegate with no news for this long gets an idle Update [{ENV['idle']}]",
+    )
+    ex.add_argument(
+        "--token",
+        default=None,
+        help=f"require 'Authorization: Bearer TOKEN' on /v1 (prefer the env var: flags show in ps) "
+        f"[{ENV['token']}]",
+    )
+    ex.add_argument(
+        "--summary",
+        type=_non_negative,
+        default=_env("summary", "1.0"),
+        metavar="SECONDS",
+        help=f"log a summary line per live order this often; 0 turns it off [{ENV['summary']}]",
+    )
+    ex.add_argument(
+        "--log-level",
+        default=_env("log_level", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        help=f"logging level (logs go to stderr; fills to stdout) [{ENV['log_level']}]",
+    )
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command is None:
+        parser().print_help()
+        return 2
+    return _example(args)
+
+
+def _example(args: argparse.Namespace) -> int:
+    logging.basicConfig(
+        level=args.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    try:
+        from exo.example.runner import Settings, run
+    except ImportError as exc:
+        print(
+            f"exo example needs FastAPI, uvicorn and prometheus-client ({exc}): "
+            "pip install 'exo-execution[example]'",
+            file=sys.stderr,
+        )
+        return 2
+    host, port = args.http
+    settings = Settings(
+        feed=args.feed,
+        speed=args.speed,
+        redis=args.redis or _env("redis", None) or None,
+        host=host,
+        port=port,
+        idle=args.idle,
+        token=args.token or _env("token", None) or None,
+        summary=args.summary,
+    )
+    return asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

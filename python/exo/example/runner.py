@@ -1,0 +1,237 @@
+"""Runs the example: engine + feed + store + HTTP server + signals, and the
+once-a-second summary line per live order.
+
+The invariant: SIGINT/SIGTERM stop it gracefully, in this order: the HTTP
+server stops taking requests, then the engine stops (every live delegate's
+``clean_up()``; nothing is canceled, and with a durable store the orders
+resume on the next start). A second signal exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from exo import feeds
+from exo.engine import Engine
+from exo.example import SAMPLE
+from exo.example.app import create_app
+from exo.example.metrics import Metrics
+from exo.example.paper import Book, Progress
+from exo.feeds import Feed
+from exo.redis_store import RedisStore
+from exo.store import MemoryStore, Store, StoreUnavailable
+
+__all__ = ["Settings", "make_feed", "run"]
+
+log = logging.getLogger("exo.example")
+
+VENUES = ("coinbase", "binance", "bitmex")
+
+
+@dataclass
+class Settings:
+    """What ``exo example`` runs with (see ``exo.cli`` for flags and env vars)."""
+
+    feed: str = "replay"
+    """coinbase | binance | bitmex | replay (the bundled sample) | replay:PATH."""
+    speed: float | None = 1.0
+    """Replay pace: 1.0 as recorded, 2.0 twice as fast, None as fast as possible."""
+    redis: str | None = None
+    """A Redis URL for a durable store; None keeps orders in process."""
+    host: str = "127.0.0.1"
+    port: int = 8000
+    idle: float = 1.0
+    token: str | None = None
+    summary: float = 1.0
+    """Seconds between summary lines; 0 turns them off."""
+
+
+def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
+    """The feed named by ``--feed``; replays loop (``repeat=True``)."""
+    name = spec.strip()
+    if name.lower() == "coinbase":
+        return feeds.Coinbase()
+    if name.lower() == "binance":
+        return feeds.Binance()
+    if name.lower() == "bitmex":
+        return feeds.BitMEX()
+    if name.lower() == "replay":
+        return feeds.Replay(SAMPLE, speed=speed, repeat=True)
+    if name.lower().startswith("replay:"):
+        path = Path(name[len("replay:") :]).expanduser()
+        if not path.is_file():
+            raise ValueError(f"replay file not found: {path}")
+        return feeds.Replay(path, speed=speed, repeat=True)
+    raise ValueError(f"unknown feed {spec!r}: expected coinbase, binance, bitmex, replay or replay:PATH")
+
+
+def _describe_feed(feed: Feed, speed: float | None) -> str:
+    if "://" not in feed.source:
+        pace = "as fast as possible" if speed is None else f"{speed:g}x the recorded pace"
+        return f"replay of {feed.source} ({feed.venue} frames, {pace}, looping)"
+    return f"{feed.venue} live ({feed.source})"
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Binds before anything starts, so a busy port is a clear error at once."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or exc
+        raise OSError(f"cannot listen on {host}:{port}: {reason}; choose another with --http") from exc
+    sock.listen(128)
+    sock.setblocking(False)
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the runner owns SIGINT/SIGTERM
+    (uvicorn's would re-raise the signal after shutdown, before clean-up)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _staleness(ns: int | None) -> str:
+    if ns is None:
+        return "-"
+    if ns < 1_000_000:
+        return f"{ns / 1_000:.0f} us"
+    return f"{ns / 1_000_000:.1f} ms"
+
+
+def summary_line(p: Progress) -> str:
+    """One line per live order, e.g. ``<order_id> BUY 0.5 BTC-USD: 412 quotes merged,
+    staleness 85 us, filled 0.2 of 0.5 (PARTIALLY_FILLED)``."""
+    o = p.order
+    return (
+        f"{p.order_id} {o.side.name} {o.order_qty} {o.symbol}: {p.quotes_since_summary} quotes merged, "
+        f"staleness {_staleness(p.last_staleness_ns)}, filled {p.filled} of {o.order_qty} ({p.status.name})"
+    )
+
+
+async def _summaries(book: Book, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        for p in book.live():
+            log.info("%s", summary_line(p))
+            p.quotes_since_summary = 0
+
+
+async def run(settings: Settings) -> int:
+    """Runs until SIGINT/SIGTERM; returns the process exit code."""
+    try:
+        feed = make_feed(settings.feed, settings.speed)
+        sock = _listen(settings.host, settings.port)
+    except (ValueError, OSError) as exc:
+        log.error("%s", exc)
+        return 2
+    host, port = sock.getsockname()[:2]
+    store: Store = MemoryStore() if settings.redis is None else RedisStore(settings.redis)
+    metrics = Metrics()
+    book = Book(observer=metrics)
+    engine = Engine(
+        book.factory,
+        idle_interval=settings.idle,
+        on_error=lambda order_id, message: log.warning("order %s: %s", order_id, message),
+        on_subscribe=lambda symbol: log.info("subscribed %s", symbol),
+        on_unsubscribe=lambda symbol: log.info("unsubscribed %s (no live order left)", symbol),
+        feed=feed,
+        store=store,
+    )
+    metrics.watch(engine)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        if stop.is_set():
+            log.warning("%s again: exiting now, without clean-up", sig.name)
+            os._exit(128 + sig.value)
+        log.info(
+            "%s: stopping (live orders are cleaned up, not canceled%s)",
+            sig.name,
+            "; they resume on the next start" if store.durable else "",
+        )
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        try:
+            await engine.start()
+        except StoreUnavailable as exc:
+            log.error("%s", exc)
+            sock.close()
+            return 1
+        log.info("feed: %s", _describe_feed(feed, settings.speed))
+        if not store.durable:
+            log.info("orders end with the process; --redis URL keeps them across restarts")
+        server = _Server(
+            uvicorn.Config(
+                create_app(engine, book, metrics, settings.token),
+                log_level="warning",
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+            )
+        )
+        serving = asyncio.create_task(server.serve(sockets=[sock]), name="exo-http")
+        summaries = (
+            asyncio.create_task(_summaries(book, settings.summary), name="exo-summary")
+            if settings.summary > 0
+            else None
+        )
+        url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+        log.info(
+            "listening on %s (API docs %s/docs, metrics %s/metrics%s); Ctrl-C stops",
+            url,
+            url,
+            url,
+            ", bearer token required" if settings.token else "",
+        )
+        if settings.token is None and host not in ("127.0.0.1", "::1", "localhost"):
+            log.warning("listening on %s without a token: anyone who can reach it can submit orders", host)
+        log.info(
+            "try: curl -X POST %s/v1/orders -H 'Content-Type: application/json' "
+            '-d \'{"side":"BUY","symbol":"BTC-USD","orderQty":"0.5"}\'',
+            url,
+        )
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({serving, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        if summaries is not None:
+            summaries.cancel()
+        stopped.cancel()
+        try:
+            await serving
+        except Exception:  # whatever stopped the server, the engine still stops cleanly
+            log.exception("HTTP server failed")
+        live = engine.live
+        await engine.stop()
+        log.info(
+            "stopped: %d live order(s) cleaned up, not canceled%s",
+            live,
+            "; they resume on the next start" if store.durable and live else "",
+        )
+        return 0
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        if engine.running:
+            await engine.stop()
