@@ -128,10 +128,15 @@ async fn play(
                     return;
                 }
             }
-            while symbols.is_empty() {
-                if !apply(cmds.recv().await, &mut symbols, &mut dedup) {
-                    return;
+            if symbols.is_empty() {
+                while symbols.is_empty() {
+                    if !apply(cmds.recv().await, &mut symbols, &mut dedup) {
+                        return;
+                    }
                 }
+                // Paused while nothing was subscribed: resume at the recorded
+                // pace from here, not with a burst to catch up.
+                clock = None;
             }
             let (recv_ns, frame) = split_line(line);
             if let (Some(speed), Some(ns)) = (cfg.speed, recv_ns) {
