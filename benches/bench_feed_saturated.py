@@ -17,13 +17,14 @@ hand-over) p99, over every order; medians over rounds.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import tempfile
 import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from baseline.feed import PythonFeedThread, ticker_frames
 from benchkit import ENGINES, median, percentile, record, run_on, times_better
@@ -33,7 +34,7 @@ import exo
 ORDERS = 100
 SECONDS = 1.0
 WARM_UP_S = 0.1
-ROUNDS = 3
+ROUNDS = 5
 
 
 def parse_into_exo(frame: bytes) -> tuple[exo.Quote, exo.Trade]:
@@ -171,8 +172,7 @@ def each_round(
     for _ in range(rounds):
         result = {}
         for run_name, (engine, feed_kind) in runs.items():
-            run: Callable[[], Any] = lambda e=engine, f=feed_kind: saturated(e, f, **kwargs)  # noqa: E731
-            result[run_name] = run_on("asyncio", run)
+            result[run_name] = run_on("asyncio", functools.partial(saturated, engine, feed_kind, **kwargs))
         yield result
 
 

@@ -34,7 +34,7 @@ import exo
 FRAMES = 1_500
 INTERVAL_S = 0.001
 WARM_UP_FRAMES = 100
-ROUNDS = 3
+ROUNDS = 5
 VENUE = Path(__file__).with_name("stamped_venue.py")
 
 

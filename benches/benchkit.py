@@ -19,7 +19,7 @@ import asyncio
 import json
 import os
 import statistics
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, TypeVar
@@ -97,12 +97,12 @@ def thin(samples: list[float], at_most: int = 4_000) -> list[float]:
     return samples[::step]
 
 
-def percentile(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
+def percentile(samples: Sequence[float], p: float) -> float:
+    xs = sorted(samples)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-def median(xs: list[float]) -> float:
+def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
