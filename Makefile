@@ -1,4 +1,5 @@
 # The verbs: run, test, bench, lint, fmt. Each sets up what it needs.
+SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -35,9 +36,19 @@ test-rust:
 test-python: $(STAMP)
 	$(PY) -m pytest
 
+# cargo bench's output (divan, then summary tables) is kept for the report;
+# pytest's figures go to target/bench/figures.json (benches/benchkit.py);
+# benches/report.py writes benches/REPORT.md and the plots in benches/report/.
+BENCH_OUT := target/bench
+
 bench: $(STAMP)
-	cargo bench -p exo-core
-	$(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q
+	$(PY) -m pip install -q "matplotlib>=3.7"
+	mkdir -p $(BENCH_OUT)
+	rm -f $(BENCH_OUT)/figures.json $(BENCH_OUT)/cargo-bench.txt
+	$(PY) benches/report.py --start
+	set -o pipefail; cargo bench -p exo-core 2>&1 | tee $(BENCH_OUT)/cargo-bench.txt
+	EXO_BENCH_JSON=$(BENCH_OUT)/figures.json $(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q
+	$(PY) benches/report.py
 
 lint: $(STAMP)
 	cargo fmt --check

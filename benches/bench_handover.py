@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from benchkit import ENGINES, LOOPS, median, new_loop, percentile, run_on, times_better
+from benchkit import ENGINES, LOOPS, keep, median, new_loop, percentile, run_on, thin, times_better
 
 ROUND_TRIPS = 2_000
 HANDOVER_ROUNDS = 9
@@ -99,6 +99,10 @@ def test_handover_to_python_delegate_p50_p99_us(benchmark: Any, figures: Any, lo
     p50 = {k: median([percentile(r, 50) for r in v]) / 1000 for k, v in runs.items()}
     p99 = {k: median([percentile(r, 99) for r in v]) / 1000 for k, v in runs.items()}
     benchmark.extra_info.update(p50_us=p50, p99_us=p99)
+    keep(
+        f"handover_us[{loop_kind}]",
+        {k: thin([x / 1000 for r in v for x in r]) for k, v in runs.items()},
+    )
     below = (1 - p50["exo"] / p50["baseline"]) * 100
     figures(
         f"hand-over to a Python delegate, quote -> action -> ack [{loop_kind}]"

@@ -6,13 +6,21 @@ measured in the same run, and every figure is printed in one table at the end:
 ``ratio`` is how many times better exo is than the baseline (time: baseline /
 exo; rate: exo / baseline; memory: baseline / exo). ``met?`` judges exo's
 figure against DESIGN.md's target.
+
+At the end of the session the rows (``FIGURES``) and the raw series kept for
+the plots (``SERIES``) are written as JSON to ``$EXO_BENCH_JSON`` (default
+``target/bench/figures.json``), which ``benches/report.py`` turns into
+``benches/REPORT.md``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import statistics
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, TypeVar
 
@@ -24,6 +32,15 @@ import exo
 T = TypeVar("T")
 
 FIGURES: list[tuple[str, str, str, str, str, str]] = []
+
+SERIES: dict[str, Any] = {}
+"""Raw measurements for the report's plots, by name (JSON-serialisable values)."""
+
+FIGURES_JSON = Path(
+    os.environ.get(
+        "EXO_BENCH_JSON", Path(__file__).resolve().parent.parent / "target" / "bench" / "figures.json"
+    )
+)
 
 ENGINES: dict[str, SimpleNamespace] = {
     name: SimpleNamespace(name=name, Engine=m.Engine, Order=m.Order, Quote=m.Quote, Trade=m.Trade)
@@ -69,12 +86,23 @@ def record(figure: str, exo: str, baseline: str, ratio: str, target: str, met: b
     FIGURES.append((figure, exo, baseline, ratio, target, "-" if met is None else ("yes" if met else "NO")))
 
 
-def percentile(xs: list[float], p: float) -> float:
-    xs = sorted(xs)
+def keep(name: str, value: Any) -> None:
+    """Keeps a raw series for the report's plots (see ``SERIES``)."""
+    SERIES[name] = value
+
+
+def thin(samples: list[float], at_most: int = 4_000) -> list[float]:
+    """Every k-th sample, so that a kept distribution stays small."""
+    step = max(1, len(samples) // at_most)
+    return samples[::step]
+
+
+def percentile(samples: Sequence[float], p: float) -> float:
+    xs = sorted(samples)
     return xs[min(len(xs) - 1, int(p / 100 * len(xs)))]
 
 
-def median(xs: list[float]) -> float:
+def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
 
 
@@ -87,14 +115,17 @@ def times_better(exo_value: float, baseline_value: float, higher_is_better: bool
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not FIGURES:
+    if not FIGURES and not SERIES:
         return
+    FIGURES_JSON.parent.mkdir(parents=True, exist_ok=True)
+    FIGURES_JSON.write_text(json.dumps({"figures": FIGURES, "series": SERIES}))
     tr = terminalreporter
     tr.section("exo vs the pure-asyncio baseline, same run, beside DESIGN.md targets (medians of rounds)")
     tr.write_line("| figure | exo | baseline | ratio (exo better by) | target | met? |")
     tr.write_line("|---|---|---|---|---|---|")
     for row in FIGURES:
         tr.write_line("| " + " | ".join(row) + " |")
+    tr.write_line(f"figures and series written to {FIGURES_JSON}")
 
 
 @pytest.fixture

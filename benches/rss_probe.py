@@ -1,15 +1,27 @@
 """RSS of one engine before, during and after N idle live orders, measured in a
 fresh process (run by bench_memory.py; not a benchmark on its own):
 
-    python benches/rss_probe.py exo|baseline N
+    python benches/rss_probe.py exo|baseline N [WAVES]
 
-prints one JSON line: {"before": bytes, "live": bytes, "after": bytes}.
-RSS is read from /proc/self/statm.
+prints one JSON line (RSS in bytes, read from /proc/self/statm):
+
+- before: the engine started and warmed up, no live order;
+- growth: [[k, RSS], ...] while the first wave's orders are submitted, at
+  k = 10, 100, ... N live orders;
+- live: N idle live orders (each handed its NEW);
+- waves: RSS after each of WAVES (default 1) waves of N orders submitted and
+  completed (waves[0] is "after" the first);
+- after: waves[0];
+- trimmed: after the last wave and ``malloc_trim(0)`` (glibc returns the free
+  memory it keeps at the top of its heaps and in free pages), or null when the
+  C library has no malloc_trim.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
 import json
 import os
@@ -43,7 +55,19 @@ async def until(predicate: Any) -> None:
         await asyncio.sleep(0.001)
 
 
-async def measure(api: Any, n: int) -> dict[str, int]:
+def malloc_trim() -> bool:
+    """glibc's malloc_trim(0); False when the C library has none."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes = [ctypes.c_size_t]
+    trim(0)
+    return True
+
+
+async def measure(api: Any, n: int, waves: int = 1) -> dict[str, Any]:
     async with api.Engine(Trivial, idle_interval=3600) as engine:
         # Warm the engine's code paths (one order, start to end) before the baseline reading.
         await engine.submit(api.Order("BUY", "BTC-USD"))
@@ -53,25 +77,46 @@ async def measure(api: Any, n: int) -> dict[str, int]:
         Trivial.handed_over = 0
         gc.collect()
         before = rss_bytes()
-        for _ in range(n):
-            await engine.submit(api.Order("BUY", "BTC-USD"))
-        await until(lambda: Trivial.handed_over == n)  # every order Idle after its NEW
-        gc.collect()
-        live = rss_bytes()
-        engine.quote(api.Quote("BTC-USD", "100", "1", "101", "1"))
-        await until(lambda: engine.live == 0)
-        gc.collect()
-        after = rss_bytes()
-    return {"before": before, "live": live, "after": after}
+        growth: list[list[int]] = []
+        marks = [10**k for k in range(1, 12) if 10**k <= n]
+        live = 0
+        after_waves: list[int] = []
+        for wave in range(waves):
+            Trivial.handed_over = 0
+            for i in range(1, n + 1):
+                await engine.submit(api.Order("BUY", "BTC-USD"))
+                if wave == 0 and marks and i == marks[0]:
+                    marks.pop(0)
+                    await until(lambda i=i: Trivial.handed_over == i)
+                    gc.collect()
+                    growth.append([i, rss_bytes()])
+            await until(lambda: Trivial.handed_over == n)  # every order Idle after its NEW
+            if wave == 0:
+                gc.collect()
+                live = rss_bytes()
+            engine.quote(api.Quote("BTC-USD", "100", "1", "101", "1"))
+            await until(lambda: engine.live == 0)
+            gc.collect()
+            after_waves.append(rss_bytes())
+        trimmed = rss_bytes() if malloc_trim() else None
+    return {
+        "before": before,
+        "growth": growth,
+        "live": live,
+        "waves": after_waves,
+        "after": after_waves[0],
+        "trimmed": trimmed,
+    }
 
 
 def main() -> None:
     name, n = sys.argv[1], int(sys.argv[2])
+    waves = int(sys.argv[3]) if len(sys.argv) > 3 else 1
     if name == "exo":
         import exo as api
     else:
         import baseline as api
-    print(json.dumps(asyncio.run(measure(api, n))))
+    print(json.dumps(asyncio.run(measure(api, n, waves))))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,121 @@
+"""One-way latency from exo's Rust feed to the Python delegate being called.
+
+A Coinbase-style venue runs in another process (benches/stamped_venue.py) on
+127.0.0.1 and sends one ticker frame every millisecond (slow enough that
+nothing conflates), stamping ``time.monotonic_ns()`` into the frame just before
+the send. exo's Rust Coinbase feed receives it on a tokio thread, parses and
+conflates it, and the engine hands the Update to the delegate of the one live
+order on the event loop. The delegate reads the clock first thing and records:
+
+- wire -> delegate: now - the frame's stamp. Includes the venue's send,
+  loopback TCP and the feed thread's wake-up: an upper bound on the feed
+  thread -> delegate figure, and the one ``met?`` judges.
+- engine -> delegate: now - ``update.arrived_ns`` (when the engine took the
+  data from the feed's queue): a lower bound.
+
+The baseline has no Rust feed, so it has no figure here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from benchkit import LOOPS, keep, median, percentile, record, run_on, thin
+
+import exo
+
+FRAMES = 1_500
+INTERVAL_S = 0.001
+WARM_UP_FRAMES = 100
+ROUNDS = 5
+VENUE = Path(__file__).with_name("stamped_venue.py")
+
+
+@pytest.fixture(scope="module")
+def venue_url() -> Iterator[str]:
+    proc = subprocess.Popen(
+        [sys.executable, str(VENUE), str(FRAMES), str(INTERVAL_S)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+class Stamps:
+    """Records, per Update with a quote, the two one-way latencies in ns."""
+
+    __slots__ = ("engine_ns", "seen", "wire_ns")
+
+    def __init__(self) -> None:
+        self.wire_ns: list[int] = []
+        self.engine_ns: list[int] = []
+        self.seen = 0
+
+    def action(self, update: exo.Update) -> bool:
+        now = time.monotonic_ns()
+        arrived = update.arrived_ns
+        q = update.quote
+        if q is not None:
+            self.seen += 1
+            if self.seen > WARM_UP_FRAMES:
+                self.wire_ns.append(now - int(q.bid_px))
+                if arrived is not None:
+                    self.engine_ns.append(now - arrived)
+        return False
+
+
+async def one_way_ns(url: str) -> tuple[list[int], list[int]]:
+    stamps = Stamps()
+    feed = exo.feeds.Coinbase(url, symbols=["BTC-USD"])
+    async with exo.Engine(lambda order: stamps, feed=feed, idle_interval=3600) as engine:
+        await engine.submit(exo.Order("BUY", "BTC-USD"))
+        deadline = time.monotonic() + FRAMES * INTERVAL_S * 3 + 5
+        while feed.stats()["frames"] < FRAMES and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.01)  # the last frame's hand-over
+    return stamps.wire_ns, stamps.engine_ns
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+def test_one_way_latency_rust_feed_to_python_delegate_us(
+    benchmark: Any, venue_url: str, loop_kind: str
+) -> None:
+    wire: list[list[int]] = []
+    engine: list[list[int]] = []
+
+    def one_round() -> None:
+        w, e = run_on(loop_kind, lambda: one_way_ns(venue_url))
+        assert w, "no frame reached the delegate"
+        wire.append(w)
+        engine.append(e)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
+    w50, w99 = (median([percentile(r, p) for r in wire]) / 1e3 for p in (50, 99))
+    e50, e99 = (median([percentile(r, p) for r in engine]) / 1e3 for p in (50, 99))
+    keep(
+        f"one_way_us[{loop_kind}]",
+        {
+            "wire": thin([x / 1e3 for r in wire for x in r]),
+            "engine": thin([x / 1e3 for r in engine for x in r]),
+        },
+    )
+    record(
+        f"one-way latency, Rust feed (loopback websocket) -> Python delegate called [{loop_kind}]"
+        f" (engine queue -> delegate: p50 {e50:.1f} us, p99 {e99:.1f} us)",
+        f"wire -> delegate p50 {w50:.1f} us, p99 {w99:.1f} us",
+        "- (no Rust feed)",
+        "-",
+        "p50 <= 20 us, p99 <= 50 us",
+        w50 <= 20 and w99 <= 50,
+    )

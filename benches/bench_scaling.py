@@ -1,0 +1,127 @@
+"""Scaling: Updates/s delivered and p99 staleness as live orders and symbols
+grow, for the report's plots (the table carries the end points only).
+
+- live orders 10 ... 100,000, all on one symbol (every quote fans out to all);
+- symbols 1 ... 1,000 with 1,000 live orders spread over them (round robin).
+
+Two ways of driving, each a line on the plots:
+
+- conflation defeated, exo beside the baseline: ``engine.quote()`` on the
+  loop, one quote per symbol, then wait until every delegate ran, repeat.
+  Updates/s over the run; latency p99 is from the quote() call to each
+  delegate being called (read by the delegate on one clock for both engines),
+  i.e. the fan-out latency. It stands for staleness here: the engines'
+  ``staleness_ns`` are not stamped at quite the same points.
+- feed saturated, exo only: its Rust Replay feed at full speed with the light
+  work delegates of bench_feed_saturated.py. The baseline has no line here: its
+  Python feed thread fills the loop with ``call_soon_threadsafe`` callbacks
+  faster than 1,000 or more delegates drain them, and the backlog grows without
+  bound (the run never ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from bench_feed_saturated import each_round, symbol_names
+from benchkit import ENGINES, keep, median, percentile, record, run_on, times_better
+
+ORDERS = [10, 100, 1_000, 10_000, 100_000]
+SYMBOLS = [1, 10, 100, 1_000]
+ORDERS_FOR_SYMBOLS = 1_000
+UPDATES_PER_RUN = 200_000
+MIN_QUOTE_ROUNDS = 5
+SATURATED_S = 0.5
+ROUNDS = 5
+
+
+class Count:
+    """Counts Updates and keeps how long after the round's quote() each came;
+    resolves the round's future when every order has had one."""
+
+    __slots__ = ("box",)
+
+    def __init__(self, box: list[Any]) -> None:
+        self.box = box
+
+    def action(self, update: Any) -> bool:
+        box = self.box
+        box[3].append(time.monotonic_ns() - box[4])
+        box[0] += 1
+        if box[0] == box[1]:
+            box[2].set_result(None)
+        return False
+
+
+async def defeated(api: SimpleNamespace, orders: int, symbols: int) -> tuple[float, float]:
+    """(Updates/s, quote() -> delegate p99 ms) with conflation defeated."""
+    names = symbol_names(symbols)
+    quote_rounds = max(MIN_QUOTE_ROUNDS, UPDATES_PER_RUN // orders)
+    loop = asyncio.get_running_loop()
+    box: list[Any] = [0, orders, loop.create_future(), [], time.monotonic_ns()]
+    async with api.Engine(lambda o: Count(box), idle_interval=3600) as engine:
+        for i in range(orders):
+            await engine.submit(api.Order("BUY", names[i % symbols]))
+        await box[2]
+        quotes = [api.Quote(s, "100", "1", "101", "1") for s in names]
+        box[3] = []
+        t = time.perf_counter()
+        for _ in range(quote_rounds):
+            box[0], box[2], box[4] = 0, loop.create_future(), time.monotonic_ns()
+            for q in quotes:
+                engine.quote(q)
+            await box[2]
+        elapsed = time.perf_counter() - t
+    return orders * quote_rounds / elapsed, percentile(box[3], 99) / 1e6
+
+
+def sweep(points: list[tuple[int, int]]) -> dict[str, dict[str, list[float]]]:
+    """Per line: medians over rounds of Updates/s and staleness p99 (ms), per point."""
+    lines = ("exo", "baseline", "exo_rust_feed_saturated")
+    out: dict[str, dict[str, list[float]]] = {k: {"updates_per_s": [], "stale_p99_ms": []} for k in lines}
+    for orders, symbols in points:
+        got: dict[str, list[tuple[float, float]]] = {k: [] for k in lines}
+        for _ in range(ROUNDS):
+            for name, api in ENGINES.items():
+                got[name].append(run_on("asyncio", functools.partial(defeated, api, orders, symbols)))
+        for r in each_round(
+            ROUNDS, {"exo": ("exo", "rust")}, orders=orders, symbols=symbols, seconds=SATURATED_S, gaps=False
+        ):
+            got["exo_rust_feed_saturated"].append((r["exo"].updates_per_s, r["exo"].stale_p99_ms))
+        for k in lines:
+            out[k]["updates_per_s"].append(median([u for u, _ in got[k]]))
+            out[k]["stale_p99_ms"].append(median([s for _, s in got[k]]))
+    return out
+
+
+def end_point_row(what: str, result: dict[str, Any]) -> None:
+    e, b, f = result["exo"], result["baseline"], result["exo_rust_feed_saturated"]
+    record(
+        f"{what}: Updates/s and quote() -> delegate p99, conflation defeated"
+        f" (exo with its Rust feed saturated: {f['updates_per_s'][-1] / 1e6:.2f} M/s,"
+        f" staleness p99 {f['stale_p99_ms'][-1]:.2f} ms)",
+        f"{e['updates_per_s'][-1] / 1e6:.2f} M/s, p99 {e['stale_p99_ms'][-1]:.2f} ms",
+        f"{b['updates_per_s'][-1] / 1e6:.2f} M/s, p99 {b['stale_p99_ms'][-1]:.2f} ms",
+        times_better(e["updates_per_s"][-1], b["updates_per_s"][-1], higher_is_better=True),
+        "- (see the plots)",
+        None,
+    )
+
+
+def test_scaling_with_live_orders(benchmark: Any) -> None:
+    result: dict[str, Any] = {}
+    benchmark.pedantic(lambda: result.update(sweep([(n, 1) for n in ORDERS])), rounds=1, iterations=1)
+    keep("scaling_orders", {"orders": ORDERS, **result})
+    end_point_row("100,000 live orders of one symbol", result)
+
+
+def test_scaling_with_symbols(benchmark: Any) -> None:
+    result: dict[str, Any] = {}
+    points = [(ORDERS_FOR_SYMBOLS, s) for s in SYMBOLS]
+    benchmark.pedantic(lambda: result.update(sweep(points)), rounds=1, iterations=1)
+    keep("scaling_symbols", {"symbols": SYMBOLS, "orders": ORDERS_FOR_SYMBOLS, **result})
+    end_point_row("1,000 live orders over 1,000 symbols", result)
