@@ -353,3 +353,23 @@ async def test_feed_errors_in_other_feeds_do_not_affect_each_other() -> None:
             await errors.wait(1)
             assert errors[0][0] == "feed:coinbase"
             assert fb.stats()["errors"] == 0
+
+
+async def test_spin_keeps_delivering_and_stops_cleanly() -> None:
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed, spin=0.002) as engine:
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            for tid in range(1, 21):
+                await server.send(coinbase_ticker("BTC-USD", str(tid), "100", "50", "1", tid))
+                await asyncio.sleep(0.001)
+            (d,) = Recorder.instances
+            await until(lambda: sum(u.trades_merged for u in d.updates) == 20)
+            assert d.updates[-1].quote is not None and d.updates[-1].quote.bid_px == Decimal(20)
+        assert not engine.running
+
+
+def test_spin_must_be_a_small_number_of_seconds() -> None:
+    with pytest.raises(ValueError, match="spin must be a number of seconds between 0 and 1"):
+        exo.Engine(factory(), spin=5)

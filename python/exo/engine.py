@@ -85,6 +85,11 @@ class Engine:
       store, ``start()`` recovers every live order it holds.
     - ``feed``: one ``exo.feeds`` feed or a list of them; each symbol is
       subscribed on the feeds that carry it while it has live orders.
+    - ``spin``: seconds the event loop stays busy (polling instead of
+      sleeping) after market data from a feed woke it. 0 (the default) sleeps
+      at once and costs no CPU; e.g. 0.001 trades a busy core while data
+      flows for a lower one-way latency (a sleeping loop takes 20-60 us to
+      wake on a VM). Only wake-ups from other threads are affected.
     """
 
     def __init__(
@@ -95,6 +100,7 @@ class Engine:
         on_subscribe: Callable[[str], None] | None = None,
         on_unsubscribe: Callable[[str], None] | None = None,
         stop_timeout: float = 5.0,
+        spin: float = 0.0,
         feed: Feed | Sequence[Feed] | None = None,
         store: Store | None = None,
     ) -> None:
@@ -108,6 +114,11 @@ class Engine:
         self._on_subscribe = on_subscribe
         self._on_unsubscribe = on_unsubscribe
         self._stop_timeout = stop_timeout
+        if not (isinstance(spin, (int, float)) and 0 <= spin <= 1):
+            raise ValueError(f"spin must be a number of seconds between 0 and 1, got {spin!r}")
+        self._spin = float(spin)
+        self._spin_until = 0.0
+        self._spinning = False
         feeds = [] if feed is None else [feed] if isinstance(feed, Feed) else list(feed)
         for f in feeds:
             if not isinstance(f, Feed):
@@ -161,7 +172,10 @@ class Engine:
             self.feeds,
         )
         fd = core.start()
-        loop.add_reader(fd, core.on_wakeup)
+        # With spin, a wake-up from a tokio thread keeps the loop busy for
+        # `spin` seconds, so the next one finds it awake (no parked-thread
+        # wake-up, 20-60 us on a VM) at the cost of a busy core meanwhile.
+        loop.add_reader(fd, core.on_wakeup if self._spin == 0 else self._on_wakeup_spin)
         self._core, self._loop, self._wake_fd, self._journal = core, loop, fd, journal
         if journal is not None:
             try:
@@ -322,6 +336,25 @@ class Engine:
         await fut
 
     # -- callbacks from the core ----------------------------------------------
+
+    def _on_wakeup_spin(self) -> None:
+        core, loop = self._core, self._loop
+        if core is None or loop is None:
+            return
+        core.on_wakeup()
+        self._spin_until = loop.time() + self._spin
+        if not self._spinning:
+            self._spinning = True
+            loop.call_soon(self._spin_once)
+
+    def _spin_once(self) -> None:
+        # A pending callback makes the loop poll with a zero timeout instead
+        # of parking, so the wake-up pipe is seen on the next iteration.
+        loop = self._loop
+        if self._core is not None and loop is not None and loop.time() < self._spin_until:
+            loop.call_soon(self._spin_once)
+        else:
+            self._spinning = False
 
     def _report_error(self, order_id: str, message: str) -> None:
         try:
