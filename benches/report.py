@@ -83,7 +83,7 @@ def cargo_rows(text: str) -> list[Row]:
             v = number(value)
             rows.append(
                 [
-                    "hand-over in Rust, conflation defeated (cargo bench, median of 50 runs)",
+                    f"{figure} (cargo bench, median of 50 runs)",
                     value,
                     "Go original ~500 ns/op (DESIGN.md reference, not this run)",
                     "-" if not v else f"{500 / v:.2f}x vs Go ref.",
