@@ -10,7 +10,12 @@ UVLOOP := uvloop>=0.19
 # the `example` extra in pyproject.toml; httpx for its tests.
 EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
 
-.PHONY: run test test-rust test-python bench lint fmt develop clean
+# A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
+wheel: $(PY)
+	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
+
+.PHONY: wheel run test test-rust test-python bench lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
