@@ -714,8 +714,8 @@ impl EngineCore {
     fn run_ready(slf: &Bound<'_, Self>) -> PyResult<()> {
         let this = slf.get();
         let py = slf.py();
-        let mut batch: Vec<HandOver<PyDelegate, Py<PyAny>, Py<PyAny>>> = Vec::new();
-        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut batch: Vec<HandOver<PyDelegate, Py<PyAny>, Py<PyAny>>> = Vec::with_capacity(BATCH);
+        let mut outcomes: Vec<Outcome> = Vec::with_capacity(BATCH);
         let mut applied: Vec<(String, Py<PyAny>, Py<PyUpdate>, bool)> = Vec::new();
         let mut budget = BUDGET;
         let on_applied = this.hook(|h| h.on_applied.as_ref(), py);
