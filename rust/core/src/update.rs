@@ -6,7 +6,6 @@
 //! handed over exactly once.
 
 use crate::market::{Quote, Trade};
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The merged snapshot handed to a delegate.
@@ -50,83 +49,12 @@ impl<I, R> Default for Update<I, R> {
 }
 
 impl<I, R> Update<I, R> {
-    /// An empty Update for an order that has been idle.
-    pub fn idle() -> Self {
-        Update {
-            idle: true,
-            ..Default::default()
-        }
-    }
-
-    /// True when nothing has been merged in.
+    /// True when nothing has been merged in (an idle Update).
     pub fn is_empty(&self) -> bool {
         self.quotes_merged == 0
             && self.trades_merged == 0
             && self.instructions.is_empty()
             && self.reports.is_empty()
-    }
-
-    /// The newest quote replaces the one held.
-    pub fn merge_quote(&mut self, quote: &Quote, now: Instant) {
-        self.merge_quote_n(quote, 1, now);
-    }
-
-    /// The newest quote replaces the one held; it stands for `n` venue
-    /// quotes already conflated upstream (in a feed's queue).
-    pub fn merge_quote_n(&mut self, quote: &Quote, n: u32, now: Instant) {
-        match &mut self.quote {
-            // Reuse the held Quote: same symbol, so only the numbers change
-            // and no reference count is touched.
-            Some(held)
-                if Arc::ptr_eq(&held.symbol, &quote.symbol) || held.symbol == quote.symbol =>
-            {
-                held.bid_px = quote.bid_px;
-                held.bid_size = quote.bid_size;
-                held.ask_px = quote.ask_px;
-                held.ask_size = quote.ask_size;
-            }
-            slot => *slot = Some(quote.clone()),
-        }
-        self.quotes_merged += n;
-        self.arrived = Some(now);
-        self.idle = false;
-    }
-
-    /// A print merges into the held trade (volume and VWAP); a print of
-    /// another symbol replaces it.
-    pub fn merge_trade(&mut self, trade: &Trade, now: Instant) {
-        self.merge_trade_n(trade, 1, now);
-    }
-
-    /// As [`merge_trade`](Self::merge_trade), for a trade that stands for `n`
-    /// prints already merged upstream.
-    pub fn merge_trade_n(&mut self, trade: &Trade, n: u32, now: Instant) {
-        let merged = match &mut self.trade {
-            Some(held) => held.merge(trade),
-            None => false,
-        };
-        if merged {
-            self.trades_merged += n;
-        } else {
-            self.trade = Some(trade.clone());
-            self.trades_merged = n;
-        }
-        self.arrived = Some(now);
-        self.idle = false;
-    }
-
-    /// Appends an instruction; never merged, never dropped.
-    pub fn push_instruction(&mut self, instruction: I, now: Instant) {
-        self.instructions.push(instruction);
-        self.arrived = Some(now);
-        self.idle = false;
-    }
-
-    /// Appends an execution report; never merged, never dropped.
-    pub fn push_report(&mut self, report: R, now: Instant) {
-        self.reports.push(report);
-        self.arrived = Some(now);
-        self.idle = false;
     }
 }
 
@@ -232,6 +160,7 @@ impl<I, R> Pending<I, R> {
 mod tests {
     use super::*;
     use rust_decimal::Decimal;
+    use std::sync::Arc;
 
     fn quote(bid: i64) -> Quote {
         Quote {
@@ -245,11 +174,13 @@ mod tests {
 
     #[test]
     fn newest_quote_wins_and_is_counted() {
-        let mut u: Update<(), ()> = Update::default();
+        let mut p: Pending<(), ()> = Pending::default();
         let now = Instant::now();
-        assert!(u.is_empty());
-        u.merge_quote(&quote(1), now);
-        u.merge_quote(&quote(2), now);
+        assert!(p.is_empty());
+        p.count_quotes(1, now);
+        p.count_quotes(1, now);
+        let newest = quote(2); // the symbol's newest, kept by the dispatcher
+        let u = p.take_update(Some(&newest));
         assert_eq!(u.quote, Some(quote(2)));
         assert_eq!(u.quotes_merged, 2);
         assert!(!u.is_empty());
@@ -257,12 +188,13 @@ mod tests {
 
     #[test]
     fn trades_aggregate_and_count() {
-        let mut u: Update<(), ()> = Update::default();
+        let mut p: Pending<(), ()> = Pending::default();
         let now = Instant::now();
-        let t = |q: i64, p: i64| Trade::new(Arc::from("X"), Decimal::from(q), Decimal::from(p));
-        u.merge_trade(&t(1, 10), now);
-        u.merge_trade(&t(1, 20), now);
-        u.merge_trade(&t(2, 30), now);
+        let t = |q: i64, px: i64| Trade::new(Arc::from("X"), Decimal::from(q), Decimal::from(px));
+        p.merge_trade_n(&t(1, 10), 1, now);
+        p.merge_trade_n(&t(1, 20), 1, now);
+        p.merge_trade_n(&t(2, 30), 1, now);
+        let u = p.take_update(None);
         let held = u.trade.unwrap();
         assert_eq!(held.trade_volume, Some(Decimal::from(4)));
         assert_eq!(held.avg_px, Some(Decimal::from(90) / Decimal::from(4)));
@@ -271,13 +203,14 @@ mod tests {
 
     #[test]
     fn instructions_and_reports_keep_arrival_order() {
-        let mut u: Update<u32, &str> = Update::default();
+        let mut p: Pending<u32, &str> = Pending::default();
         let now = Instant::now();
         for i in 0..5 {
-            u.push_instruction(i, now);
+            p.push_instruction(i, now);
         }
-        u.push_report("a", now);
-        u.push_report("b", now);
+        p.push_report("a", now);
+        p.push_report("b", now);
+        let u = p.take_update(None);
         assert_eq!(u.instructions, vec![0, 1, 2, 3, 4]);
         assert_eq!(u.reports, vec!["a", "b"]);
     }
