@@ -151,6 +151,21 @@ impl<K: Hash + Eq + Clone, V> ConflatingQueue<K, V> {
         Some((key, value))
     }
 
+    /// Moves every queued item, oldest first, into `out` under one lock
+    /// acquisition (a consumer draining a burst pays for the lock once).
+    pub fn pop_all(&self, out: &mut Vec<(K, V)>) {
+        let mut inner = self.lock();
+        let inner = &mut *inner;
+        out.reserve(inner.order.len());
+        for key in inner.order.drain(..) {
+            let value = inner
+                .items
+                .remove(&key)
+                .expect("every queued key has an item");
+            out.push((key, value));
+        }
+    }
+
     /// How many keys are queued.
     pub fn len(&self) -> usize {
         self.lock().order.len()
@@ -223,6 +238,20 @@ mod tests {
         q.push("a", vec![3]);
         assert_eq!(q.pop(), Some(("a", vec![1, 3])));
         assert_eq!(q.pop(), Some(("b", vec![2])));
+    }
+
+    #[test]
+    fn pop_all_takes_everything_oldest_first() {
+        let q = ConflatingQueue::new();
+        q.push("a", 1);
+        q.push("b", 2);
+        q.push("a", 3);
+        let mut out = Vec::new();
+        q.pop_all(&mut out);
+        assert_eq!(out, vec![("a", 3), ("b", 2)]);
+        assert!(q.is_empty());
+        q.push("a", 4);
+        assert_eq!(q.pop(), Some(("a", 4)));
     }
 
     #[test]

@@ -66,16 +66,21 @@ pub async fn pump<D, I, R>(
     dispatcher: std::sync::Arc<std::sync::Mutex<crate::Dispatcher<D, I, R>>>,
     signal: impl Fn(),
 ) {
+    let (mut quotes, mut trades) = (Vec::new(), Vec::new());
     loop {
         sink.ready().await;
+        // Each queue's burst is taken under one lock, then fanned out under
+        // the dispatcher's.
+        sink.quotes.pop_all(&mut quotes);
+        sink.trades.pop_all(&mut trades);
         let now = std::time::Instant::now();
         let mut wake = false;
         {
             let mut d = dispatcher.lock().unwrap_or_else(|e| e.into_inner());
-            while let Some((_, (q, n))) = sink.quotes.pop() {
+            for (_, (q, n)) in quotes.drain(..) {
                 wake |= d.quote_n(&q, n, now).1;
             }
-            while let Some((_, (t, n))) = sink.trades.pop() {
+            for (_, (t, n)) in trades.drain(..) {
                 wake |= d.trade_n(&t, n, now).1;
             }
         }
