@@ -16,131 +16,75 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypedDict
 
 from exo._core import Feed
 
-__all__ = ["Binance", "BitMEX", "Coinbase", "Feed", "Replay"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+__all__ = ["Binance", "BitMEX", "Coinbase", "ConnectionOptions", "Feed", "Replay"]
+
+
+class ConnectionOptions(TypedDict, total=False):
+    """How a websocket feed manages its connections (every key optional; the
+    defaults are those of ``Feed.websocket``).
+
+    - ``connects_per_second`` (2.0): connection attempts are spaced to this rate.
+    - ``lifetime`` (23 h, in seconds): a connection is renewed after this long;
+      the new one is live before the old one closes.
+    - ``silence`` (30 s): the watchdog reconnects a connection silent this long.
+    - ``backoff_initial`` (0.5 s) / ``backoff_max`` (30 s): reconnect delays,
+      doubling per failure.
+    - ``max_frame_bytes`` (1 MiB): larger frames are reported and skipped.
+    - ``connect_timeout`` (10 s): a connection attempt gives up after this long.
+    """
+
+    connects_per_second: float
+    lifetime: float
+    silence: float
+    backoff_initial: float
+    backoff_max: float
+    max_frame_bytes: int
+    connect_timeout: float
 
 
 def _websocket(
-    venue: str,
-    url: str | None,
-    symbols: Iterable[str] | None,
-    connects_per_second: float,
-    lifetime: float,
-    silence: float,
-    backoff_initial: float,
-    backoff_max: float,
-    max_frame_bytes: int,
-    connect_timeout: float,
+    venue: str, url: str | None, symbols: Iterable[str] | None, options: ConnectionOptions
 ) -> Feed:
-    return Feed.websocket(
-        venue,
-        url,
-        symbols=None if symbols is None else list(symbols),
-        connects_per_second=connects_per_second,
-        lifetime=lifetime,
-        silence=silence,
-        backoff_initial=backoff_initial,
-        backoff_max=backoff_max,
-        max_frame_bytes=max_frame_bytes,
-        connect_timeout=connect_timeout,
-    )
+    return Feed.websocket(venue, url, symbols=None if symbols is None else list(symbols), **options)
 
 
 def Coinbase(
-    url: str | None = None,
-    *,
-    symbols: Iterable[str] | None = None,
-    connects_per_second: float = 2.0,
-    lifetime: float = 23 * 3600,
-    silence: float = 30.0,
-    backoff_initial: float = 0.5,
-    backoff_max: float = 30.0,
-    max_frame_bytes: int = 1 << 20,
-    connect_timeout: float = 10.0,
+    url: str | None = None, *, symbols: Iterable[str] | None = None, **options: Unpack[ConnectionOptions]
 ) -> Feed:
     """Coinbase Exchange ``ticker`` channel (default ``wss://ws-feed.exchange.coinbase.com``).
 
-    Each ticker gives a Quote and, once per ``trade_id``, a Trade.
-    ``connects_per_second`` spaces connection attempts; ``lifetime`` renews a
-    connection (the new one is live before the old one closes); ``silence``
-    is the watchdog; reconnects back off from ``backoff_initial`` to
-    ``backoff_max`` seconds; larger frames than ``max_frame_bytes`` are
-    reported and skipped.
+    Each ticker gives a Quote and, once per ``trade_id``, a Trade. ``options``:
+    see ``ConnectionOptions``.
     """
-    return _websocket(
-        "coinbase",
-        url,
-        symbols,
-        connects_per_second,
-        lifetime,
-        silence,
-        backoff_initial,
-        backoff_max,
-        max_frame_bytes,
-        connect_timeout,
-    )
+    return _websocket("coinbase", url, symbols, options)
 
 
 def Binance(
-    url: str | None = None,
-    *,
-    symbols: Iterable[str] | None = None,
-    connects_per_second: float = 2.0,
-    lifetime: float = 23 * 3600,
-    silence: float = 30.0,
-    backoff_initial: float = 0.5,
-    backoff_max: float = 30.0,
-    max_frame_bytes: int = 1 << 20,
-    connect_timeout: float = 10.0,
+    url: str | None = None, *, symbols: Iterable[str] | None = None, **options: Unpack[ConnectionOptions]
 ) -> Feed:
     """Binance spot ``bookTicker`` and ``trade`` streams on the combined endpoint
     (default ``wss://stream.binance.com:9443/stream``). Symbols are Binance's
     uppercase names (``BTCUSDT``). At most 5 client messages per second per
     connection (subscriptions are batched); ``serverShutdown`` renews the
-    connection; the default lifetime stays under Binance's 24 h limit."""
-    return _websocket(
-        "binance",
-        url,
-        symbols,
-        connects_per_second,
-        lifetime,
-        silence,
-        backoff_initial,
-        backoff_max,
-        max_frame_bytes,
-        connect_timeout,
-    )
+    connection; the default lifetime stays under Binance's 24 h limit.
+    ``options``: see ``ConnectionOptions``."""
+    return _websocket("binance", url, symbols, options)
 
 
 def BitMEX(
-    url: str | None = None,
-    *,
-    symbols: Iterable[str] | None = None,
-    connects_per_second: float = 2.0,
-    lifetime: float = 23 * 3600,
-    silence: float = 30.0,
-    backoff_initial: float = 0.5,
-    backoff_max: float = 30.0,
-    max_frame_bytes: int = 1 << 20,
-    connect_timeout: float = 10.0,
+    url: str | None = None, *, symbols: Iterable[str] | None = None, **options: Unpack[ConnectionOptions]
 ) -> Feed:
     """BitMEX ``quote`` and ``trade`` tables (default ``wss://ws.bitmex.com/realtime``);
     numbers are read exactly from the JSON text; a trade ``partial`` is history
-    and is not delivered as new prints."""
-    return _websocket(
-        "bitmex",
-        url,
-        symbols,
-        connects_per_second,
-        lifetime,
-        silence,
-        backoff_initial,
-        backoff_max,
-        max_frame_bytes,
-        connect_timeout,
-    )
+    and is not delivered as new prints. ``options``: see ``ConnectionOptions``."""
+    return _websocket("bitmex", url, symbols, options)
 
 
 def Replay(
