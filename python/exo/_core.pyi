@@ -12,6 +12,7 @@ __all__ = [
     "ConflatingQueue",
     "EngineCore",
     "Feed",
+    "LoopRunner",
     "MsgType",
     "OrdStatus",
     "Order",
@@ -21,9 +22,14 @@ __all__ = [
     "Trade",
     "Update",
     "__version__",
+    "new_order_id",
 ]
 
 __version__: str
+
+def new_order_id() -> str:
+    """A new order_id as the engine assigns to a NEW without one: a UUIDv7 in
+    simple form (32 lowercase hex digits, time-ordered, unique)."""
 
 _DecimalLike: TypeAlias = Decimal | str | int
 
@@ -228,7 +234,11 @@ class ConflatingQueue:
     def _wait(self, event_loop: asyncio.AbstractEventLoop, fut: asyncio.Future[None]) -> None: ...
 
 @final
-class EngineCore:
+class LoopRunner:
+    """exo.Engine's Rust half: the core's Runner (dispatcher, hand-over loop,
+    idle timer, feeds, every rule) driven from the asyncio loop, which calls
+    the delegates in batches under the GIL."""
+
     def __new__(
         cls,
         factory: Callable[[Any], Any],
@@ -241,10 +251,23 @@ class EngineCore:
         on_unsubscribe: Callable[[str], None] | None = None,
         on_applied: Callable[[list[tuple[str, Any, Update, bool]]], None] | None = None,
         feeds: list[Feed] = ...,
-    ) -> EngineCore: ...
-    def start(self) -> int: ...
+    ) -> LoopRunner: ...
+    def start(self) -> int:
+        """Starts the idle timer and the feeds; returns the fd to watch with
+        ``loop.add_reader(fd, on_wakeup)``."""
     def on_wakeup(self) -> None: ...
-    def submit(self, order: Any) -> str | None: ...
+    def check(self, order: Any) -> str | None:
+        """The dispatcher's rules, asked without delivering anything: None when
+        ``submit(order)`` would accept it now, else the message ``submit`` would
+        report to on_error (NEW for a live order_id; CANCEL/REPLACE for an
+        unknown order or with another side or symbol). Raises as ``submit``
+        does: TypeError (not an exo.Order), ValueError (empty symbol;
+        CANCEL/REPLACE without order_id), RuntimeError (stopping)."""
+    def submit(self, order: Any) -> str | None:
+        """A NEW (order_id None: one is assigned and set on the order) creates
+        the order through the factory and returns its order_id; CANCEL/REPLACE
+        go to the live order's delegate. A rule violation goes to on_error and
+        returns None."""
     def report(self, report: Any) -> bool: ...
     def restore(self, order: Any, delegate: Any, instructions: list[Any], reports: list[Any]) -> str: ...
     def quote(self, quote: Quote) -> int: ...
@@ -258,6 +281,9 @@ class EngineCore:
     def begin_stop(self) -> None: ...
     def shutdown(self) -> None: ...
     def close(self) -> list[tuple[str, Any]]: ...
+
+EngineCore = LoopRunner
+"""The former name of LoopRunner, kept until exo.engine and exo.journal use the new one."""
 
 @final
 class Feed:
