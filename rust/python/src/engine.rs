@@ -548,11 +548,6 @@ impl LoopRunner {
     /// Delivers an execution report (any object with an `order_id`, usually an
     /// exo.Report). Unknown orders go to on_error and return False.
     fn report(&self, py: Python<'_>, report: Bound<'_, PyAny>) -> PyResult<bool> {
-        if self.runner.is_stopping() {
-            return Err(PyRuntimeError::new_err(
-                DispatchError::Stopping("reports").to_string(),
-            ));
-        }
         let order_id: String = report
             .getattr(intern!(py, "order_id"))
             .and_then(|v| v.extract())

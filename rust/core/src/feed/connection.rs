@@ -120,8 +120,8 @@ struct State {
 impl State {
     /// Counts, logs and reports a problem (never fatal).
     fn report(&self, message: String) {
-        self.stats.errors.fetch_add(1, Ordering::Relaxed);
         log::warn!(target: &self.target, "{message}");
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
         (self.errors)(self.venue.name(), message);
     }
 }

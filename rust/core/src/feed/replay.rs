@@ -118,8 +118,8 @@ async fn play(
     let name = venue.name();
     let target = format!("exo.feeds.{name}");
     let report = |msg: String| {
-        stats.errors.fetch_add(1, Ordering::Relaxed);
         log::warn!(target: &target, "{msg}");
+        stats.errors.fetch_add(1, Ordering::Relaxed);
         errors(name, msg);
     };
     let text = match tokio::fs::read_to_string(&cfg.path).await {
