@@ -7,6 +7,7 @@
 //! - [`update`]: Update, everything merged for one order since its last hand-over, and the merge rules.
 //! - [`dispatcher`]: Dispatcher, owner of every live order and of the ready list.
 //! - [`process`]: OrderProcess, one live order's hand-over state (Idle, Ready, Running).
+//! - [`delegate`]: the Delegate trait for Rust code and the task that drives it.
 //! - [`runner`]: Runner, the hand-over loop (batches, idle timer, feeds, the rules on
 //!   what an action came to), driven by a tokio task for Rust delegates or by the bindings.
 //! - [`feed`]: market-data feeds (Coinbase, Binance, BitMEX, replay) parsed in Rust.
@@ -14,6 +15,7 @@
 //! - [`backoff`]: exponential backoff with jitter for retries.
 
 pub mod backoff;
+pub mod delegate;
 pub mod dispatcher;
 pub mod error;
 pub mod feed;
@@ -23,10 +25,11 @@ pub mod queue;
 pub mod runner;
 pub mod update;
 
+pub use delegate::{BoxDelegate, Delegate, RustRunner};
 pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
 pub use error::{DispatchError, Kind};
 pub use market::{new_order_id, MsgType, OrdStatus, OrderId, Quote, Report, Side, Symbol, Trade};
 pub use process::{OrderProcess, State};
 pub use queue::ConflatingQueue;
-pub use runner::{BoxDelegate, Delegate, Handler, Identity, Runner, RustRunner, Verdict};
+pub use runner::{Handler, Identity, Runner, Verdict};
 pub use update::Update;

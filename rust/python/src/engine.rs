@@ -607,7 +607,10 @@ impl LoopRunner {
             Some(message) => Verdict::Failed(message),
             None => LoopHandler::judge(py, &result),
         };
-        let hooks = self.hooks()?;
+        // After close() the order is gone with the rest: nothing to complete.
+        let Ok(hooks) = self.hooks() else {
+            return Ok(());
+        };
         let mut handler = LoopHandler {
             py,
             hooks: &hooks,
