@@ -33,6 +33,7 @@ struct RustHandler<'a, I, R> {
 }
 
 impl<I, R> Handler<BoxDelegate<I, R>, I, R> for RustHandler<'_, I, R> {
+    #[inline]
     fn hand_over(
         &mut self,
         _key: usize,

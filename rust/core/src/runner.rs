@@ -40,6 +40,7 @@ pub enum Verdict {
 
 impl Verdict {
     /// Whether the order ends, and the problem to report, if any.
+    #[inline]
     fn judge(self) -> (bool, Option<String>) {
         match self {
             Verdict::Live => (false, None),
@@ -482,7 +483,7 @@ impl<D, I, R> Runner<D, I, R> {
             {
                 let mut d = self.lock();
                 for (key, order_id, delegate, verdict) in b.results.drain(..) {
-                    if verdict == Verdict::InFlight {
+                    if matches!(verdict, Verdict::InFlight) {
                         // Still running: the order stays Running until
                         // complete_in_flight.
                         let _ = d.return_delegate(key, &order_id, delegate);
