@@ -18,6 +18,12 @@ mod update;
 
 use pyo3::prelude::*;
 
+/// Turns Rust logging off (registered with `atexit`).
+#[pyfunction]
+fn quiet_rust_logging() {
+    log::set_max_level(log::LevelFilter::Off);
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Rust `log` records go to Python's logging, under their target's name
@@ -25,6 +31,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // not, so logging configured later still applies. A process that has
     // another Rust logger installed keeps it.
     let _ = pyo3_log::Logger::new(m.py(), pyo3_log::Caching::Loggers)?.install();
+    // A tokio thread that logs attaches to the interpreter; once Python is
+    // exiting it must not (an engine left running could be caught mid-way
+    // by finalization), so logging from Rust ends at exit.
+    let quiet = wrap_pyfunction!(quiet_rust_logging, m)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (quiet,))?;
     m.add_class::<market::Side>()?;
     m.add_class::<market::MsgType>()?;
     m.add_class::<market::OrdStatus>()?;
