@@ -192,7 +192,7 @@ class Restored:
                 box[2].set_result(None)
         return False
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"filled": "1"}
 
 

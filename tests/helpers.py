@@ -84,7 +84,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
 
 
 class Ledger:
-    """A delegate that keeps what it applied, and says so in snapshot():
+    """A delegate that keeps what it applied, and says so in state():
     instructions as ("i", msg_type, n), reports as ("r", status, text)."""
 
     def __init__(self, order: exo.Order, state: dict[str, Any] | None = None) -> None:
@@ -101,5 +101,5 @@ class Ledger:
         self.changed.set()
         return any(r.ord_status == exo.OrdStatus.FILLED for r in update.reports)
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"seen": self.seen}
