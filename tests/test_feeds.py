@@ -10,11 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from feedserver import VenueServer, coinbase_ticker
-from helpers import Errors, Recorder, factory, until
 
 import exo
 from exo import feeds
+from tests.feedserver import VenueServer, coinbase_ticker
+from tests.helpers import Errors, Recorder, factory, until
 
 SAMPLE = Path(__file__).parent.parent / "python" / "exo" / "example" / "data" / "coinbase-sample.ndjson"
 FAST = dict(backoff_initial=0.05, backoff_max=0.2, connects_per_second=50.0)

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import Errors, Ledger, quote, until
-from redis_server import RedisServer
 
 import exo
+from tests.helpers import Errors, Ledger, quote, until
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture(params=["memory", "redis"])

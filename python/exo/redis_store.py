@@ -341,7 +341,7 @@ class RedisStore(Store):
             await script(keys=list(self.keys(order_id)), client=pipe)
         results = await self._execute(pipe, f"loading {len(ids)} orders")
         found, stale = [], []
-        for order_id, reply in zip(ids, results):
+        for order_id, reply in zip(ids, results, strict=True):
             if reply is None:
                 stale.append(order_id)
                 continue

@@ -182,7 +182,7 @@ class IntakeWriter:
                 continue
             self._health.succeeded()
             self._health.counters["journaled"] += len(entries)
-            for (e, fut, rec), ok in zip(batch, written):
+            for (e, fut, rec), ok in zip(batch, written, strict=False):
                 self._hand_over(e, fut, rec, ok)
 
     def _hand_over(self, e: Entry, fut: asyncio.Future[Any], rec: OrderRecord, ok: bool) -> None:
