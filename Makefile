@@ -38,8 +38,10 @@ test: $(STAMP) test-rust test-python
 test-rust:
 	cargo test -p exo-core
 
+# Then every bench once, at toy sizes and with timing off, so none can rot (~10 s).
 test-python: $(STAMP)
 	$(PY) -m pytest
+	EXO_BENCH_SMOKE=1 $(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q --benchmark-disable
 
 # cargo bench's output (divan, then summary tables) is kept for the report;
 # pytest's figures go to target/bench/figures.json (benches/benchkit.py);
