@@ -62,7 +62,9 @@ lint: $(STAMP)
 	cargo clippy --all-targets -- -D warnings
 	$(PY) -m pip install -q ruff mypy
 	$(VENV)/bin/ruff check python tests benches examples
+	$(VENV)/bin/ruff format --check python tests benches examples
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest exo._core --allowlist .ci/stubtest-allowlist.txt
 
 fmt:
 	cargo fmt
