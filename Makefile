@@ -9,13 +9,15 @@ UVLOOP := uvloop>=0.19
 # The example (exo example, make run): FastAPI + pydantic 2 + uvicorn + prometheus-client,
 # the `example` extra in pyproject.toml; httpx for its tests.
 EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
+# The documentation site (make docs): mkdocs-material, API pages by mkdocstrings from the docstrings.
+DOCS := "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
 
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
 wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: wheel run test test-rust test-python bench lint fmt develop clean
+.PHONY: wheel run test test-rust test-python docs bench lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +35,7 @@ develop: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/exo example
 
-test: $(STAMP) test-rust test-python
+test: $(STAMP) test-rust test-python docs
 
 test-rust:
 	cargo test -p exo-core
@@ -42,6 +44,13 @@ test-rust:
 test-python: $(STAMP)
 	$(PY) -m pytest
 	EXO_BENCH_SMOKE=1 $(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q --benchmark-disable
+
+# The site, into site/ (open site/index.html). Strict: a warning (a broken
+# link or reference, a missing page) fails it. Reads the sources and
+# python/exo/_core.pyi, not the built module. About 10 s.
+docs: $(PY)
+	$(PY) -m pip install -q $(DOCS)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # cargo bench's output (divan, then summary tables) is kept for the report;
 # pytest's figures go to target/bench/figures.json (benches/benchkit.py);
@@ -71,4 +80,4 @@ fmt:
 	$(VENV)/bin/ruff format python tests benches examples
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target site
