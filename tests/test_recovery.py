@@ -220,3 +220,23 @@ async def test_new_without_an_id_gets_a_uuid7_stamped_with_its_creation_time(sto
         assert oid[12] == "7" and oid[16] in "89ab"  # version 7, RFC 9562 variant
     ms = [int(oid[:12], 16) for oid in ids if oid]  # the Unix time in ms, first 48 bits
     assert ms == sorted(ms)
+
+
+async def test_a_delegate_with_the_old_snapshot_method_is_warned_about(
+    store: exo.Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    class OldStyle(Ledger):
+        state = None  # type: ignore[assignment]
+
+        def snapshot(self) -> dict[str, Any]:
+            return {"seen": self.seen}
+
+    async with exo.Engine(OldStyle, store=store) as engine:
+        await engine.submit(exo.Order("BUY", "X"))
+        await engine.submit(exo.Order("BUY", "Y"))
+    warnings = [r.getMessage() for r in caplog.records if "snapshot()" in r.getMessage()]
+    assert len(warnings) == 1  # once per class, not per order
+    assert warnings[0].startswith(
+        "test_a_delegate_with_the_old_snapshot_method_is_warned_about.<locals>.OldStyle"
+    )
+    assert "Rename snapshot() to state()" in warnings[0]
