@@ -266,7 +266,7 @@ impl<D, I, R> Runner<D, I, R> {
         if self.is_stopping() {
             return Err(DispatchError::Stopping("instructions"));
         }
-        if id.symbol.trim().is_empty() {
+        if id.symbol.is_empty() {
             return Err(DispatchError::EmptySymbol);
         }
         if id.order_id.is_none() && id.msg_type != MsgType::New {

@@ -291,7 +291,7 @@ fn malformed_instructions_are_invalid_not_rule_violations() {
         e.to_string(),
         "a CANCEL needs the order_id of a live order (order.order_id is None)"
     );
-    id.symbol = Arc::from(" ");
+    id.symbol = Arc::from("");
     assert_eq!(runner.check(&id), Err(exo_core::DispatchError::EmptySymbol));
     runner.stop();
     assert_eq!(
