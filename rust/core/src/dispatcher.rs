@@ -348,7 +348,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// delegate. Returns true when more are still ready (the runner stays
     /// scheduled and must come back); false when the list is empty, after
     /// which the next arrival signals the runner again.
-    pub fn take_ready(&mut self, max: usize, out: &mut Vec<HandOver<D, I, R>>) -> bool {
+    pub fn take_ready(&mut self, max: usize, out: &mut impl Extend<HandOver<D, I, R>>) -> bool {
         for _ in 0..max {
             let Some(key) = self.ready.pop_front() else {
                 break;
@@ -365,12 +365,12 @@ impl<D, I, R> Dispatcher<D, I, R> {
                 None
             };
             let update = p.take(quote);
-            out.push(HandOver {
+            out.extend(std::iter::once(HandOver {
                 key,
                 order_id: p.order_id.clone(),
                 delegate,
                 update,
-            });
+            }));
         }
         if self.ready.is_empty() {
             self.scheduled = false;
@@ -378,6 +378,24 @@ impl<D, I, R> Dispatcher<D, I, R> {
         } else {
             true
         }
+    }
+
+    /// Merges into `update`, taken for the Running order `key` and not yet
+    /// handed over, whatever arrived for that order since: the symbol's
+    /// newest quote replaces the one taken, prints merge, instructions and
+    /// reports append. So a batch's last hand-overs get data as fresh as its
+    /// first. Returns true when something was merged.
+    pub fn refresh(&mut self, key: usize, order_id: &str, update: &mut Update<I, R>) -> bool {
+        let p = match self.orders.get_mut(key) {
+            Some(p) if &*p.order_id == order_id && p.state == State::Running => p,
+            _ => return false,
+        };
+        let quote = if p.pending.quotes_merged > 0 {
+            self.by_symbol.get(&p.symbol).and_then(|b| b.quote.as_ref())
+        } else {
+            None
+        };
+        p.pending.refresh(update, quote)
     }
 
     /// Gives a delegate back while its action is still running (an async

@@ -64,7 +64,7 @@ impl Verdict {
 /// it what followed. Every method is called without the dispatcher lock.
 pub trait Handler<D, I, R> {
     /// Calls `delegate` with `update`. `staleness` is how old the newest item
-    /// in the Update is at the start of the batch.
+    /// in the Update is now, just before the call.
     fn hand_over(
         &mut self,
         key: usize,
@@ -119,6 +119,14 @@ pub enum SubmitError<E> {
 
 /// Hand-overs taken per lock acquisition.
 pub const BATCH: usize = 256;
+/// Staleness bound within a batch: once a batch has run this long since its
+/// Updates were taken, each order's Update gets whatever arrived for it
+/// meanwhile just before its delegate is called (one lock, and at most one
+/// merge, per such hand-over; skipped when nothing arrived since the take or
+/// when the lock is busy: the refresh never waits).
+/// So a delegate late in a batch gets data about as fresh as the first one.
+/// Costs nothing while delegates finish a batch sooner.
+pub const REFRESH_AFTER: Duration = Duration::from_micros(20);
 /// Feed problems kept for the user until delivered; beyond this many, new
 /// ones are only counted (and logged).
 const MAX_PENDING_FEED_ERRORS: usize = 10_000;
@@ -132,7 +140,7 @@ type Problem = Option<(OrderId, String)>;
 
 /// The batch buffers; their mutex is the runner lock (one batch at a time).
 struct Batch<D, I, R> {
-    taken: Vec<HandOver<D, I, R>>,
+    taken: VecDeque<HandOver<D, I, R>>,
     results: Vec<(usize, OrderId, D, Verdict)>,
     /// Completions with something to announce, and the problem to report.
     effects: Vec<(Problem, Completion<D, I, R>)>,
@@ -150,6 +158,9 @@ pub struct Runner<D, I, R> {
     sink: Arc<MarketSink>,
     feed_errors: Mutex<VecDeque<(String, String)>>,
     handovers: AtomicU64,
+    /// Bumped on every arrival of market data, instructions or reports (under
+    /// the dispatcher lock): a batch refreshes its Updates only if it moved.
+    arrivals: AtomicU64,
     errors: AtomicU64,
     pub(crate) on_error: Option<ErrorHook>,
     pub(crate) on_unsubscribe: Option<SymbolHook>,
@@ -161,7 +172,7 @@ impl<D, I, R> Runner<D, I, R> {
         Runner {
             dispatcher: Mutex::new(Dispatcher::new(idle_interval)),
             batch: Mutex::new(Batch {
-                taken: Vec::with_capacity(BATCH),
+                taken: VecDeque::with_capacity(BATCH),
                 results: Vec::with_capacity(BATCH),
                 effects: Vec::new(),
             }),
@@ -173,6 +184,7 @@ impl<D, I, R> Runner<D, I, R> {
             sink: Arc::new(MarketSink::new()),
             feed_errors: Mutex::new(VecDeque::new()),
             handovers: AtomicU64::new(0),
+            arrivals: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             on_error: None,
             on_unsubscribe: None,
@@ -218,6 +230,12 @@ impl<D, I, R> Runner<D, I, R> {
                 None => self.notify.notify_one(),
             }
         }
+    }
+
+    /// Something arrived for live orders: a running batch may refresh.
+    #[inline]
+    fn arrived(&self) {
+        self.arrivals.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The idle interval.
@@ -315,6 +333,7 @@ impl<D, I, R> Runner<D, I, R> {
                     Instant::now(),
                 )
                 .map_err(|e| self.refused(e))?;
+            self.arrived();
             self.signal(wake);
             return Ok(Submitted {
                 order_id,
@@ -387,6 +406,7 @@ impl<D, I, R> Runner<D, I, R> {
             .lock()
             .report(order_id, report, Instant::now())
             .map_err(|e| self.refused(e))?;
+        self.arrived();
         self.signal(wake);
         Ok(())
     }
@@ -399,6 +419,9 @@ impl<D, I, R> Runner<D, I, R> {
             return 0;
         }
         let (n, wake) = self.lock().quote(quote, Instant::now());
+        if n > 0 {
+            self.arrived();
+        }
         self.signal(wake);
         n
     }
@@ -410,6 +433,9 @@ impl<D, I, R> Runner<D, I, R> {
             return 0;
         }
         let (n, wake) = self.lock().trade(trade, Instant::now());
+        if n > 0 {
+            self.arrived();
+        }
         self.signal(wake);
         n
     }
@@ -471,14 +497,30 @@ impl<D, I, R> Runner<D, I, R> {
             self.handovers.fetch_add(n as u64, Ordering::Relaxed);
             // The batch's start serves as the completion time too: an order
             // goes idle from when it was last handed over.
-            let now = Instant::now();
-            for h in b.taken.drain(..) {
+            let start = Instant::now();
+            let taken_epoch = self.arrivals.load(Ordering::Relaxed);
+            let refresh_after = refresh_after();
+            while let Some(mut h) = b.taken.pop_front() {
+                let now = Instant::now();
+                // Late in a long batch, and something arrived since the take:
+                // this order's Update gets what arrived for it meanwhile (one
+                // lock and at most one merge, only for this hand-over).
+                if now.saturating_duration_since(start) >= refresh_after
+                    && self.arrivals.load(Ordering::Relaxed) != taken_epoch
+                {
+                    // Never waits: while the lock is held (the pump fanning
+                    // a burst out) this hand-over goes as taken.
+                    if let Some(mut d) = self.dispatcher.try_lock() {
+                        d.refresh(h.key, &h.order_id, &mut h.update);
+                    }
+                }
                 let mut delegate = h.delegate;
                 let staleness = h.update.arrived.map(|a| now.saturating_duration_since(a));
                 let verdict =
                     handler.hand_over(h.key, &h.order_id, &mut delegate, h.update, staleness);
                 b.results.push((h.key, h.order_id, delegate, verdict));
             }
+            let now = start;
             let mut again = more;
             {
                 let mut d = self.lock();
@@ -662,8 +704,21 @@ async fn pump<D, I, R>(runner: std::sync::Weak<Runner<D, I, R>>, sink: Arc<Marke
                 wake |= d.trade_n(&t, n, now).1;
             }
         }
+        r.arrived();
         r.signal(wake);
     }
+}
+
+// TEMP A/B: EXO_REFRESH_US overrides REFRESH_AFTER.
+fn refresh_after() -> Duration {
+    static V: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *V.get_or_init(|| {
+        std::env::var("EXO_REFRESH_US")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .map(Duration::from_micros)
+            .unwrap_or(REFRESH_AFTER)
+    })
 }
 
 /// After a wave of orders ends, glibc keeps the freed heap; hand it back so
