@@ -141,7 +141,11 @@ impl<I, R> Pending<I, R> {
     /// used when quotes arrived) replaces the quote, prints merge (newer
     /// after older), instructions and reports append in arrival order.
     /// Returns false, changing nothing, when nothing accumulated.
-    pub(crate) fn refresh(&mut self, update: &mut Update<I, R>, newest_quote: Option<&Quote>) -> bool {
+    pub(crate) fn refresh(
+        &mut self,
+        update: &mut Update<I, R>,
+        newest_quote: Option<&Quote>,
+    ) -> bool {
         if self.is_empty() {
             return false;
         }

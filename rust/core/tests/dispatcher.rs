@@ -200,13 +200,20 @@ fn refresh_merges_what_arrived_since_the_take_into_an_update_not_yet_handed_over
     // Taken, not yet handed over: newer data arrives.
     d.quote(&quote("X", 2), now);
     d.quote(&quote("X", 3), now);
-    d.trade(&Trade::new(sym("X"), Decimal::from(3), Decimal::from(200)), now);
+    d.trade(
+        &Trade::new(sym("X"), Decimal::from(3), Decimal::from(200)),
+        now,
+    );
     d.instruct(&sym("a"), MsgType::Cancel, Side::Buy, "X", 2, now)
         .unwrap();
     d.report("a", 7, now).unwrap();
     assert!(d.refresh(h.key, &h.order_id, &mut h.update));
     let u = &h.update;
-    assert_eq!(u.quote, Some(quote("X", 3)), "the newest quote replaces the taken one");
+    assert_eq!(
+        u.quote,
+        Some(quote("X", 3)),
+        "the newest quote replaces the taken one"
+    );
     assert_eq!(u.quotes_merged, 3);
     let t = u.trade.as_ref().unwrap();
     assert_eq!(u.trades_merged, 2);

@@ -29,18 +29,6 @@ use tokio::time::Instant;
 /// (about 1-3 % of full-speed frames/s at 20 us).
 pub const YIELD_AFTER: Duration = Duration::from_micros(100);
 
-// TEMP A/B: EXO_YIELD_US overrides YIELD_AFTER.
-fn yield_after() -> Duration {
-    static V: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
-    *V.get_or_init(|| {
-        std::env::var("EXO_YIELD_US")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .map(Duration::from_micros)
-            .unwrap_or(YIELD_AFTER)
-    })
-}
-
 /// How a recording is played.
 #[derive(Debug, Clone)]
 pub struct ReplayConfig {
@@ -190,7 +178,7 @@ async fn play(
                 tokio::time::sleep_until(due).await;
             } else if n % 8 == 7 {
                 let now = Instant::now();
-                if now.saturating_duration_since(last_yield) >= yield_after() {
+                if now.saturating_duration_since(last_yield) >= YIELD_AFTER {
                     // Let the pump fan what was parsed out: parsed data waits
                     // in the sink at most about this long.
                     tokio::task::yield_now().await;
