@@ -7,8 +7,9 @@ STAMP  := $(VENV)/.exo-built
 # tests/test_uvloop.py runs exo on uvloop; the benches report both loops.
 UVLOOP := uvloop>=0.19
 # The example (exo example, make run): FastAPI + pydantic 2 + uvicorn + prometheus-client,
-# the `example` extra in pyproject.toml; httpx for its tests.
-EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
+# fastapi-offline (the docs' assets, offline): the `example` extra in pyproject.toml;
+# httpx and schemathesis for its tests.
+EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "fastapi-offline>=1.7" "httpx>=0.27" "schemathesis>=4"
 
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
 wheel: $(PY)

@@ -21,9 +21,15 @@ __all__ = [
     "Trade",
     "Update",
     "__version__",
+    "parse_decimal",
 ]
 
 __version__: str
+
+def parse_decimal(text: str) -> Decimal:
+    """A positive price or quantity in exo's grammar ``[0-9]{1,15}(\\.[0-9]{1,13})?``, exactly.
+
+    Raises ValueError naming the rule broken (syntax, digits before or after the point, zero)."""
 
 _DecimalLike: TypeAlias = Decimal | str | int
 

@@ -99,10 +99,10 @@ class Progress:
             "orderID": self.order_id,
             "side": self.order.side.name,
             "symbol": self.order.symbol,
-            "orderQty": str(self.order.order_qty),
-            "cumQty": str(self.filled),
-            "leavesQty": str(self.leaves),
-            "avgPx": None if avg is None else str(avg),
+            "orderQty": format(self.order.order_qty, "f"),  # never exponent notation
+            "cumQty": format(self.filled, "f"),
+            "leavesQty": format(self.leaves, "f"),
+            "avgPx": None if avg is None else format(avg, "f"),
             "ordStatus": self.status.name,
             "fills": self.fills,
         }

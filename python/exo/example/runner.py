@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from exo import feeds
 from exo.engine import Engine
@@ -31,7 +32,7 @@ from exo.feeds import Feed
 from exo.redis_store import RedisStore
 from exo.store import MemoryStore, Store, StoreUnavailable
 
-__all__ = ["Settings", "make_feed", "run"]
+__all__ = ["Settings", "http_server", "listen", "make_feed", "run"]
 
 log = logging.getLogger("exo.example")
 
@@ -82,10 +83,14 @@ def _describe_feed(feed: Feed, speed: float | None) -> str:
     return f"{feed.venue} live ({feed.source})"
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """Binds before anything starts, so a busy port is a clear error at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: accepted sockets inherit it, and asyncio sets
+    # TCP_NODELAY on a transport only when its socket says IPPROTO_TCP. Without
+    # it every response on a kept-alive connection (headers and body in two
+    # writes) waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -105,6 +110,16 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def http_server(app: FastAPI) -> uvicorn.Server:
+    """The example's uvicorn server for ``app``, to be served on a socket from
+    ``listen`` (``server.serve(sockets=[sock])``); signals are left to the caller."""
+    return _Server(
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+    )
 
 
 def _staleness(ns: int | None) -> str:
@@ -137,7 +152,7 @@ async def run(settings: Settings) -> int:
     """Runs until SIGINT/SIGTERM; returns the process exit code."""
     try:
         feed = make_feed(settings.feed, settings.speed)
-        sock = _listen(settings.host, settings.port)
+        sock = listen(settings.host, settings.port)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2
@@ -182,15 +197,7 @@ async def run(settings: Settings) -> int:
         log.info("feed: %s", _describe_feed(feed, settings.speed))
         if not store.durable:
             log.info("orders end with the process; --redis URL keeps them across restarts")
-        server = _Server(
-            uvicorn.Config(
-                create_app(engine, book, metrics, settings.token),
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=2,
-            )
-        )
+        server = http_server(create_app(engine, book, metrics, settings.token))
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="exo-http")
         summaries = (
             asyncio.create_task(_summaries(book, settings.summary), name="exo-summary")

@@ -4,6 +4,7 @@
 //! The map, one line per module:
 //! - [`market`]: Side, MsgType, OrdStatus, Quote, Trade (and how prints merge), Report.
 //! - [`queue`]: ConflatingQueue, a keyed queue where a key keeps its place until popped.
+//! - [`decimal`]: the one strict grammar for prices and quantities users send.
 //! - [`update`]: Update, the merged snapshot handed to a delegate, and the merge rules.
 //! - [`dispatcher`]: Dispatcher, owner of every live order and of the ready list.
 //! - [`process`]: OrderProcess, one live order's hand-over state (Idle, Ready, Running).
@@ -11,6 +12,7 @@
 //! - [`feed`]: market-data feeds (Coinbase, Binance, BitMEX, replay) parsed in Rust.
 //! - [`error`]: the errors the dispatcher reports.
 
+pub mod decimal;
 pub mod dispatcher;
 pub mod engine;
 pub mod error;
@@ -20,6 +22,7 @@ pub mod process;
 pub mod queue;
 pub mod update;
 
+pub use decimal::{parse_decimal, DecimalError};
 pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
 pub use engine::{Delegate, Engine};
 pub use error::DispatchError;

@@ -15,7 +15,16 @@ mod market;
 mod queue;
 mod update;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+/// `parse_decimal(text) -> Decimal`: a positive price or quantity in exo's one
+/// grammar (`exo_core::decimal`), exactly; `ValueError` says which rule it breaks.
+#[pyfunction]
+fn parse_decimal<'py>(py: Python<'py>, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    let d = exo_core::parse_decimal(text).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    decimal::to_py(py, d)
+}
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -30,6 +39,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<queue::PyConflatingQueue>()?;
     m.add_class::<engine::EngineCore>()?;
     m.add_class::<feeds::PyFeed>()?;
+    m.add_function(wrap_pyfunction!(parse_decimal, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
