@@ -11,12 +11,25 @@ UVLOOP := uvloop>=0.19
 # httpx and schemathesis for its tests.
 EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "fastapi-offline>=1.7" "httpx>=0.27" "schemathesis>=4"
 
+# `make` alone only prints the verbs: nothing is built or installed.
+help:
+	@echo "make run        the example: HTTP order entry, paper fills on the bundled replay (Ctrl-C stops)"
+	@echo "make develop    .venv with exo built in place (make run/test do it for you)"
+	@echo "make test       cargo test + pytest (what CI runs)"
+	@echo "make lint       cargo fmt --check, clippy, ruff, mypy"
+	@echo "make fmt        cargo fmt, ruff format"
+	@echo "make bench      the benchmarks and benches/REPORT.md (minutes; a quiet machine)"
+	@echo "make fuzz-http  schemathesis on the example's OpenAPI schema, FUZZ_EXAMPLES cases per operation"
+	@echo "make soak       the example at --speed max with orders and cancels, SOAK_SECONDS (600)"
+	@echo "make wheel      a release wheel for manylinux2014 (zig as the linker)"
+	@echo "make clean      remove .venv and target/"
+
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
 wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: wheel run test test-rust test-python bench lint fmt develop clean
+.PHONY: help wheel run test fuzz-http soak test-rust test-python bench lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

@@ -181,7 +181,7 @@ async def run(settings: Settings) -> int:
         log.info(
             "%s: stopping (live orders are cleaned up, not canceled%s)",
             sig.name,
-            "; they resume on the next start" if store.durable else "",
+            "; they resume on the next start" if store.durable and engine.live else "",
         )
         stop.set()
 
