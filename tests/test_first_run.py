@@ -29,7 +29,8 @@ def test_the_quickstart_shows_whole_order_ids() -> None:
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    fills = [re.fullmatch(r"([0-9a-f]{32}) fill (\S+) @ (\S+) \((\d+) quotes merged\)", x) for x in lines[:-1]]
+    fill = re.compile(r"([0-9a-f]{32}) fill (\S+) @ (\S+) \((\d+) quotes merged\)")
+    fills = [fill.fullmatch(x) for x in lines[:-1]]
     assert fills and all(fills), lines
     order_id = fills[0][1]  # type: ignore[index]
     assert re.fullmatch(rf"{order_id} done; \d+ hand-overs for 300 quotes", lines[-1])
@@ -62,4 +63,5 @@ def test_the_stop_line_promises_a_resume_only_when_orders_are_live(
     busy.wait_fills(order_id, 1)
     rc, _ = busy.stop(signal.SIGTERM)
     assert rc == 0
-    assert "stopped: 1 live order(s) cleaned up, not canceled; they resume on the next start" in busy.err.text()
+    resume = "stopped: 1 live order(s) cleaned up, not canceled; they resume on the next start"
+    assert resume in busy.err.text()
