@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shutil
 import socket
+import subprocess
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -345,3 +350,51 @@ def test_docs_load_their_assets_from_the_example_itself(example: Example) -> Non
         path = html.split(asset)[0].rsplit('"', 1)[1] + asset
         r = example.http.get(path)
         assert r.status_code == 200 and len(r.content) > 10_000, path
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    return None
+
+
+def test_docs_render_in_a_headless_browser_offline(example: Example, tmp_path: Path) -> None:
+    """Chromium renders /docs with background networking off (and this
+    machine has no route to a CDN): the Swagger UI must come from the example."""
+    browser = _chromium()
+    if browser is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing under CI=true: .ci/run installs it")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path}",
+        "--virtual-time-budget=15000",
+        "--dump-dom",
+    ]
+    done = subprocess.run(
+        [browser, *flags, f"{example.url}/docs"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    dom = done.stdout
+    shown = set(
+        re.findall(
+            r'opblock-summary-method">(\w+)</span>.*?class="opblock-summary-path" data-path="([^"]+)"', dom
+        )
+    )
+    assert shown == {
+        ("POST", "/v1/orders"),
+        ("GET", "/v1/orders"),
+        ("GET", "/v1/orders/{order_id}"),
+        ("DELETE", "/v1/orders/{order_id}"),
+        ("GET", "/metrics"),
+        ("GET", "/healthz"),
+    }, dom[:3000]
+    assert "exo example" in dom
