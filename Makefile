@@ -80,5 +80,12 @@ fmt:
 	cargo fmt
 	$(VENV)/bin/ruff format python tests benches examples
 
+# schemathesis on the example's OpenAPI schema (tests/test_example_schema.py),
+# FUZZ_EXAMPLES cases per operation and mode, random seeds (the test suite runs
+# 50, derandomized). Prints how many cases were sent.
+FUZZ_EXAMPLES ?= 1000
+fuzz-http: $(STAMP)
+	EXO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) EXO_FUZZ_RANDOM=1 $(PY) -m pytest tests/test_example_schema.py -p no:cacheprovider -q -s
+
 clean:
 	rm -rf $(VENV) target
