@@ -55,6 +55,8 @@ class Settings:
     token: str | None = None
     summary: float = 1.0
     """Seconds between summary lines; 0 turns them off."""
+    keep_done: int = 10_000
+    """Finished orders kept for GET (the oldest are dropped first)."""
 
 
 def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
@@ -159,7 +161,7 @@ async def run(settings: Settings) -> int:
     host, port = sock.getsockname()[:2]
     store: Store = MemoryStore() if settings.redis is None else RedisStore(settings.redis)
     metrics = Metrics()
-    book = Book(observer=metrics)
+    book = Book(observer=metrics, keep_done=settings.keep_done)
     engine = Engine(
         book.factory,
         idle_interval=settings.idle,
