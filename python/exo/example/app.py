@@ -8,9 +8,14 @@
     GET    /healthz          200 once the engine runs
     GET    /docs             OpenAPI (Swagger UI); /openapi.json
 
-Every error is ``{"detail": "<what is wrong>"}`` with a 4xx status; a bad
-body is a 400 that names each bad field. With a token, ``/v1`` needs
-``Authorization: Bearer <token>``.
+Every error is ``{"detail": "<what is wrong>"}``: a bad body is a 400 that
+names each bad field (and ``errors``, one entry per field), a body over
+``MAX_BODY_BYTES`` a 413, a store that cannot take the order a 503. No input
+gives a 5xx otherwise: the body is bounded before it is read, its nesting and
+number lengths before it is parsed, and numbers are kept as their text
+(``orderQty`` goes through ``exo.parse_decimal``, the one grammar of the Rust
+core). Values echoed back are JSON-escaped and cut (``_show``). With a token,
+``/v1`` needs ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
