@@ -4,6 +4,7 @@ does not promise a resume that will not happen, order ids are shown whole."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -38,10 +39,13 @@ def test_the_quickstart_shows_whole_order_ids() -> None:
 
 
 def test_make_without_a_target_only_prints_the_verbs() -> None:
-    dry = subprocess.run(["make", "-n"], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    # As a user types it: not inside another make (its MAKEFLAGS would leak in).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    run = {"capture_output": True, "text": True, "timeout": 60, "cwd": ROOT, "env": env}
+    dry = subprocess.run(["make", "-n"], **run)  # type: ignore[call-overload]
     assert dry.returncode == 0, dry.stderr
     assert all(line.startswith("echo ") for line in dry.stdout.splitlines()), dry.stdout
-    out = subprocess.run(["make"], capture_output=True, text=True, timeout=60, cwd=ROOT).stdout
+    out = subprocess.run(["make"], **run).stdout  # type: ignore[call-overload]
     for verb in ("run", "test", "lint", "bench", "fuzz-http", "soak", "wheel"):
         assert f"make {verb} " in out, verb
 
