@@ -11,6 +11,9 @@ UVLOOP := uvloop>=0.19
 # httpx and schemathesis for its tests.
 EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "fastapi-offline>=1.7" "httpx>=0.27" "schemathesis>=4"
 
+# The documentation site (make docs): mkdocs-material, API pages by mkdocstrings from the docstrings.
+DOCS := "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
+
 # `make` alone only prints the verbs: nothing is built or installed.
 help:
 	@echo "make run        the example: HTTP order entry, paper fills on the bundled replay (Ctrl-C stops)"
@@ -18,6 +21,7 @@ help:
 	@echo "make test       cargo test + pytest (what CI runs)"
 	@echo "make lint       cargo fmt --check, clippy, ruff, mypy"
 	@echo "make fmt        cargo fmt, ruff format"
+	@echo "make docs       the documentation site (mkdocs) in site/"
 	@echo "make bench      the benchmarks and benches/REPORT.md (minutes; a quiet machine)"
 	@echo "make fuzz-http  schemathesis on the example's OpenAPI schema, FUZZ_EXAMPLES cases per operation"
 	@echo "make soak       the example at --speed max with orders and cancels, SOAK_SECONDS (600)"
@@ -29,7 +33,7 @@ wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: help wheel run test fuzz-http soak test-rust test-python bench lint fmt develop clean
+.PHONY: help wheel run test test-rust test-python docs bench fuzz-http soak lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +41,7 @@ $(PY):
 
 # Rebuild the extension when Rust or packaging sources change.
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)" $(EXAMPLE)
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "pytest-timeout>=2.3" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)" $(EXAMPLE)
 	$(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 
@@ -47,13 +51,22 @@ develop: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/exo example
 
-test: $(STAMP) test-rust test-python
+test: $(STAMP) test-rust test-python docs
 
 test-rust:
 	cargo test -p exo-core
 
+# Then every bench once, at toy sizes and with timing off, so none can rot (~10 s).
 test-python: $(STAMP)
 	$(PY) -m pytest
+	EXO_BENCH_SMOKE=1 $(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q --benchmark-disable
+
+# The site, into site/ (open site/index.html). Strict: a warning (a broken
+# link or reference, a missing page) fails it. Reads the sources and
+# python/exo/_core.pyi, not the built module. About 10 s.
+docs: $(PY)
+	$(PY) -m pip install -q $(DOCS)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # cargo bench's output (divan, then summary tables) is kept for the report;
 # pytest's figures go to target/bench/figures.json (benches/benchkit.py);
@@ -74,7 +87,9 @@ lint: $(STAMP)
 	cargo clippy --all-targets -- -D warnings
 	$(PY) -m pip install -q ruff mypy
 	$(VENV)/bin/ruff check python tests benches examples
+	$(VENV)/bin/ruff format --check python tests benches examples
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest exo._core --allowlist .ci/stubtest-allowlist.txt
 
 fmt:
 	cargo fmt
@@ -96,4 +111,4 @@ soak: $(STAMP)
 	$(PY) tests/soak.py --seconds $(SOAK_SECONDS) --csv target/soak/rss.csv
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target site
