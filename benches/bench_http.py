@@ -22,18 +22,17 @@ from typing import Any
 
 import httpx
 import pytest
-from benchkit import keep, percentile, thin
+from benchkit import keep, percentile, size, thin
+
+from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUESTS = 1_000
-WARMUP = 50
+REQUESTS = size(1_000, 20)
+WARMUP = size(50, 5)
 
 
 @pytest.fixture(scope="module")
 def example_url() -> Iterator[str]:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from redis_server import free_port
-
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "exo", "example", "--http", f"127.0.0.1:{port}", "--summary", "0"],

@@ -32,8 +32,9 @@ from typing import Any
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from redis_server import free_port
+if __package__ in (None, ""):  # run as a script: python tests/soak.py
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.redis_server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LINE = re.compile(r"^([0-9a-f]{32}) (?:fill (\S+) @ \S+|(done)|(canceled))$")
@@ -152,8 +153,12 @@ def soak(
     )
     ledger = Ledger()
     errors: deque[str] = deque(maxlen=50)
-    threading.Thread(target=ledger.read, args=(proc.stdout,), daemon=True).start()
-    threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True).start()
+    readers = [
+        threading.Thread(target=ledger.read, args=(proc.stdout,), daemon=True),
+        threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
     problems: list[str] = []
     submitted: dict[str, Decimal] = {}
     samples: list[Sample] = []
@@ -229,6 +234,11 @@ def soak(
         if proc.poll() is None:
             proc.terminate()
             proc.wait(15)
+        for reader in readers:
+            reader.join(10)
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     warm_up = min(seconds / 3, 120.0)
     result = Result(seconds, len(submitted), cancels, sum(ledger.fills.values()), samples, warm_up, problems)
     problems += _steady(result)

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from redis_server import RedisServer
-from test_example import Example, start  # noqa: F401  (start: the fixture)
+
+from tests.redis_server import RedisServer
+from tests.test_example import Example, start  # noqa: F401  (start: the fixture)
 
 OUTAGE = 10.0
 

@@ -22,10 +22,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from test_example import Example
 
 import exo
 from exo.example.runner import http_server, listen
+from tests.test_example import Example
 
 
 @pytest.fixture(scope="module")

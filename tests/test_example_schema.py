@@ -17,7 +17,8 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
-from test_example import Example
+
+from tests.test_example import Example
 
 EXAMPLES = int(os.environ.get("EXO_FUZZ_EXAMPLES", "50"))
 CHECKS = [

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from soak import soak
+from tests.soak import soak
 
 ROOT = Path(__file__).parent.parent
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from test_example import Example, start  # noqa: F401  (start: the fixture)
+from tests.test_example import Example, start  # noqa: F401  (start: the fixture)
 
 ROOT = Path(__file__).parent.parent
 
