@@ -23,6 +23,8 @@ class TakeTheAsk:
         if update.quote is None:
             return False
         px, size = update.quote.far(self.order.side), update.quote.far_size(self.order.side)
+        if px is None or size is None:  # that side of the book is empty
+            return False
         fill = min(size, self.left)
         self.left -= fill
         print(
