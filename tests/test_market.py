@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 import pickle
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
