@@ -1,8 +1,10 @@
 //! Coverage-guided fuzzing of the feed parsers: the first byte picks the
-//! venue (Coinbase, Binance, BitMEX), the rest is the frame (read as UTF-8,
-//! as a websocket text frame is). A frame must never panic; what a parser
-//! accepts must obey the Quote/Trade rules and go through delivery
-//! (de-duplication, staleness, conflation) without a panic either.
+//! venue (Coinbase, Binance, BitMEX), the rest is one or more frames
+//! separated by `\n` (read as UTF-8, as websocket text frames are), played
+//! in order through one feed's state. A frame must never panic; what a
+//! parser accepts must obey the Quote/Trade rules and go through delivery
+//! (de-duplication, staleness, conflation) without a panic either. Each input
+//! starts from fresh state, so a crash reproduces from its input alone.
 //!
 //! Run: `make fuzz-feeds` or, in rust/core/fuzz,
 //! `cargo +nightly fuzz run feeds corpus/feeds -- -dict=feeds.dict`.
@@ -14,26 +16,9 @@ use exo_core::feed::{
 };
 use libfuzzer_sys::fuzz_target;
 use rust_decimal::Decimal;
-use std::cell::RefCell;
-
-struct State {
-    parsed: Parsed,
-    dedup: Dedup,
-    sink: MarketSink,
-    stats: FeedStats,
-}
-
-thread_local! {
-    static STATE: RefCell<State> = RefCell::new(State {
-        parsed: Parsed::default(),
-        dedup: Dedup::default(),
-        sink: MarketSink::new(),
-        stats: FeedStats::default(),
-    });
-}
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&pick, frame)) = data.split_first() else {
+    let Some((&pick, frames)) = data.split_first() else {
         return;
     };
     let venue: &dyn Venue = match pick % 3 {
@@ -41,30 +26,28 @@ fuzz_target!(|data: &[u8]| {
         1 => &Binance,
         _ => &BitMex,
     };
-    let text = String::from_utf8_lossy(frame);
-    STATE.with(|s| {
-        let s = &mut *s.borrow_mut();
-        s.parsed.clear();
-        if venue.parse(&text, &mut s.parsed).is_err() {
-            return;
+    let (mut parsed, mut dedup) = (Parsed::default(), Dedup::default());
+    let (sink, stats) = (MarketSink::new(), FeedStats::default());
+    for frame in String::from_utf8_lossy(frames).split('\n') {
+        parsed.clear();
+        if venue.parse(frame, &mut parsed).is_err() {
+            continue;
         }
-        for (q, _) in &s.parsed.quotes {
+        for (q, _) in &parsed.quotes {
             for (px, size) in [(q.bid_px, q.bid_size), (q.ask_px, q.ask_size)] {
-                assert!(px.is_some() || size.is_none(), "a size without its price: {q:?}");
+                assert!(
+                    px.is_some() || size.is_none(),
+                    "a size without its price: {q:?}"
+                );
                 assert!(
                     !(px.is_some_and(|p| p.is_zero()) && size.is_none_or(|z| z.is_zero())),
                     "a price-0 empty side: {q:?}"
                 );
             }
         }
-        for (t, _) in &s.parsed.trades {
+        for (t, _) in &parsed.trades {
             assert!(t.last_qty > Decimal::ZERO, "a print of nothing: {t:?}");
         }
-        deliver(&mut s.parsed, &|_| true, &mut s.dedup, &s.sink, &s.stats);
-        // Keep the sink from growing without bound across runs.
-        let mut drained = Vec::new();
-        s.sink.quotes.pop_all(&mut drained);
-        let mut trades = Vec::new();
-        s.sink.trades.pop_all(&mut trades);
-    });
+        deliver(&mut parsed, &|_| true, &mut dedup, &sink, &stats);
+    }
 });
