@@ -192,8 +192,14 @@ fn is_number(t: &[u8]) -> bool {
     i == t.len()
 }
 
+/// The most significant digits a mantissa may have so that it is always
+/// held exactly (a Decimal's 96-bit integer holds any 28 digits).
+const MAX_DIGITS: usize = 28;
+
 /// Parses a decimal field sent as text or as a JSON number's raw text
-/// (quotes around it are removed). Exact: the digits are read as written.
+/// (quotes around it are removed). Exact: the digits are read as written,
+/// and a number a Decimal cannot hold exactly (more than 28 significant
+/// digits or places, or beyond ±7.9e28) is refused, never rounded.
 pub fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
     let t = text
         .strip_prefix('"')
@@ -206,10 +212,28 @@ pub fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
     if !is_number(t.as_bytes()) {
         return Err(bad());
     }
-    if t.bytes().any(|c| c == b'e' || c == b'E') {
+    if let Some(e) = t.find(['e', 'E']) {
+        // from_scientific rounds a long mantissa: refuse one that is too long.
+        let mantissa = t[..e].trim_start_matches('-');
+        let mantissa = match mantissa.find('.') {
+            Some(_) => mantissa.trim_end_matches('0'),
+            None => mantissa,
+        };
+        let digits = mantissa.bytes().filter(u8::is_ascii_digit);
+        if digits.skip_while(|&c| c == b'0').count() > MAX_DIGITS {
+            return Err(bad());
+        }
         return Decimal::from_scientific(t).map_err(|_| bad());
     }
-    Decimal::from_str(t).map_err(|_| bad())
+    match Decimal::from_str_exact(t) {
+        Ok(d) => Ok(d),
+        // Trailing zeros past 28 places lose nothing: drop them and retry.
+        Err(_) if t.contains('.') && t.ends_with('0') => {
+            Decimal::from_str_exact(t.trim_end_matches('0').trim_end_matches('.'))
+                .map_err(|_| bad())
+        }
+        Err(_) => Err(bad()),
+    }
 }
 
 /// Reads an optional price or size given raw: absent, `null` and `""` are
