@@ -27,10 +27,26 @@ fuzz_target!(|data: &[u8]| {
         _ => &BitMex,
     };
     let (mut parsed, mut dedup) = (Parsed::default(), Dedup::default());
-    let (sink, stats) = (MarketSink::new(), FeedStats::default());
+    SINK.with(|(sink, stats)| run(venue, frames, &mut parsed, &mut dedup, sink, stats));
+});
+
+thread_local! {
+    /// Drained after each input, so it starts empty like a new one (and is
+    /// not rebuilt per input: its queues cost more than the parsing).
+    static SINK: (MarketSink, FeedStats) = (MarketSink::new(), FeedStats::default());
+}
+
+fn run(
+    venue: &dyn Venue,
+    frames: &[u8],
+    parsed: &mut Parsed,
+    dedup: &mut Dedup,
+    sink: &MarketSink,
+    stats: &FeedStats,
+) {
     for frame in String::from_utf8_lossy(frames).split('\n') {
         parsed.clear();
-        if venue.parse(frame, &mut parsed).is_err() {
+        if venue.parse(frame, parsed).is_err() {
             continue;
         }
         for (q, _) in &parsed.quotes {
@@ -48,6 +64,9 @@ fuzz_target!(|data: &[u8]| {
         for (t, _) in &parsed.trades {
             assert!(t.last_qty > Decimal::ZERO, "a print of nothing: {t:?}");
         }
-        deliver(&mut parsed, &|_| true, &mut dedup, &sink, &stats);
+        deliver(parsed, &|_| true, dedup, sink, stats);
     }
-});
+    let (mut quotes, mut trades) = (Vec::new(), Vec::new());
+    sink.quotes.pop_all(&mut quotes);
+    sink.trades.pop_all(&mut trades);
+}
