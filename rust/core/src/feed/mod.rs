@@ -158,10 +158,12 @@ pub enum FrameError {
     Oversized(usize, usize),
 }
 
-/// True for the JSON number grammar: `-?digits(.digits)?([eE][+-]?digits)?`
+/// Checks the JSON number grammar: `-?digits(.digits)?([eE][+-]?digits)?`
 /// (leading zeros allowed). Nothing else is a price or a size: no `_`, no
 /// `+`, no spaces, no `inf`/`nan`.
-fn is_number(t: &[u8]) -> bool {
+///
+/// Returns `None` when it is not a number, else whether it has an exponent.
+fn number_shape(t: &[u8]) -> Option<bool> {
     let mut i = usize::from(t.first() == Some(&b'-'));
     let digits = |i: &mut usize| {
         let start = *i;
@@ -171,24 +173,25 @@ fn is_number(t: &[u8]) -> bool {
         *i > start
     };
     if !digits(&mut i) {
-        return false;
+        return None;
     }
     if t.get(i) == Some(&b'.') {
         i += 1;
         if !digits(&mut i) {
-            return false;
+            return None;
         }
     }
-    if matches!(t.get(i), Some(b'e' | b'E')) {
+    let exponent = matches!(t.get(i), Some(b'e' | b'E'));
+    if exponent {
         i += 1;
         if matches!(t.get(i), Some(b'+' | b'-')) {
             i += 1;
         }
         if !digits(&mut i) {
-            return false;
+            return None;
         }
     }
-    i == t.len()
+    (i == t.len()).then_some(exponent)
 }
 
 /// The most significant digits a mantissa may have so that it is always
@@ -208,10 +211,11 @@ pub fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
         field,
         value: t.chars().take(40).collect(),
     };
-    if !is_number(t.as_bytes()) {
+    let Some(exponent) = number_shape(t.as_bytes()) else {
         return Err(bad());
-    }
-    if let Some(e) = t.find(['e', 'E']) {
+    };
+    if exponent {
+        let e = t.find(['e', 'E']).unwrap_or(t.len());
         // from_scientific rounds a long mantissa: refuse one that is too long.
         let mantissa = t[..e].trim_start_matches('-');
         let mantissa = match mantissa.find('.') {
@@ -246,18 +250,21 @@ pub fn opt_decimal(
     let text = raw.get();
     match text.as_bytes().first() {
         Some(b'"') if text.len() == 2 => Ok(None),
-        Some(b'"') if text.contains('\\') => {
-            // Escapes in a number are odd but valid JSON: decode, then read.
-            let s: String =
-                serde_json::from_str(text).map_err(|e| FrameError::Malformed(e.to_string()))?;
-            if s.is_empty() {
-                Ok(None)
-            } else {
-                decimal(field, &s).map(Some)
-            }
-        }
         Some(b'n') if text == "null" => Ok(None),
-        _ => decimal(field, text).map(Some),
+        _ => match decimal(field, text) {
+            Ok(d) => Ok(Some(d)),
+            // Escapes in a number are odd but valid JSON: decode, then read
+            // (off the hot path: only a string that did not read as is).
+            Err(e) if text.starts_with('"') && text.contains('\\') => {
+                let s: String = serde_json::from_str(text).map_err(|_| e)?;
+                if s.is_empty() {
+                    Ok(None)
+                } else {
+                    decimal(field, &s).map(Some)
+                }
+            }
+            Err(e) => Err(e),
+        },
     }
 }
 
