@@ -2,7 +2,7 @@
 //! Trade, Order and Report. Decimal fields are held as rust_decimal and turned
 //! into `decimal.Decimal` only when read.
 
-use crate::decimal::{opt_to_py, show, to_decimal, to_opt_decimal, to_py};
+use crate::decimal::{show, to_decimal, to_opt_decimal};
 use exo_core::market as m;
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -122,22 +122,22 @@ impl PyQuote {
     /// Best bid price, or None when the bid side is empty.
     #[getter]
     fn bid_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.bid_px)
+        self.inner.bid_px.map(|d| d.into_pyobject(py)).transpose()
     }
     /// Size at the best bid, or None.
     #[getter]
     fn bid_size<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.bid_size)
+        self.inner.bid_size.map(|d| d.into_pyobject(py)).transpose()
     }
     /// Best ask price, or None when the ask side is empty.
     #[getter]
     fn ask_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.ask_px)
+        self.inner.ask_px.map(|d| d.into_pyobject(py)).transpose()
     }
     /// Size at the best ask, or None.
     #[getter]
     fn ask_size<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.ask_size)
+        self.inner.ask_size.map(|d| d.into_pyobject(py)).transpose()
     }
     /// Price on the order's own side (the bid for a buy), or None if empty.
     fn near<'py>(
@@ -145,7 +145,11 @@ impl PyQuote {
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.near(Side::arg(side, "side")?).0)
+        self.inner
+            .near(Side::arg(side, "side")?)
+            .0
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     /// Size on the order's own side, or None.
     fn near_size<'py>(
@@ -153,7 +157,11 @@ impl PyQuote {
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.near(Side::arg(side, "side")?).1)
+        self.inner
+            .near(Side::arg(side, "side")?)
+            .1
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     /// Price the order would trade against (the ask for a buy), or None if empty.
     fn far<'py>(
@@ -161,7 +169,11 @@ impl PyQuote {
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.far(Side::arg(side, "side")?).0)
+        self.inner
+            .far(Side::arg(side, "side")?)
+            .0
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     /// Size the order would trade against, or None.
     fn far_size<'py>(
@@ -169,17 +181,24 @@ impl PyQuote {
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.far(Side::arg(side, "side")?).1)
+        self.inner
+            .far(Side::arg(side, "side")?)
+            .1
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     /// Ask minus bid, or None when a side is empty.
     #[getter]
     fn spread<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.spread())
+        self.inner.spread().map(|d| d.into_pyobject(py)).transpose()
     }
     /// Midway between bid and ask, or None when a side is empty.
     #[getter]
     fn mid_price<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.mid_price())
+        self.inner
+            .mid_price()
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     /// Pickles exactly, decimals as text (None stays None).
     #[allow(clippy::type_complexity)]
@@ -261,21 +280,24 @@ impl PyTrade {
     }
     #[getter]
     fn last_qty<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.last_qty)
+        self.inner.last_qty.into_pyobject(py)
     }
     #[getter]
     fn last_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.last_px)
+        self.inner.last_px.into_pyobject(py)
     }
     /// Total quantity over the merged prints (None for a single print).
     #[getter]
     fn trade_volume<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.trade_volume)
+        self.inner
+            .trade_volume
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     /// VWAP over the merged prints, 8 places (None for a single print).
     #[getter]
     fn avg_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.avg_px)
+        self.inner.avg_px.map(|d| d.into_pyobject(py)).transpose()
     }
     /// This trade with a newer one merged in, as the engine merges prints.
     fn merge(&self, newer: &PyTrade) -> PyResult<PyTrade> {
@@ -475,11 +497,11 @@ impl PyReport {
     }
     #[getter]
     fn last_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.last_qty)
+        self.inner.last_qty.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn last_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.last_px)
+        self.inner.last_px.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn symbol(&self) -> Option<&str> {
@@ -512,15 +534,18 @@ impl PyReport {
     }
     #[getter]
     fn leaves_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.leaves_qty)
+        self.inner
+            .leaves_qty
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     #[getter]
     fn cum_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.cum_qty)
+        self.inner.cum_qty.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn avg_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.avg_px)
+        self.inner.avg_px.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn text(&self) -> Option<&str> {
