@@ -348,7 +348,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// delegate. Returns true when more are still ready (the runner stays
     /// scheduled and must come back); false when the list is empty, after
     /// which the next arrival signals the runner again.
-    pub fn take_ready(&mut self, max: usize, out: &mut impl Extend<HandOver<D, I, R>>) -> bool {
+    pub fn take_ready(&mut self, max: usize, out: &mut Vec<HandOver<D, I, R>>) -> bool {
         for _ in 0..max {
             let Some(key) = self.ready.pop_front() else {
                 break;
@@ -365,12 +365,12 @@ impl<D, I, R> Dispatcher<D, I, R> {
                 None
             };
             let update = p.take(quote);
-            out.extend(std::iter::once(HandOver {
+            out.push(HandOver {
                 key,
                 order_id: p.order_id.clone(),
                 delegate,
                 update,
-            }));
+            });
         }
         if self.ready.is_empty() {
             self.scheduled = false;
