@@ -133,7 +133,12 @@ class Engine:
         self._on_error = _log_error if on_error is None else on_error
         self._on_subscribe = on_subscribe
         self._on_unsubscribe = on_unsubscribe
-        self._stop_timeout = stop_timeout
+        # Checked here: stop() is no place to find out (it would fail half-way).
+        if isinstance(stop_timeout, bool) or not (
+            isinstance(stop_timeout, (int, float)) and 0 <= stop_timeout < float("inf")
+        ):
+            raise ValueError(f"stop_timeout must be a number of seconds, 0 or more, got {stop_timeout!r}")
+        self._stop_timeout = float(stop_timeout)
         if not (isinstance(spin, (int, float)) and 0 <= spin <= 1):
             raise ValueError(f"spin must be a number of seconds between 0 and 1, got {spin!r}")
         self._spin = float(spin)
