@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from exo._core import EngineCore, Feed, Quote, Report, Trade, Update
+from exo._core import Feed, LoopRunner, Quote, Report, Trade, Update
 from exo.actions import AsyncActions, describe_failure
 from exo.intake import DirectIntake, Intake
 from exo.journal import JournaledIntake
@@ -154,7 +154,7 @@ class Engine:
         self._store = store
         self._intake: Intake | None = None
         self._actions: AsyncActions | None = None
-        self._core: EngineCore | None = None
+        self._core: LoopRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_fd: int | None = None
         self._done: dict[str, list[asyncio.Future[None]]] = {}
@@ -186,7 +186,7 @@ class Engine:
             intake = JournaledIntake(self._store, self._factory, self._report_error)
         await intake.open()
         actions = AsyncActions(loop, intake)
-        core = EngineCore(
+        core = LoopRunner(
             intake.factory,
             self._idle_interval,
             self._report_error,
