@@ -150,8 +150,9 @@ class PaperDelegate:
         if quote is not None and not p.done:
             side = p.order.side
             px, shown = quote.far(side), quote.far_size(side)
-            qty = min(shown, p.leaves)
-            if qty > 0 and px > 0:
+            # An empty far side (None) fills nothing.
+            qty = min(shown, p.leaves) if shown is not None else Decimal(0)
+            if qty > 0 and px is not None and px > 0:
                 p.filled += qty
                 p.notional += qty * px
                 p.fills += 1
