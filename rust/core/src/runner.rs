@@ -556,8 +556,9 @@ impl<D, I, R> Runner<D, I, R> {
                     handler.hand_over(h.key, &h.order_id, &mut delegate, h.update, staleness);
                 b.results.push((h.key, h.order_id, delegate, verdict));
             }
-            // The buffer went with the iterator (one allocation per batch).
-            b.taken = Vec::with_capacity(BATCH);
+            // The buffer went with the iterator: one allocation per batch,
+            // sized like this one (a small batch costs a small malloc).
+            b.taken = Vec::with_capacity(n);
             let now = start;
             let mut again = more;
             {
