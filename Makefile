@@ -8,6 +8,8 @@ STAMP  := $(VENV)/.exo-built
 UVLOOP := uvloop>=0.19
 # The example (exo example, make run): FastAPI + pydantic 2 + uvicorn + prometheus-client,
 # the `example` extra in pyproject.toml; httpx for its tests.
+# Venues (exo.venues.Binance/BitMEX/FIX): the `venues` extra.
+VENUES := "cryptography>=42"
 EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
 
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
@@ -23,7 +25,7 @@ $(PY):
 
 # Rebuild the extension when Rust or packaging sources change.
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)" $(EXAMPLE)
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)" $(EXAMPLE) $(VENUES)
 	$(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 

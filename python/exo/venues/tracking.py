@@ -1,0 +1,143 @@
+"""What an adapter knows of the child orders it routes: the ClOrdID chain of
+each child, the parent it belongs to, and the execution ids already handed on.
+
+One ``Tracked`` per child order; every ClOrdID the child has used (its own,
+replace and cancel requests') maps to it. ``Tracker.seen(exec_id)`` is the
+de-duplication point: a venue report with an ExecID (or the venue's trade id
+where it has none) already handed on is dropped, so a report that arrives twice
+(websocket duplicates, FIX PossDup resends, reconciliation replaying what the
+stream already said) reaches ``engine.report()`` once.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from exo.market import OrdStatus, Report
+
+__all__ = ["TERMINAL", "Tracked", "Tracker", "from_millis"]
+
+TERMINAL = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED})
+_TERMINAL_NAMES = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
+
+
+def from_millis(ms: int | str | None) -> _dt.datetime | None:
+    """Unix milliseconds -> aware UTC datetime (None stays None)."""
+    if ms is None:
+        return None
+    return _dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.timezone.utc)
+
+
+@dataclass
+class Tracked:
+    """One child order as the adapter sees it. ``cl_ord_id`` is the id the
+    venue knows the live order by now; ``cum_qty``/``notional`` sum the fills
+    handed on (avg = notional / cum)."""
+
+    order_id: str
+    symbol: str
+    side: str
+    order_qty: Decimal
+    cl_ord_id: str
+    price: Decimal | None = None
+    secondary_order_id: str | None = None
+    ord_status: OrdStatus | None = None
+    cum_qty: Decimal = Decimal(0)
+    notional: Decimal = Decimal(0)
+    base_cum: Decimal = Decimal(0)
+    """Quantity filled on earlier venue orders of this child (venues whose
+    replace is cancel + new, e.g. Binance order.cancelReplace)."""
+    base_notional: Decimal = Decimal(0)
+    replacing: str | None = None
+    """ClOrdID of a replace in flight."""
+    aliases: list[str] = field(default_factory=list)
+
+    @property
+    def live(self) -> bool:
+        return self.ord_status not in TERMINAL
+
+    @property
+    def avg_px(self) -> Decimal | None:
+        return self.notional / self.cum_qty if self.cum_qty else None
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        return Decimal(0) if not self.live else max(self.order_qty - self.cum_qty, Decimal(0))
+
+    def report(self, ord_status: str, exec_type: str | None, exec_id: str | None, **fields: Any) -> Report:
+        """A Report for this child's parent with the child's identity and
+        quantities (cum, avg, leaves as the child stands; ``fields`` override,
+        e.g. last_qty/last_px, or cum_qty for a fill not yet applied).
+        Terminal statuses get leaves_qty 0."""
+        cum = fields.pop("cum_qty", self.cum_qty)
+        values: dict[str, Any] = {
+            "symbol": self.symbol,
+            "side": self.side,
+            "secondary_order_id": self.secondary_order_id,
+            "cl_ord_id": self.cl_ord_id,
+            "exec_id": exec_id,
+            "exec_type": exec_type,
+            "order_qty": self.order_qty,
+            "price": self.price,
+            "cum_qty": cum,
+            "avg_px": self.avg_px if cum == self.cum_qty else None,
+            "leaves_qty": Decimal(0)
+            if ord_status in _TERMINAL_NAMES
+            else max(self.order_qty - cum, Decimal(0)),
+        }
+        values.update(fields)
+        last_qty, last_px = values.pop("last_qty", None), values.pop("last_px", None)
+        return Report(self.order_id, ord_status, last_qty, last_px, **values)
+
+
+class Tracker:
+    """ClOrdID -> Tracked, and the set of ExecIDs already handed on (bounded:
+    the oldest ``max_exec_ids`` are forgotten first)."""
+
+    def __init__(self, max_exec_ids: int = 100_000) -> None:
+        self._by_cl: dict[str, Tracked] = {}
+        self._exec_ids: OrderedDict[str, None] = OrderedDict()
+        self._max = max_exec_ids
+
+    def add(self, child: Tracked) -> Tracked:
+        self._by_cl[child.cl_ord_id] = child
+        child.aliases.append(child.cl_ord_id)
+        return child
+
+    def alias(self, cl_ord_id: str, child: Tracked) -> None:
+        """Route reports naming ``cl_ord_id`` (a replace's or cancel's) to ``child``."""
+        self._by_cl[cl_ord_id] = child
+        child.aliases.append(cl_ord_id)
+
+    def get(self, cl_ord_id: str | None) -> Tracked | None:
+        return self._by_cl.get(cl_ord_id) if cl_ord_id else None
+
+    def by_secondary(self, secondary_order_id: str) -> Tracked | None:
+        for child in self._by_cl.values():
+            if child.secondary_order_id == secondary_order_id:
+                return child
+        return None
+
+    def children(self) -> list[Tracked]:
+        """Each tracked child once."""
+        return list({id(c): c for c in self._by_cl.values()}.values())
+
+    def live(self) -> list[Tracked]:
+        return [c for c in self.children() if c.live]
+
+    def handed_on(self, exec_id: str) -> bool:
+        """True if ``exec_id`` was handed on before (does not record it)."""
+        return exec_id in self._exec_ids
+
+    def seen(self, exec_id: str) -> bool:
+        """True if ``exec_id`` was handed on before; else remember it and return False."""
+        if exec_id in self._exec_ids:
+            return True
+        self._exec_ids[exec_id] = None
+        if len(self._exec_ids) > self._max:
+            self._exec_ids.popitem(last=False)
+        return False

@@ -1,0 +1,329 @@
+"""exo.venues.Binance against a loopback Binance WebSocket API server
+(tests/venue_servers/binance.py) that checks every signature as the venue does."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from decimal import Decimal
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from venue_servers.binance import BinanceServer
+from venue_servers.reports import Reports, exec_type
+from venue_servers.requests import cancel, new, replace
+
+from exo.venues.binance import Binance, BinanceError, signature_payload
+from exo.venues.credentials import Credentials
+from exo.venues.limits import RateLimited
+
+SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+MARKET = {"BTCUSDT": (Decimal("60000"), Decimal("60010"))}
+
+
+def test_signature_payload_and_hmac_match_the_venue_docs_example() -> None:
+    # The signed order.place example of Binance's WebSocket API docs ("SIGNED request example (HMAC)").
+    params = {
+        "symbol": "BTCUSDT",
+        "side": "SELL",
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": "0.01000000",
+        "price": "52000.00",
+        "newOrderRespType": "ACK",
+        "recvWindow": 100,
+        "timestamp": 1645423376532,
+        "apiKey": KEY,
+    }
+    payload = signature_payload(params)
+    assert payload.startswith(
+        "apiKey=vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A&newOrderRespType=ACK"
+    )
+    sig = Credentials(KEY, secret=SECRET).sign_hmac(payload)
+    assert sig == "cc15477742bd704c29492d96c7ead9414dfd8e0ec4a00f947bb5bb454ddbd08a"
+
+
+@pytest.fixture
+async def hmac_server() -> AsyncIterator[BinanceServer]:
+    server = BinanceServer(KEY, secret=SECRET, market=dict(MARKET))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def venue(hmac_server: BinanceServer) -> AsyncIterator[tuple[Binance, Reports]]:
+    reports = Reports()
+    b = Binance(
+        Credentials(KEY, secret=SECRET),
+        reports,
+        url=hmac_server.url,
+        reconnect_delay=0.05,
+        request_timeout=2.0,
+    )
+    await b.start()
+    yield b, reports
+    await b.stop()
+
+
+async def test_ioc_order_fills_and_reports_new_then_trade(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    req = new("BTCUSDT", "BUY", "0.5", "60010", "IOC", order_id="P1")
+    await b.send(req)
+    fill = await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+    assert fill.order_id == "P1" and fill.cl_ord_id == req.cl_ord_id
+    assert (fill.last_qty, fill.last_px, fill.cum_qty, fill.leaves_qty) == (
+        Decimal("0.5"),
+        Decimal("60010"),
+        Decimal("0.5"),
+        Decimal(0),
+    )
+    assert fill.avg_px == Decimal("60010")
+    assert fill.secondary_order_id == str(hmac_server.by_client_id(req.cl_ord_id)["orderId"])  # type: ignore[index]
+    assert [exec_type(r) for r in reports] == ["NEW", "TRADE"]
+    assert reports.filled() == hmac_server.filled_qty()
+    # The request was signed: apiKey + signature on the wire, verified by the server.
+    place = next(r for r in hmac_server.requests if r["method"] == "order.place")
+    assert place["params"]["apiKey"] == KEY and len(place["params"]["signature"]) == 64
+
+
+async def test_ioc_order_not_marketable_expires(venue: tuple[Binance, Reports]) -> None:
+    b, reports = venue
+    await b.send(new("BTCUSDT", "BUY", "0.5", "59000", "IOC"))
+    expired = await reports.wait_for(lambda r: r.ord_status.name == "EXPIRED")
+    assert expired.cum_qty == 0 and expired.leaves_qty == 0
+
+
+async def test_gtc_order_rests_then_cancel_reports_cancel_id_and_original_id(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    req = new("BTCUSDT", "BUY", "1", "59000")
+    await b.send(req)
+    await reports.wait_for(lambda r: r.ord_status.name == "NEW")
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.25"))
+    await reports.wait_for(lambda r: r.ord_status.name == "PARTIALLY_FILLED")
+    x = cancel(req)
+    await b.send(x)
+    canceled = await reports.wait_for(lambda r: r.ord_status.name == "CANCELED")
+    # On a CANCELED executionReport `c` is the cancel's id, `C` the original's (nautilus PR #4930).
+    assert canceled.cl_ord_id == x.cl_ord_id and canceled.orig_cl_ord_id == req.cl_ord_id
+    assert canceled.order_id == "P1"
+    # Partly filled then canceled is CANCELED with cum > 0, not FILLED.
+    assert canceled.cum_qty == Decimal("0.25") and canceled.leaves_qty == 0
+
+
+async def test_replace_reports_replaced_with_cum_carried_over(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    req = new("BTCUSDT", "SELL", "1", "61000")
+    await b.send(req)
+    await reports.wait_for(lambda r: r.ord_status.name == "NEW")
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.4"), Decimal("61000"))
+    await reports.wait_for(lambda r: r.cum_qty == Decimal("0.4"))
+    rep = replace(req, "2", "60500")
+    await b.send(rep)
+    replaced = await reports.wait_for(lambda r: exec_type(r) == "REPLACED")
+    assert replaced.cl_ord_id == rep.cl_ord_id and replaced.orig_cl_ord_id == req.cl_ord_id
+    assert (replaced.cum_qty, replaced.leaves_qty, replaced.order_qty) == (
+        Decimal("0.4"),
+        Decimal("1.6"),
+        Decimal("2"),
+    )
+    assert replaced.ord_status.name == "PARTIALLY_FILLED"
+    # The venue's new order carries what is left; its fills add to the child's cum.
+    new_order = hmac_server.by_client_id(rep.cl_ord_id)
+    assert new_order is not None and Decimal(new_order["origQty"]) == Decimal("1.6")
+    await hmac_server.fill(rep.cl_ord_id, Decimal("1.6"), Decimal("60500"))
+    done = await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+    assert (
+        done.cum_qty == Decimal("2") and done.avg_px == (Decimal("0.4") * 61000 + Decimal("1.6") * 60500) / 2
+    )
+    # The cancel half of the cancelReplace is not reported as the child's cancel.
+    assert not reports.status("CANCELED")
+
+
+async def test_cancel_of_a_filled_order_is_rejected_and_fill_stands(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    req = new("BTCUSDT", "BUY", "1", "59000")
+    await b.send(req)
+    await reports.wait_for(lambda r: r.ord_status.name == "NEW")
+    await hmac_server.fill(req.cl_ord_id, Decimal("1"))
+    await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+    await b.send(cancel(req))
+    rej = await reports.wait_for(lambda r: getattr(r, "cxl_rej_response_to", None) is not None)
+    assert rej.ord_status.name == "FILLED" and rej.text == "Unknown order sent."
+    assert not reports.status("CANCELED")
+
+
+async def test_cancel_for_an_unknown_order_reports_cancel_reject(venue: tuple[Binance, Reports]) -> None:
+    b, reports = venue
+    ghost = new("BTCUSDT", "BUY", "1", "59000", order_id="P9")
+    await b.send(cancel(ghost))
+    rej = await reports.wait_for(lambda r: r.order_id == "P9")
+    assert (
+        str(rej.cxl_rej_response_to) in ("CANCEL", "MsgType.CANCEL")
+        or rej.cxl_rej_response_to.name == "CANCEL"
+    )
+
+
+async def test_rejected_order_reports_rejected_with_venue_reason(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    hmac_server.place_faults.append("reject")
+    await b.send(new("BTCUSDT", "BUY", "1", "59000"))
+    rej = await reports.wait_for(lambda r: r.ord_status.name == "REJECTED")
+    assert rej.text == "-2010: Account has insufficient balance for requested action."
+    assert exec_type(rej) == "REJECTED"
+
+
+async def test_status_unknown_1007_is_not_a_reject_and_is_reconciled(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    hmac_server.place_faults.append("unknown")  # the venue took the order and filled it
+    hmac_server.conns[0].subscribed = False  # ...and the stream missed it
+    req = new("BTCUSDT", "BUY", "0.3", "60010", "IOC")
+    await b.send(req)
+    fill = await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+    assert not reports.status("REJECTED")
+    assert fill.exec_id == f"T-BTCUSDT-{hmac_server.trades[0]['id']}"
+    methods = [r["method"] for r in hmac_server.requests]
+    assert "order.status" in methods or "openOrders.status" in methods
+    assert reports.filled() == hmac_server.filled_qty() == Decimal("0.3")
+
+
+async def test_duplicate_execution_reports_are_handed_on_once(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    hmac_server.duplicate_reports = True
+    req = new("BTCUSDT", "BUY", "1", "59000")
+    await b.send(req)
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.5"))
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.5"))
+    await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+    await b.send(new("BTCUSDT", "BUY", "1", "1"))  # a later round trip: every duplicate has arrived
+    await reports.wait_for(lambda r: r.ord_status.name == "NEW" and r.order_qty == 1 and r.price == 1)
+    assert len({r.exec_id for r in reports}) == len(reports)
+    assert reports.filled() == hmac_server.filled_qty() == Decimal("1")
+
+
+async def test_fill_while_disconnected_is_recovered_by_reconciliation(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    req = new("BTCUSDT", "BUY", "1", "59000")
+    await b.send(req)
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.2"))
+    await reports.wait_for(lambda r: r.cum_qty == Decimal("0.2"))
+    await hmac_server.disconnect()
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.3"))  # nobody is subscribed: the event is lost
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.5"))
+    done = await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+    assert hmac_server.connections == 2
+    assert done.cum_qty == Decimal("1")
+    assert reports.filled() == hmac_server.filled_qty() == Decimal("1")
+    assert len({r.exec_id for r in reports}) == len(reports)
+
+
+async def test_server_shutdown_reconnects_and_orders_keep_flowing(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    await hmac_server.server_shutdown()
+    await b.send(new("BTCUSDT", "BUY", "0.1", "60010", "IOC"))
+    await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+    assert b.connects == 2 and hmac_server.connections == 2
+
+
+async def test_partial_fill_then_venue_expiry_is_expired_with_cum(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    req = new("BTCUSDT", "BUY", "1", "59000")
+    await b.send(req)
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.6"))
+    await hmac_server.expire(req.cl_ord_id)
+    r = await reports.wait_for(lambda r: r.ord_status.name == "EXPIRED")
+    assert r.cum_qty == Decimal("0.6") and r.leaves_qty == 0
+
+
+async def test_order_rate_limit_refuses_before_sending(hmac_server: BinanceServer) -> None:
+    reports = Reports()
+    b = Binance(
+        Credentials(KEY, secret=SECRET),
+        reports,
+        url=hmac_server.url,
+        order_limits=[(2, 10.0)],
+        max_rate_wait=0.0,
+    )
+    await b.start()
+    try:
+        await b.send(new("BTCUSDT", "BUY", "1", "59000"))
+        await b.send(new("BTCUSDT", "BUY", "1", "59000"))
+        with pytest.raises(RateLimited, match="order rate limit"):
+            await b.send(new("BTCUSDT", "BUY", "1", "59000"))
+        assert len(hmac_server.orders) == 2
+    finally:
+        await b.stop()
+
+
+async def test_ed25519_key_logs_on_and_trades_without_per_request_signatures() -> None:
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    server = BinanceServer("ed-key", public_key=key.public_key(), market=dict(MARKET))
+    await server.start()
+    reports = Reports()
+    b = Binance(Credentials("ed-key", private_key_pem=pem), reports, url=server.url)
+    try:
+        await b.start()
+        await b.send(new("BTCUSDT", "SELL", "0.2", "60000", "IOC"))
+        await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+        methods = [r["method"] for r in server.requests]
+        assert methods[:2] == ["session.logon", "userDataStream.subscribe"]
+        place = next(r for r in server.requests if r["method"] == "order.place")
+        assert "signature" not in place["params"] and "timestamp" in place["params"]
+    finally:
+        await b.stop()
+        await server.stop()
+
+
+async def test_wrong_secret_fails_start_with_venue_error_and_no_secret_in_text(
+    hmac_server: BinanceServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = "s3cr3t-never-to-be-printed-0123456789"
+    caplog.set_level(logging.DEBUG)
+    b = Binance(Credentials(KEY, secret=wrong), Reports(), url=hmac_server.url)
+    with pytest.raises(BinanceError) as info:
+        await b.start()
+    await b.stop()
+    assert info.value.code == -1022
+    text = str(info.value) + repr(info.value) + caplog.text + repr(b._creds)
+    assert wrong not in text
+    assert "never-to-be" not in text
+
+
+async def test_disconnect_with_request_in_flight_keeps_order_pending_then_reconciles(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    hmac_server.place_faults.append("silent")  # accepted and filled, no response
+    hmac_server.conns[0].subscribed = False
+    send = asyncio.create_task(b.send(new("BTCUSDT", "BUY", "0.7", "60010", "IOC")))
+    while not hmac_server.trades:
+        await asyncio.sleep(0.01)
+    await hmac_server.disconnect()
+    await send
+    await reports.wait_for(lambda r: r.ord_status.name == "FILLED")
+    assert not reports.status("REJECTED")
+    assert reports.filled() == hmac_server.filled_qty() == Decimal("0.7")
