@@ -26,15 +26,15 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Literal, Protocol, runtime_checkable
-
-from limits import RateLimitItem, parse_many
-from limits.aio.storage import MemoryStorage
-from limits.aio.strategies import MovingWindowRateLimiter
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from exo._core import Report, Update
 from exo.child import ChildOrder, NewOrderSingle, OrderCancelReplaceRequest, Request
 from exo.instrument import Instrument, InstrumentError
+
+if TYPE_CHECKING:
+    from limits import RateLimitItem
+    from limits.aio.strategies import MovingWindowRateLimiter
 
 __all__ = ["RateLimited", "UnknownSymbol", "Venue", "VenueBase", "VenueError"]
 
@@ -128,8 +128,19 @@ class VenueBase:
             raise ValueError(f"rate_policy: expected 'wait' or 'refuse', got {rate_policy!r}")
         self.name = name
         self._instruments = {i.symbol: i for i in instruments}
-        self._limits: list[RateLimitItem] = parse_many(rate_limits) if rate_limits else []
-        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._limits: list[RateLimitItem] = []
+        self._limiter: MovingWindowRateLimiter | None = None
+        if rate_limits:
+            # Imported here: venues without limits do not need the package.
+            from limits import parse_many
+            from limits.aio.storage import MemoryStorage
+            from limits.aio.strategies import MovingWindowRateLimiter
+
+            try:
+                self._limits = parse_many(rate_limits)
+            except ValueError as exc:
+                raise ValueError(f"rate_limits: {rate_limits!r} is not like '10/second;1000/day': {exc}") from None
+            self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._rate_policy = rate_policy
         self._max_wait, self._max_waiting, self._waiting = max_wait, max_waiting, 0
         self._request_timeout = request_timeout
@@ -221,15 +232,16 @@ class VenueBase:
         return True
 
     async def _rate_limit(self, request: Request) -> None:
-        if not self._limits:
+        limiter = self._limiter
+        if limiter is None:
             return
         deadline = time.monotonic() + self._max_wait
         waiting = False
         try:
             while True:
-                if all([await self._limiter.test(item, self.name) for item in self._limits]):
+                if all([await limiter.test(item, self.name) for item in self._limits]):
                     for item in self._limits:
-                        await self._limiter.hit(item, self.name)
+                        await limiter.hit(item, self.name)
                     return
                 if self._rate_policy == "refuse":
                     raise RateLimited(f"{self.name}: over the rate limit {self._limits}; {request.cl_ord_id} not sent")
@@ -240,7 +252,7 @@ class VenueBase:
                             f"{request.cl_ord_id} not sent"
                         )
                     self._waiting, waiting = self._waiting + 1, True
-                reset = max([(await self._limiter.get_window_stats(i, self.name)).reset_time for i in self._limits])
+                reset = max([(await limiter.get_window_stats(i, self.name)).reset_time for i in self._limits])
                 pause = reset - time.time()
                 if time.monotonic() + pause > deadline:
                     raise RateLimited(
