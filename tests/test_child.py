@@ -173,7 +173,12 @@ def test_replaced_takes_the_new_quantity_price_and_cl_ord_id() -> None:
     req = c.replace(order_qty=D("2"), price=D("99"))
     assert c.apply(rep(c, "PENDING_REPLACE", "PENDING_REPLACE", cl_ord_id=req.cl_ord_id))
     assert c.apply(rep(c, "NEW", "REPLACED", cl_ord_id=req.cl_ord_id, orig_cl_ord_id=req.orig_cl_ord_id))
-    assert (c.order_qty, c.price, c.cl_ord_id, c.ord_status) == (D("2"), D("99"), req.cl_ord_id, OrdStatus.NEW)
+    assert (c.order_qty, c.price, c.cl_ord_id, c.ord_status) == (
+        D("2"),
+        D("99"),
+        req.cl_ord_id,
+        OrdStatus.NEW,
+    )
 
 
 def test_replace_reject_restores_the_prior_state() -> None:
@@ -182,8 +187,15 @@ def test_replace_reject_restores_the_prior_state() -> None:
     req = c.replace(price=D("101"))
     assert c.ord_status == OrdStatus.PENDING_REPLACE
     assert c.apply(
-        rep(c, "PARTIALLY_FILLED", None, cl_ord_id=req.cl_ord_id, orig_cl_ord_id=req.orig_cl_ord_id,
-            cxl_rej_response_to="REPLACE", text="TOO_LATE")
+        rep(
+            c,
+            "PARTIALLY_FILLED",
+            None,
+            cl_ord_id=req.cl_ord_id,
+            orig_cl_ord_id=req.orig_cl_ord_id,
+            cxl_rej_response_to="REPLACE",
+            text="TOO_LATE",
+        )
     )
     assert c.ord_status == OrdStatus.PARTIALLY_FILLED and c.price == D("100") and c.pending is None
     assert c.cl_ord_id == req.orig_cl_ord_id
@@ -192,8 +204,9 @@ def test_replace_reject_restores_the_prior_state() -> None:
 def test_cancel_then_canceled_closes_it() -> None:
     c = working()
     req = c.cancel()
-    assert c.apply(rep(c, "PENDING_CANCEL", "PENDING_CANCEL", cl_ord_id=req.cl_ord_id,
-                       orig_cl_ord_id=req.orig_cl_ord_id))
+    assert c.apply(
+        rep(c, "PENDING_CANCEL", "PENDING_CANCEL", cl_ord_id=req.cl_ord_id, orig_cl_ord_id=req.orig_cl_ord_id)
+    )
     assert c.ord_status == OrdStatus.PENDING_CANCEL and c.is_live
     assert c.apply(rep(c, "CANCELED", "CANCELED", cl_ord_id=req.cl_ord_id, orig_cl_ord_id=req.orig_cl_ord_id))
     assert c.ord_status == OrdStatus.CANCELED and c.leaves_qty == 0
@@ -305,8 +318,15 @@ def test_pitfall_fill_after_cancel_request_then_too_late_reject_leaves_it_filled
     assert c.apply(fill(c, "1", "100", "FILLED", cl_ord_id=original))
     assert c.ord_status == OrdStatus.FILLED
     assert c.apply(
-        rep(c, "FILLED", None, cl_ord_id=req.cl_ord_id, orig_cl_ord_id=original, cxl_rej_response_to="CANCEL",
-            text="TOO_LATE_TO_CANCEL")
+        rep(
+            c,
+            "FILLED",
+            None,
+            cl_ord_id=req.cl_ord_id,
+            orig_cl_ord_id=original,
+            cxl_rej_response_to="CANCEL",
+            text="TOO_LATE_TO_CANCEL",
+        )
     )
     assert c.ord_status == OrdStatus.FILLED and c.pending is None and c.cum_qty == D("1")
 

@@ -205,7 +205,9 @@ class ChildOrder:
         if self.ord_type is OrdType.MARKET and self.price is not None:
             raise ChildOrderError("price: a MARKET child has no price")
         if self.ord_type is OrdType.MARKET and self.time_in_force in (TimeInForce.GTC, TimeInForce.POST_ONLY):
-            raise ChildOrderError(f"time_in_force: a MARKET child is IOC or FOK, not {self.time_in_force.value}")
+            raise ChildOrderError(
+                f"time_in_force: a MARKET child is IOC or FOK, not {self.time_in_force.value}"
+            )
 
     # -- reading ----------------------------------------------------------------
 
@@ -275,7 +277,9 @@ class ChildOrder:
             )
         return self.cl_ord_id
 
-    def replace(self, order_qty: Decimal | None = None, price: Decimal | None = None) -> OrderCancelReplaceRequest:
+    def replace(
+        self, order_qty: Decimal | None = None, price: Decimal | None = None
+    ) -> OrderCancelReplaceRequest:
         """The OrderCancelReplaceRequest to send (a fresh cl_ord_id, orig_cl_ord_id
         the current one); the child becomes PENDING_REPLACE. ``order_qty`` is
         the new total (FIX), at least cum_qty + something. Raises
@@ -289,11 +293,21 @@ class ChildOrder:
         if qty == self.order_qty and px == self.price:
             raise ChildOrderError(f"replace: nothing to change (order_qty {qty}, price {px})")
         if qty <= self.cum_qty:
-            raise ChildOrderError(f"replace: order_qty {qty} must exceed cum_qty {self.cum_qty}; cancel instead")
+            raise ChildOrderError(
+                f"replace: order_qty {qty} must exceed cum_qty {self.cum_qty}; cancel instead"
+            )
         if px is not None and px <= 0:
             raise ChildOrderError(f"replace: price must be positive, got {px}")
         req = OrderCancelReplaceRequest(
-            new_cl_ord_id(), orig, self.order_id, self.symbol, self.side, qty, self.ord_type, self.time_in_force, px
+            new_cl_ord_id(),
+            orig,
+            self.order_id,
+            self.symbol,
+            self.side,
+            qty,
+            self.ord_type,
+            self.time_in_force,
+            px,
         )
         self.cl_ord_ids.append(req.cl_ord_id)
         self.pending, self.acknowledged = req, False
@@ -361,8 +375,10 @@ class ChildOrder:
         if self.is_done:
             return False  # late: a closed order is never revived or re-closed (nautilus #4157)
         pending = self.pending
-        if exec_type is ExecType.PENDING_NEW or exec_type is ExecType.PENDING_CANCEL or (
-            exec_type is ExecType.PENDING_REPLACE
+        if (
+            exec_type is ExecType.PENDING_NEW
+            or exec_type is ExecType.PENDING_CANCEL
+            or (exec_type is ExecType.PENDING_REPLACE)
         ):
             if pending is None or self.acknowledged:
                 return False
@@ -377,7 +393,9 @@ class ChildOrder:
             return pending is not None and self.pending is None
         if exec_type is ExecType.REPLACED:
             if not isinstance(pending, OrderCancelReplaceRequest):
-                raise ChildOrderError(f"REPLACED for {r.cl_ord_id} but child {self.cl_ord_id} has no replace in flight")
+                raise ChildOrderError(
+                    f"REPLACED for {r.cl_ord_id} but child {self.cl_ord_id} has no replace in flight"
+                )
             qty = r.order_qty if r.order_qty is not None else pending.order_qty
             if qty < self.cum_qty:
                 raise ChildOrderError(f"REPLACED to order_qty {qty} below cum_qty {self.cum_qty}")
@@ -385,7 +403,11 @@ class ChildOrder:
             self.cl_ord_id, self.pending = pending.cl_ord_id, None
             self._settle()
             return True
-        if exec_type is ExecType.CANCELED or exec_type is ExecType.EXPIRED or exec_type is ExecType.DONE_FOR_DAY:
+        if (
+            exec_type is ExecType.CANCELED
+            or exec_type is ExecType.EXPIRED
+            or exec_type is ExecType.DONE_FOR_DAY
+        ):
             # Solicited or not (venue risk checks, expiry, self-trade prevention):
             # CANCELED even with cum_qty > 0, never FILLED (nautilus #4787).
             self._status = OrdStatus.EXPIRED if exec_type is ExecType.EXPIRED else OrdStatus.CANCELED
@@ -410,7 +432,8 @@ class ChildOrder:
         if status in (OrdStatus.CANCELED, OrdStatus.EXPIRED, OrdStatus.REJECTED):
             if r.cum_qty is not None and r.cum_qty != self.cum_qty:
                 raise ChildOrderError(
-                    f"status {status.name} with cum_qty {r.cum_qty} but {self.cum_qty} applied: fills are missing"
+                    f"status {status.name} with cum_qty {r.cum_qty} but {self.cum_qty} applied: "
+                    "fills are missing"
                 )
             self._status, self.pending, self.text = status, None, r.text
             return True

@@ -41,7 +41,9 @@ def _positive(value: Any, name: str, symbol: str, zero_ok: bool = False) -> Deci
     except ArithmeticError:
         raise InstrumentError(f"{symbol}: {name} {value!r} is not a decimal number") from None
     if not d.is_finite() or d < 0 or (d == 0 and not zero_ok):
-        raise InstrumentError(f"{symbol}: {name} must be {'non-negative' if zero_ok else 'positive'}, got {value!r}")
+        raise InstrumentError(
+            f"{symbol}: {name} must be {'non-negative' if zero_ok else 'positive'}, got {value!r}"
+        )
     return d
 
 
@@ -71,7 +73,9 @@ class Instrument:
         object.__setattr__(self, "tick_size", _positive(self.tick_size, "tick_size", s))
         object.__setattr__(self, "lot_size", _positive(self.lot_size, "lot_size", s))
         object.__setattr__(self, "min_qty", _positive(self.min_qty, "min_qty", s, zero_ok=True))
-        object.__setattr__(self, "min_notional", _positive(self.min_notional, "min_notional", s, zero_ok=True))
+        object.__setattr__(
+            self, "min_notional", _positive(self.min_notional, "min_notional", s, zero_ok=True)
+        )
         try:
             object.__setattr__(self, "status", InstrumentStatus(self.status))
         except ValueError:
@@ -95,15 +99,21 @@ class Instrument:
         if self.status is not InstrumentStatus.TRADING:
             raise InstrumentError(f"{s}: not trading now ({self.status.value})")
         if order_qty % self.lot_size != 0:
-            raise InstrumentError(f"{s}: quantity {order_qty} is not a multiple of the lot size {self.lot_size}")
+            raise InstrumentError(
+                f"{s}: quantity {order_qty} is not a multiple of the lot size {self.lot_size}"
+            )
         if order_qty < self.min_qty or order_qty <= 0:
             raise InstrumentError(f"{s}: quantity {order_qty} is below the minimum {self.min_qty}")
         if price is None:
             return
         if price <= 0 or price % self.tick_size != 0:
-            raise InstrumentError(f"{s}: price {price} is not a positive multiple of the tick size {self.tick_size}")
+            raise InstrumentError(
+                f"{s}: price {price} is not a positive multiple of the tick size {self.tick_size}"
+            )
         if price * order_qty < self.min_notional:
-            raise InstrumentError(f"{s}: notional {price * order_qty} is below the minimum {self.min_notional}")
+            raise InstrumentError(
+                f"{s}: notional {price * order_qty} is below the minimum {self.min_notional}"
+            )
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Instrument:

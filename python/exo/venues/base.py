@@ -139,7 +139,9 @@ class VenueBase:
             try:
                 self._limits = parse_many(rate_limits)
             except ValueError as exc:
-                raise ValueError(f"rate_limits: {rate_limits!r} is not like '10/second;1000/day': {exc}") from None
+                raise ValueError(
+                    f"rate_limits: {rate_limits!r} is not like '10/second;1000/day': {exc}"
+                ) from None
             self._limiter = MovingWindowRateLimiter(MemoryStorage())
         self._rate_policy = rate_policy
         self._max_wait, self._max_waiting, self._waiting = max_wait, max_waiting, 0
@@ -225,9 +227,14 @@ class VenueBase:
         except (asyncio.TimeoutError, ConnectionError, OSError) as exc:
             # Not a verdict (nautilus RFC #4152; Binance -1007): ask the venue.
             self.counters["unknown_status"] += 1
-            log.warning("%s: %s %s status unknown (%r); querying", self.name, type(request).__name__,
-                        request.cl_ord_id, exc)
-            self._spawn(self._query_status(request.cl_ord_id, request.order_id))
+            log.warning(
+                "%s: %s %s status unknown (%r); querying",
+                self.name,
+                type(request).__name__,
+                request.cl_ord_id,
+                exc,
+            )
+            self._spawn(self._ask_status(request.cl_ord_id, request.order_id))
             return False
         return True
 
@@ -244,7 +251,9 @@ class VenueBase:
                         await limiter.hit(item, self.name)
                     return
                 if self._rate_policy == "refuse":
-                    raise RateLimited(f"{self.name}: over the rate limit {self._limits}; {request.cl_ord_id} not sent")
+                    raise RateLimited(
+                        f"{self.name}: over the rate limit {self._limits}; {request.cl_ord_id} not sent"
+                    )
                 if not waiting:
                     if self._waiting >= self._max_waiting:
                         raise RateLimited(
@@ -256,7 +265,8 @@ class VenueBase:
                 pause = reset - time.time()
                 if time.monotonic() + pause > deadline:
                     raise RateLimited(
-                        f"{self.name}: the rate limit frees in {pause:.3f} s, beyond max_wait {self._max_wait} s; "
+                        f"{self.name}: the rate limit frees in {pause:.3f} s, "
+                        f"beyond max_wait {self._max_wait} s; "
                         f"{request.cl_ord_id} not sent"
                     )
                 await asyncio.sleep(max(pause, 0.001))
@@ -281,7 +291,9 @@ class VenueBase:
         order_id = self.route(cl, orig)
         if order_id is None:
             self.counters["unroutable"] += 1
-            self._error("", f"venue {self.name}: report for unknown cl_ord_id {cl!r} (orig {orig!r}) not applied")
+            self._error(
+                "", f"venue {self.name}: report for unknown cl_ord_id {cl!r} (orig {orig!r}) not applied"
+            )
             return False
         exec_id = fields.get("exec_id")
         if exec_id is not None:
@@ -306,6 +318,17 @@ class VenueBase:
             report_error(order_id, message)
         else:
             log.error("%s", message)
+
+    async def _ask_status(self, cl_ord_id: str, order_id: str) -> None:
+        try:
+            await self._query_status(cl_ord_id, order_id)
+        except (ConnectionError, OSError) as exc:
+            log.warning(
+                "%s: status of %s not known yet (%r): reconcile on reconnect asks again",
+                self.name,
+                cl_ord_id,
+                exc,
+            )
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)

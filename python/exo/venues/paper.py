@@ -32,12 +32,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from exo._core import ExecType, MsgType, OrdStatus, Quote, Side, Update
+from exo._core import ExecType, OrdStatus, Quote, Side, Update
 from exo.child import (
     NewOrderSingle,
     OrderCancelReplaceRequest,
@@ -136,8 +136,14 @@ class Paper(VenueBase):
         self._seq = itertools.count(1)
         self._exec_ids = itertools.count(1)
         self._prefix = f"{name}-{time.time_ns():x}"
-        self._outbox: asyncio.Queue[tuple[float, Any, dict[str, Any]]] | None = None
+        self._outbox: asyncio.Queue[tuple[float, Any, dict[str, Any], int | None]] | None = None
         self._sender: asyncio.Task[None] | None = None
+        self._inbox: asyncio.Queue[tuple[float, Callable[[], Any], asyncio.Future[Any]]] | None = None
+        self._receiver: asyncio.Task[None] | None = None
+        self._trades: list[tuple[OrdStatus, dict[str, Any]]] = []
+        self._trades_seen = 0  # trades delivered while connected: "the last fill seen"
+        self.connected = True
+        self.lost = 0  # reports dropped while disconnected
 
     # -- market data --------------------------------------------------------------
 
@@ -178,6 +184,7 @@ class Paper(VenueBase):
         resting = self._resting.get(symbol)
         if not resting:
             return
+
         # Price priority (better first), then time (FIFO per price).
         def key(o: _Resting) -> tuple[Decimal, int]:
             assert o.price is not None
@@ -195,9 +202,9 @@ class Paper(VenueBase):
     # -- requests -----------------------------------------------------------------
 
     async def _transmit(self, request: Request) -> None:
-        if self.request_latency:
-            await asyncio.sleep(self.request_latency)
-        self._ensure_sender()
+        await self._arrive(lambda: self._handle(request))
+
+    def _handle(self, request: Request) -> None:
         if isinstance(request, NewOrderSingle):
             self._on_new(request)
         elif isinstance(request, OrderCancelReplaceRequest):
@@ -205,10 +212,57 @@ class Paper(VenueBase):
         else:
             self._on_cancel(request)
 
+    async def _arrive(self, handle: Callable[[], Any]) -> Any:
+        """Requests travel one wire: each reaches the venue ``request_latency``
+        after it was sent, in the order sent, and is handled there even if the
+        sender stopped waiting (a timeout does not recall a request)."""
+        if not self.connected:
+            raise ConnectionError(f"venue {self.name}: disconnected")
+        self._ensure_sender()
+        assert self._inbox is not None
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inbox.put_nowait((time.monotonic() + self.request_latency, handle, fut))
+        return await fut
+
+    async def _receive(self) -> None:
+        assert self._inbox is not None
+        while True:
+            due, handle, fut = await self._inbox.get()
+            delay = due - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            try:
+                result = handle()
+            except Exception as exc:  # a bug in matching: the sender hears of it
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(result)
+
+    def disconnect(self) -> None:
+        """Simulates a lost connection: requests fail (status unknown) and the
+        reports the venue emits meanwhile are lost, as over a dropped websocket."""
+        self.connected = False
+
+    async def reconnect(self) -> int:
+        """Back online: reconciles (fills since the last seen, open orders, the
+        status of every child exo holds live). Returns reports delivered."""
+        self.connected = True
+        return await self.reconcile()
+
     def _on_new(self, r: NewOrderSingle) -> None:
         o = _Resting(
-            r.order_id, r.cl_ord_id, r.symbol, r.side, r.order_qty, r.price, r.ord_type, r.time_in_force,
-            f"{self._prefix}-{next(self._seq)}", next(self._seq),
+            r.order_id,
+            r.cl_ord_id,
+            r.symbol,
+            r.side,
+            r.order_qty,
+            r.price,
+            r.ord_type,
+            r.time_in_force,
+            f"{self._prefix}-{next(self._seq)}",
+            next(self._seq),
         )
         self._emit(o, OrdStatus.PENDING_NEW, ExecType.PENDING_NEW)
         if r.cl_ord_id in self._orders or r.cl_ord_id in self._closed:
@@ -219,11 +273,15 @@ class Paper(VenueBase):
         crosses = _crosses(r.side, r.price, far)
         if r.ord_type is OrdType.MARKET and far is None:
             self._close(o)
-            self._emit(o, OrdStatus.REJECTED, ExecType.REJECTED, text="NO_LIQUIDITY: no far side to trade against")
+            self._emit(
+                o, OrdStatus.REJECTED, ExecType.REJECTED, text="NO_LIQUIDITY: no far side to trade against"
+            )
             return
         if r.time_in_force is TimeInForce.POST_ONLY and crosses:
             self._close(o)
-            self._emit(o, OrdStatus.REJECTED, ExecType.REJECTED, text=f"POST_ONLY_WOULD_CROSS: far side at {far}")
+            self._emit(
+                o, OrdStatus.REJECTED, ExecType.REJECTED, text=f"POST_ONLY_WOULD_CROSS: far side at {far}"
+            )
             return
         self._orders[o.cl_ord_id] = o
         self._emit(o, OrdStatus.NEW, ExecType.NEW)
@@ -247,8 +305,9 @@ class Paper(VenueBase):
     def _find(self, orig: str) -> _Resting | None:
         return self._orders.get(orig) or self._closed.get(orig)
 
-    def _cancel_reject(self, r: OrderCancelRequest | OrderCancelReplaceRequest, o: _Resting | None,
-                       text: str) -> None:
+    def _cancel_reject(
+        self, r: OrderCancelRequest | OrderCancelReplaceRequest, o: _Resting | None, text: str
+    ) -> None:
         fields: dict[str, Any] = {
             "cl_ord_id": r.cl_ord_id,
             "orig_cl_ord_id": r.orig_cl_ord_id,
@@ -268,10 +327,17 @@ class Paper(VenueBase):
         if o is None or o.cl_ord_id in self._closed or o not in self._resting.get(o.symbol, ()):
             self._cancel_reject(r, o, "TOO_LATE_TO_CANCEL" if o is not None else "UNKNOWN_ORDER")
             return
-        self._emit(o, OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL, cl_ord_id=r.cl_ord_id,
-                   orig_cl_ord_id=o.cl_ord_id)
+        self._emit(
+            o,
+            OrdStatus.PENDING_CANCEL,
+            ExecType.PENDING_CANCEL,
+            cl_ord_id=r.cl_ord_id,
+            orig_cl_ord_id=o.cl_ord_id,
+        )
         self._close(o)
-        self._emit(o, OrdStatus.CANCELED, ExecType.CANCELED, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=o.cl_ord_id)
+        self._emit(
+            o, OrdStatus.CANCELED, ExecType.CANCELED, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=o.cl_ord_id
+        )
 
     def _on_replace(self, r: OrderCancelReplaceRequest) -> None:
         o = self._find(r.orig_cl_ord_id)
@@ -286,8 +352,13 @@ class Paper(VenueBase):
         if o.time_in_force is TimeInForce.POST_ONLY and _crosses(o.side, r.price, far):
             self._cancel_reject(r, o, f"POST_ONLY_WOULD_CROSS: far side at {far}")
             return
-        self._emit(o, OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE, cl_ord_id=r.cl_ord_id,
-                   orig_cl_ord_id=o.cl_ord_id)
+        self._emit(
+            o,
+            OrdStatus.PENDING_REPLACE,
+            ExecType.PENDING_REPLACE,
+            cl_ord_id=r.cl_ord_id,
+            orig_cl_ord_id=o.cl_ord_id,
+        )
         # Time priority is lost when the price changes or the quantity grows.
         if r.price != o.price or r.order_qty > o.order_qty:
             o.seq = next(self._seq)
@@ -341,25 +412,40 @@ class Paper(VenueBase):
             "avg_px": (o.notional / o.cum_qty) if o.cum_qty else None,
         }
         report.update(fields)
-        self._queue(o.order_id, status, report)
+        trade = None
+        if exec_type is ExecType.TRADE:
+            trade = len(self._trades)
+            self._trades.append((status, report))
+        self._queue(o.order_id, status, report, trade)
 
-    def _queue(self, order_id: str, status: OrdStatus, fields: dict[str, Any]) -> None:
+    def _queue(
+        self, order_id: str, status: OrdStatus, fields: dict[str, Any], trade: int | None = None
+    ) -> None:
         self._ensure_sender()
         assert self._outbox is not None
-        self._outbox.put_nowait((time.monotonic() + self.report_latency, status, fields))
+        self._outbox.put_nowait((time.monotonic() + self.report_latency, status, fields, trade))
 
     def _ensure_sender(self) -> None:
         if self._sender is None or self._sender.done():
             self._outbox = self._outbox or asyncio.Queue()
             self._sender = asyncio.ensure_future(self._send_reports())
+        if self._receiver is None or self._receiver.done():
+            self._inbox = self._inbox or asyncio.Queue()
+            self._receiver = asyncio.ensure_future(self._receive())
 
     async def _send_reports(self) -> None:
         assert self._outbox is not None
         while True:
-            due, status, fields = await self._outbox.get()
+            due, status, fields, trade = await self._outbox.get()
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
+            if not self.connected:
+                self.lost += 1
+                self._outbox.task_done()
+                continue
+            if trade is not None:
+                self._trades_seen = max(self._trades_seen, trade + 1)
             try:
                 await self.deliver(status, **fields)
             except Exception as exc:  # the engine stopped, or a bug: never kill the sender
@@ -373,15 +459,23 @@ class Paper(VenueBase):
             await self._outbox.join()
 
     async def stop(self) -> None:
-        if self._sender is not None:
-            self._sender.cancel()
-            await asyncio.gather(self._sender, return_exceptions=True)
-            self._sender = None
+        for task in (self._sender, self._receiver):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._sender = self._receiver = None
         await super().stop()
 
     # -- reconciliation -------------------------------------------------------
 
     async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
+        """The answer travels like any report (after the requests sent before
+        it, ``report_latency`` later); returns 1 once it is queued."""
+        status, fields = await self._arrive(lambda: self._status_of(cl_ord_id))
+        self._queue(order_id, status, fields)
+        return 1
+
+    def _status_of(self, cl_ord_id: str) -> tuple[OrdStatus, dict[str, Any]]:
         o = self._find(cl_ord_id)
         fields: dict[str, Any] = {"cl_ord_id": cl_ord_id, "exec_type": ExecType.ORDER_STATUS}
         if o is None:
@@ -390,23 +484,37 @@ class Paper(VenueBase):
         else:
             status = self._status(o)
             fields.update(
-                secondary_order_id=o.venue_order_id, cum_qty=o.cum_qty, leaves_qty=self._leaves(o),
-                order_qty=o.order_qty, price=o.price, cl_ord_id=o.cl_ord_id,
+                secondary_order_id=o.venue_order_id,
+                cum_qty=o.cum_qty,
+                leaves_qty=self._leaves(o),
+                order_qty=o.order_qty,
+                price=o.price,
+                cl_ord_id=o.cl_ord_id,
             )
             if o.cl_ord_id != cl_ord_id:
                 fields["orig_cl_ord_id"] = cl_ord_id
-        return int(await self.deliver(status, **fields))
+        return status, fields
 
     async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
-        # Every report is delivered from memory as it happens: nothing was missed.
-        out: list[tuple[Any, dict[str, Any]]] = []
+        # Fills from the last one seen (inclusive: an overlap, as a "since T"
+        # query gives; exec_id de-duplicates it), then the open orders.
+        out = list(self._trades[max(self._trades_seen - 1, 0) :])
         for orders in self._resting.values():
             for o in orders:
-                out.append((self._status(o), {
-                    "cl_ord_id": o.cl_ord_id, "exec_type": ExecType.ORDER_STATUS,
-                    "secondary_order_id": o.venue_order_id, "cum_qty": o.cum_qty, "leaves_qty": o.leaves,
-                    "order_qty": o.order_qty, "price": o.price,
-                }))
+                out.append(
+                    (
+                        self._status(o),
+                        {
+                            "cl_ord_id": o.cl_ord_id,
+                            "exec_type": ExecType.ORDER_STATUS,
+                            "secondary_order_id": o.venue_order_id,
+                            "cum_qty": o.cum_qty,
+                            "leaves_qty": o.leaves,
+                            "order_qty": o.order_qty,
+                            "price": o.price,
+                        },
+                    )
+                )
         return out
 
     def open_orders(self, symbol: str | None = None) -> list[tuple[str, Side, Decimal | None, Decimal]]:
@@ -417,6 +525,3 @@ class Paper(VenueBase):
             if symbol is None or sym == symbol
             for o in sorted(orders, key=lambda o: o.seq)
         ]
-
-
-_ = MsgType  # re-exported names used in type positions only
