@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from helpers import Errors, until
@@ -25,7 +25,7 @@ from exo.venues import Paper, RateLimited, UnknownSymbol
 class Holder:
     """A delegate that applies every report to its children and keeps them."""
 
-    instances: list[Holder] = []
+    instances: ClassVar[list[Holder]] = []
 
     def __init__(self, order: exo.Order, venue: Paper, state: dict[str, Any] | None = None) -> None:
         self.order, self.venue = order, venue
@@ -421,11 +421,11 @@ async def test_unknown_symbol_is_refused_before_sending(setup: Any) -> None:
 
 async def test_price_off_tick_and_quantity_off_lot_are_refused_before_sending(setup: Any) -> None:
     _, paper, h = setup
-    with pytest.raises(InstrumentError, match="not a positive multiple of the tick size 0.01"):
+    with pytest.raises(InstrumentError, match=r"not a positive multiple of the tick size 0\.01"):
         await paper.send(h.child("1", "100.001").new())
     with pytest.raises(InstrumentError, match="not a multiple of the lot size"):
         await paper.send(h.child("0.000000001", "100").new())
-    with pytest.raises(InstrumentError, match="notional 0.500 is below the minimum 1"):
+    with pytest.raises(InstrumentError, match=r"notional 0\.500 is below the minimum 1"):
         await paper.send(h.child("0.005", "100").new())
     assert paper.counters["requests"] == 0 and paper.open_orders() == []
 
