@@ -11,6 +11,7 @@ from typing_extensions import Self, TypeAlias, disjoint_base, final
 __all__ = [
     "ConflatingQueue",
     "EngineCore",
+    "ExecType",
     "Feed",
     "MsgType",
     "OrdStatus",
@@ -35,6 +36,10 @@ class Side:
     def name(self) -> str: ...
     @staticmethod
     def parse(text: str) -> Side: ...
+    @property
+    def fix(self) -> str: ...
+    @staticmethod
+    def from_fix(c: str) -> Side: ...
     def __int__(self) -> int: ...
 
 @final
@@ -46,6 +51,10 @@ class MsgType:
     def name(self) -> str: ...
     @staticmethod
     def parse(text: str) -> MsgType: ...
+    @property
+    def fix(self) -> str: ...
+    @staticmethod
+    def from_fix(c: str) -> MsgType: ...
     def __int__(self) -> int: ...
 
 @final
@@ -63,6 +72,41 @@ class OrdStatus:
     def name(self) -> str: ...
     @staticmethod
     def parse(text: str) -> OrdStatus: ...
+    @property
+    def fix(self) -> str: ...
+    @staticmethod
+    def from_fix(c: str) -> OrdStatus: ...
+    def __int__(self) -> int: ...
+
+@final
+class ExecType:
+    """What one execution report says happened (FIX ExecType, tag 150; 4.4 values)."""
+
+    NEW: ExecType
+    DONE_FOR_DAY: ExecType
+    CANCELED: ExecType
+    REPLACED: ExecType
+    PENDING_CANCEL: ExecType
+    STOPPED: ExecType
+    REJECTED: ExecType
+    SUSPENDED: ExecType
+    PENDING_NEW: ExecType
+    CALCULATED: ExecType
+    EXPIRED: ExecType
+    RESTATED: ExecType
+    PENDING_REPLACE: ExecType
+    TRADE: ExecType
+    TRADE_CORRECT: ExecType
+    TRADE_CANCEL: ExecType
+    ORDER_STATUS: ExecType
+    @property
+    def name(self) -> str: ...
+    @staticmethod
+    def parse(text: str) -> ExecType: ...
+    @property
+    def fix(self) -> str: ...
+    @staticmethod
+    def from_fix(c: str) -> ExecType: ...
     def __int__(self) -> int: ...
 
 @final
@@ -156,6 +200,11 @@ class Report:
         cum_qty: _DecimalLike | None = None,
         avg_px: _DecimalLike | None = None,
         text: str | None = None,
+        exec_type: ExecType | str | None = None,
+        orig_cl_ord_id: str | None = None,
+        order_qty: _DecimalLike | None = None,
+        price: _DecimalLike | None = None,
+        cxl_rej_response_to: MsgType | str | None = None,
         **extra: Any,
     ) -> Self: ...
     @property
@@ -188,6 +237,16 @@ class Report:
     def avg_px(self) -> Decimal | None: ...
     @property
     def text(self) -> str | None: ...
+    @property
+    def exec_type(self) -> ExecType | None: ...
+    @property
+    def orig_cl_ord_id(self) -> str | None: ...
+    @property
+    def order_qty(self) -> Decimal | None: ...
+    @property
+    def price(self) -> Decimal | None: ...
+    @property
+    def cxl_rej_response_to(self) -> MsgType | None: ...
     @property
     def extra(self) -> dict[str, Any]: ...
     def __getnewargs_ex__(self) -> tuple[tuple[Any, ...], dict[str, Any]]: ...

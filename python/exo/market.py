@@ -14,10 +14,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from exo._core import MsgType, OrdStatus, Quote, Report, Side, Trade, Update
+from exo._core import ExecType, MsgType, OrdStatus, Quote, Report, Side, Trade, Update
 from exo._core import Order as _OrderIdentity
 
-__all__ = ["MsgType", "OrdStatus", "Order", "Quote", "Report", "Side", "Trade", "Update"]
+__all__ = ["ExecType", "MsgType", "OrdStatus", "Order", "Quote", "Report", "Side", "Trade", "Update"]
 
 
 class Order(_OrderIdentity):

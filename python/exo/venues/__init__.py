@@ -1,12 +1,42 @@
-"""Venues: where child orders go. Each adapter sends exo.child requests and
-hands every execution report, once, to a report callback (``engine.report``).
+"""Venues: where child orders go and execution reports come from.
 
-- ``exo.venues.binance.Binance``: Binance spot WebSocket API + user data stream;
-- ``exo.venues.credentials.Credentials``: API keys from env vars or a file.
+- ``Venue``: the interface (a Protocol), and ``VenueBase``: what every venue
+  shares (routing reports to their parent, rate limits, "status unknown",
+  reconciliation). See ``exo.venues.base``.
+- ``Paper``: the in-process paper venue, matching against the feed.
+- ``Binance``: Binance spot WebSocket API + user data stream (``exo.venues.binance``).
+- ``Credentials``: API keys from environment variables or a file, never printed.
+
+The real venues are imported on first use: their libraries (websockets,
+cryptography, httpx, quickfix) are the ``venues`` extra, not needed for paper.
 """
 
-from exo.venues.binance import Binance
-from exo.venues.credentials import Credentials, CredentialsError
-from exo.venues.limits import RateLimited
+from typing import Any
 
-__all__ = ["Binance", "Credentials", "CredentialsError", "RateLimited"]
+from exo.venues.base import RateLimited, UnknownSymbol, Venue, VenueBase, VenueError
+from exo.venues.credentials import Credentials, CredentialsError
+from exo.venues.paper import DEFAULT_INSTRUMENTS, Paper
+
+__all__ = [
+    "DEFAULT_INSTRUMENTS",
+    "Binance",
+    "Credentials",
+    "CredentialsError",
+    "Paper",
+    "RateLimited",
+    "UnknownSymbol",
+    "Venue",
+    "VenueBase",
+    "VenueError",
+]
+
+_LAZY = {"Binance": "exo.venues.binance"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'exo.venues' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -2,7 +2,7 @@
 //! `cargo bench` run on this crate alone).
 //!
 //! The map, one line per module:
-//! - [`market`]: Side, MsgType, OrdStatus, Quote, Trade (and how prints merge), Report.
+//! - [`market`]: Side, MsgType, OrdStatus, ExecType, Quote, Trade (and how prints merge), Report.
 //! - [`queue`]: ConflatingQueue, a keyed queue where a key keeps its place until popped.
 //! - [`update`]: Update, the merged snapshot handed to a delegate, and the merge rules.
 //! - [`dispatcher`]: Dispatcher, owner of every live order and of the ready list.
@@ -23,7 +23,9 @@ pub mod update;
 pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
 pub use engine::{Delegate, Engine};
 pub use error::DispatchError;
-pub use market::{new_order_id, MsgType, OrdStatus, OrderId, Quote, Report, Side, Symbol, Trade};
+pub use market::{
+    new_order_id, ExecType, MsgType, OrdStatus, OrderId, Quote, Report, Side, Symbol, Trade,
+};
 pub use process::{OrderProcess, State};
 pub use queue::ConflatingQueue;
 pub use update::Update;
