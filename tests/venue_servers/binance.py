@@ -64,6 +64,8 @@ class BinanceServer:
     _trade_ids: Any = field(default_factory=lambda: itertools.count(5001))
     _ws_connected: asyncio.Event = field(default_factory=asyncio.Event)
     connections: int = 0
+    traded: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set at the first fill."""
 
     async def start(self) -> None:
         self._server = await serve(self._handle, "127.0.0.1", 0)
@@ -221,6 +223,34 @@ class BinanceServer:
             self._verify(conn, p, allow_session=False)
             conn.subscribed = True
             return {"subscriptionId": 0}
+        if method == "exchangeInfo":  # market data: not signed
+            return {
+                "timezone": "UTC",
+                "serverTime": _ms(),
+                "symbols": [
+                    {
+                        "symbol": sym,
+                        "status": "TRADING",
+                        "filters": [
+                            {
+                                "filterType": "PRICE_FILTER",
+                                "minPrice": "0.01",
+                                "maxPrice": "1000000.00",
+                                "tickSize": "0.01",
+                            },
+                            {
+                                "filterType": "LOT_SIZE",
+                                "minQty": "0.00001",
+                                "maxQty": "9000.00",
+                                "stepSize": "0.00001",
+                            },
+                            {"filterType": "NOTIONAL", "minNotional": "5.00", "applyMinToMarket": True},
+                        ],
+                    }
+                    for sym in sorted(self.market)
+                    if "symbols" not in p or sym in p["symbols"]
+                ],
+            }
         self._verify(conn, p)
         if method == "order.place":
             return await self._place(p)
@@ -363,6 +393,7 @@ class BinanceServer:
                 "isBestMatch": True,
             }
         )
+        self.traded.set()
         await self._report(order, "TRADE", last=(qty, px, tid))
 
     async def _report(

@@ -40,16 +40,18 @@ import itertools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from exo.market import Report
+from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
+from exo.instrument import Instrument, InstrumentStatus
+from exo.market import OrdStatus
+from exo.venues.base import VenueBase
 from exo.venues.credentials import Credentials
-from exo.venues.limits import SlidingWindows
 from exo.venues.tracking import Tracked, Tracker, from_millis
 
 __all__ = [
@@ -102,17 +104,9 @@ class BinanceError(RuntimeError):
         self.status = status
 
 
-class StatusUnknown(RuntimeError):
+class StatusUnknown(ConnectionError):
     """The venue may or may not have acted on the request (-1007, timeout,
     connection lost): the order stays in flight and is reconciled."""
-
-
-class _Request(Protocol):
-    cl_ord_id: str
-    order_id: str
-    symbol: str
-    side: Any
-    order_qty: Decimal
 
 
 def signature_payload(params: dict[str, Any]) -> str:
@@ -137,46 +131,67 @@ def _name(v: Any) -> str:
     return str(v.name)
 
 
-def execution_report(event: dict[str, Any], child: Tracked) -> Report:
-    """Map one ``executionReport`` event to a Report for ``child``'s parent.
+def execution_report(event: dict[str, Any], child: Tracked) -> tuple[str, dict[str, Any]]:
+    """Map one ``executionReport`` event to (ord_status, Report fields) for
+    ``child``'s parent.
 
     cum/avg/leaves are the child's (across the venue orders of a
     cancelReplace chain); ``exec_id`` is ``T-<symbol>-<t>`` for a fill (the
-    venue's trade id), ``<orderId>-<x>`` otherwise.
+    venue's trade id), ``<orderId>-<x>`` otherwise; on CANCELED, ``c`` is the
+    cancel request's id and ``C`` the original order's.
     """
     x = event["x"]
     status = _ORD_STATUS.get(event["X"], event["X"])
-    z = Decimal(event["z"])
-    cum = child.base_cum + z
+    cum = child.base_cum + Decimal(event["z"])
     notional = child.base_notional + Decimal(event["Z"])
-    last_qty = Decimal(event["l"]) if x == "TRADE" else None
-    last_px = Decimal(event["L"]) if x == "TRADE" else None
-    if x == "CANCELED" and event.get("C"):
-        cl_ord_id, orig = event["c"], event["C"]
-    else:
-        cl_ord_id, orig = event["c"], None
-    terminal = status in {"FILLED", "CANCELED", "REJECTED", "EXPIRED"}
     order_qty = child.base_cum + Decimal(event["q"])
-    return Report(
-        child.order_id,
-        status,
-        last_qty,
-        last_px,
-        symbol=event["s"],
-        side=event["S"],
-        secondary_order_id=str(event["i"]),
-        cl_ord_id=cl_ord_id,
-        orig_cl_ord_id=orig,
-        exec_id=_exec_id(event["s"], event["i"], x, event.get("t")),
-        exec_type=_EXEC_TYPE.get(x, x),
-        transact_time=from_millis(event.get("T")),
-        leaves_qty=Decimal(0) if terminal else order_qty - cum,
-        cum_qty=cum,
-        avg_px=(notional / cum) if cum else None,
-        order_qty=order_qty,
-        price=Decimal(event["p"]),
-        text=None if event.get("r") in (None, "NONE") else event["r"],
-    )
+    fields: dict[str, Any] = {
+        "symbol": event["s"],
+        "side": event["S"],
+        "secondary_order_id": str(event["i"]),
+        "cl_ord_id": event["c"],
+        "exec_id": _exec_id(event["s"], event["i"], x, event.get("t")),
+        "exec_type": _EXEC_TYPE.get(x, x),
+        "transact_time": from_millis(event.get("T")),
+        "leaves_qty": Decimal(0) if status in _CLOSED else order_qty - cum,
+        "cum_qty": cum,
+        "avg_px": (notional / cum) if cum else None,
+        "order_qty": order_qty,
+        "price": Decimal(event["p"]),
+    }
+    if x == "TRADE":
+        fields.update(last_qty=Decimal(event["l"]), last_px=Decimal(event["L"]))
+    if x == "CANCELED" and event.get("C"):
+        fields["orig_cl_ord_id"] = event["C"]
+    if event.get("r") not in (None, "NONE"):
+        fields["text"] = event["r"]
+    return status, fields
+
+
+_CLOSED = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
+
+
+def instruments_from_exchange_info(info: dict[str, Any]) -> list[Instrument]:
+    """Instruments from an ``exchangeInfo`` result: PRICE_FILTER.tickSize,
+    LOT_SIZE.stepSize/minQty, NOTIONAL (or MIN_NOTIONAL).minNotional; status
+    TRADING or not."""
+    out = []
+    for sym in info.get("symbols", []):
+        filters = {f["filterType"]: f for f in sym.get("filters", [])}
+        notional = filters.get("NOTIONAL") or filters.get("MIN_NOTIONAL") or {}
+        out.append(
+            Instrument(
+                sym["symbol"],
+                tick_size=Decimal(filters.get("PRICE_FILTER", {}).get("tickSize", "0.00000001")),
+                lot_size=Decimal(filters.get("LOT_SIZE", {}).get("stepSize", "0.00000001")),
+                min_qty=Decimal(filters.get("LOT_SIZE", {}).get("minQty", "0")),
+                min_notional=Decimal(notional.get("minNotional", "0")),
+                status=InstrumentStatus.TRADING
+                if sym.get("status") == "TRADING"
+                else InstrumentStatus.HALTED,
+            )
+        )
+    return out
 
 
 def _exec_id(symbol: str, order_id: Any, x: str, trade_id: Any) -> str:
@@ -185,71 +200,72 @@ def _exec_id(symbol: str, order_id: Any, x: str, trade_id: Any) -> str:
     return f"{order_id}-{_EXEC_TYPE.get(x, x)}"
 
 
-class Binance:
+class Binance(VenueBase):
     """Binance spot order entry (WebSocket API) for child orders.
 
-    ``Binance(credentials, on_report, testnet=True)``; ``await start()``
-    connects, logs on (Ed25519) and subscribes the user data stream, then
-    reconciles; ``await send(request)`` sends a NewOrderSingle /
-    OrderCancelReplaceRequest / OrderCancelRequest (exo.child shapes: any
-    object with those FIX-named attributes) and returns once the venue
-    acknowledged it; reports go to ``on_report(Report)``. ``await stop()``
-    closes the connection (orders stay at the venue).
+    ``Binance(Credentials.from_env("EXO_BINANCE"), testnet=True)``; ``attach(engine)``
+    then ``await start()`` connects, logs on (Ed25519 keys) and subscribes
+    the user data stream, loads the instruments from ``exchangeInfo`` unless
+    given, then reconciles. ``await send(request)`` (see ``Venue.send``)
+    returns once the venue acknowledged the request; reports go to
+    ``engine.report()``. ``await stop()`` closes the connection (orders stay
+    at the venue).
 
-    ``order_limits``: ``(count, seconds)`` windows of the account's ORDERS
-    limits (default 50 per 10 s, 160,000 per day, Binance spot's defaults);
+    ``rate_limits``: the account's ORDERS limits in ``limits`` notation
+    (default ``"50/10 seconds;160000/day"``, Binance spot's defaults);
     ``request_timeout`` (s) before a request counts as status unknown;
     ``connection_lifetime`` (s) after which the connection is renewed (the
-    venue closes it at 24 h).
+    venue closes it at 24 h); ``symbols`` restricts the exchangeInfo load.
     """
 
     def __init__(
         self,
         credentials: Credentials,
-        on_report: Callable[[Report], object],
+        instruments: Iterable[Instrument] | None = None,
         *,
+        name: str = "binance",
         testnet: bool = False,
         url: str | None = None,
+        symbols: Iterable[str] | None = None,
         recv_window: int = 5000,
-        order_limits: list[tuple[int, float]] | None = None,
-        max_rate_wait: float = 1.0,
+        rate_limits: str | None = "50/10 seconds;160000/day",
         request_timeout: float = 10.0,
         connection_lifetime: float = 23.5 * 3600,
         reconnect_delay: float = 0.5,
         self_trade_prevention: str | None = None,
+        **options: Any,
     ) -> None:
         if not 0 < recv_window <= 60000:
             raise ValueError(f"recv_window: 1..60000 ms, got {recv_window}")
+        super().__init__(
+            name, instruments or (), rate_limits=rate_limits, request_timeout=request_timeout, **options
+        )
         self.url = url or (TESTNET_URL if testnet else LIVE_URL)
         self._creds = credentials
-        self._on_report = on_report
+        self._load_instruments = instruments is None
+        self._symbols = sorted(symbols) if symbols is not None else None
         self._recv_window = recv_window
-        self._limits = SlidingWindows(
-            order_limits or [(50, 10.0), (160_000, 86_400.0)], max_wait=max_rate_wait
-        )
-        self._timeout = request_timeout
         self._lifetime = connection_lifetime
         self._reconnect_delay = reconnect_delay
         self._stp = self_trade_prevention
         self.tracker = Tracker()
         self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._pending: dict[int, asyncio.Future[Any]] = {}
         self._ws: ClientConnection | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
-        self._unknown: set[str] = set()
         self._held_cancels: dict[str, dict[str, Any]] = {}
-        self._reconciling: asyncio.Task[None] | None = None
         self.connects = 0
         """How many times a connection was established (1 + reconnects)."""
 
     # ---- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, authenticate, subscribe reports and reconcile; returns when ready."""
+        """Connect, authenticate, subscribe reports and reconcile; returns when
+        ready. Raises BinanceError if the venue refuses the key or signature."""
         self._stopping = False
-        self._task = asyncio.create_task(self._run(), name="exo-binance")
+        self._task = asyncio.create_task(self._run(), name=f"exo-{self.name}")
         ready = asyncio.create_task(self._ready.wait())
         done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
         if self._task in done:
@@ -259,42 +275,37 @@ class Binance:
     async def stop(self) -> None:
         """Close the connection and stop reconnecting. Orders are left at the venue."""
         self._stopping = True
-        for task in (self._reconciling, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await super().stop()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
         if self._ws is not None:
             await self._ws.close()
-
-    async def wait_ready(self) -> None:
-        """Wait until connected, authenticated, subscribed and reconciled."""
-        await self._ready.wait()
 
     async def _run(self) -> None:
         while not self._stopping:
             try:
-                async with connect(self.url, max_size=2**22, open_timeout=self._timeout) as ws:
+                async with connect(self.url, max_size=2**24, open_timeout=self._request_timeout) as ws:
                     self._ws = ws
                     self.connects += 1
                     reader = asyncio.create_task(self._read(ws))
                     try:
                         await self._session_start()
-                        self._reconciling = asyncio.create_task(self._reconcile_all())
-                        await self._reconciling
+                        await self.reconcile()
                         self._ready.set()
                         await asyncio.wait_for(asyncio.shield(reader), self._lifetime)
                     except asyncio.TimeoutError:
-                        log.info("Binance: renewing the connection after %.0f s", self._lifetime)
+                        log.info("%s: renewing the connection after %.0f s", self.name, self._lifetime)
                     finally:
                         self._ready.clear()
                         reader.cancel()
                         with contextlib.suppress(asyncio.CancelledError, Exception):
                             await reader
-            except (OSError, websockets.WebSocketException, BinanceError, StatusUnknown) as exc:
-                if isinstance(exc, BinanceError) and exc.code in (-2014, -2015, -1022):
+            except (OSError, websockets.WebSocketException, BinanceError) as exc:
+                if isinstance(exc, BinanceError) and exc.code in (-2014, -2015, -1022, -4056):
                     raise  # bad key or signature: reconnecting will not help
-                log.warning("Binance: connection lost (%s); reconnecting", _safe(exc))
+                log.warning("%s: connection lost (%s); reconnecting", self.name, _safe(exc))
             finally:
                 self._ws = None
                 self._fail_pending()
@@ -313,11 +324,16 @@ class Binance:
             await self._request("userDataStream.subscribe", {})
         else:
             await self._request("userDataStream.subscribe.signature", self._signed({}, api_key=True))
+        if self._load_instruments:
+            params = {"symbols": self._symbols} if self._symbols else {}
+            info = await self._request("exchangeInfo", params)
+            self._instruments = {i.symbol: i for i in instruments_from_exchange_info(info)}
+            self._load_instruments = False
 
     async def _read(self, ws: ClientConnection) -> None:
         async for raw in ws:
             msg = json.loads(raw)
-            if "id" in msg and msg["id"] is not None:
+            if msg.get("id") is not None:
                 fut = self._pending.pop(msg["id"], None)
                 if fut is not None and not fut.done():
                     fut.set_result(msg)
@@ -327,9 +343,9 @@ class Binance:
                 continue
             kind = event.get("e")
             if kind == "executionReport":
-                self._on_execution(event)
+                await self._on_execution(event)
             elif kind in ("serverShutdown", "eventStreamTerminated"):
-                log.info("Binance: %s; reconnecting", kind)
+                log.info("%s: %s; reconnecting", self.name, kind)
                 return
 
     # ---- requests --------------------------------------------------------------
@@ -349,17 +365,19 @@ class Binance:
         return self._signed(params, api_key=self._creds.kind != "ed25519")
 
     async def _request(self, method: str, params: dict[str, Any]) -> Any:
+        """One request -> its ``result``. Raises BinanceError (refused) or
+        StatusUnknown (-1007, no response, connection lost)."""
         ws = self._ws
         if ws is None:
-            raise StatusUnknown("not connected")
+            raise StatusUnknown(f"{method}: not connected")
         rid = next(self._ids)
-        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending[rid] = fut
         try:
             await ws.send(json.dumps({"id": rid, "method": method, "params": params}))
-            msg = await asyncio.wait_for(fut, self._timeout)
+            msg = await asyncio.wait_for(fut, self._request_timeout)
         except asyncio.TimeoutError:
-            raise StatusUnknown(f"{method}: no response in {self._timeout} s") from None
+            raise StatusUnknown(f"{method}: no response in {self._request_timeout} s") from None
         except websockets.WebSocketException as exc:
             raise StatusUnknown(f"{method}: {_safe(exc)}") from None
         finally:
@@ -372,39 +390,25 @@ class Binance:
             raise BinanceError(code, text, msg.get("status"))
         return msg.get("result")
 
-    async def send(self, request: Any) -> None:
-        """Send one child request (exo.child NewOrderSingle,
-        OrderCancelReplaceRequest or OrderCancelRequest); returns on the
-        venue's acknowledgement. A refusal is reported (REJECTED, or a cancel
-        reject with cxl_rej_response_to) rather than raised; an unknown
-        outcome leaves the order in flight and starts reconciliation.
-        Raises ``RateLimited`` (nothing sent) when the order limits are full."""
-        kind = _name(request.msg_type)
+    async def _transmit(self, request: Request) -> None:
+        """A refusal is reported (REJECTED, or a cancel reject with
+        cxl_rej_response_to); an unknown outcome raises StatusUnknown, which
+        ``VenueBase.send`` turns into a status query."""
         if not self._ready.is_set():
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), self._timeout)
-        if kind == "NEW":
+            await self._ready.wait()  # bounded by VenueBase's request_timeout
+        if isinstance(request, NewOrderSingle):
             await self._place(request)
-        elif kind == "CANCEL":
+        elif isinstance(request, OrderCancelRequest):
             await self._cancel(request)
-        elif kind == "REPLACE":
+        elif isinstance(request, OrderCancelReplaceRequest):
             await self._replace(request)
         else:
-            raise ValueError(f"unsupported request msg_type {kind}")
+            raise TypeError(f"unsupported request {type(request).__name__}")
 
-    async def _place(self, req: Any) -> None:
-        child = self.tracker.get(req.cl_ord_id)
-        if child is None:
-            child = self.tracker.add(
-                Tracked(
-                    req.order_id,
-                    req.symbol,
-                    _name(req.side),
-                    Decimal(req.order_qty),
-                    req.cl_ord_id,
-                    req.price,
-                )
-            )
+    async def _place(self, req: NewOrderSingle) -> None:
+        child = self.tracker.get(req.cl_ord_id) or self.tracker.add(
+            Tracked(req.order_id, req.symbol, _name(req.side), req.order_qty, req.cl_ord_id, req.price)
+        )
         params: dict[str, Any] = {
             "symbol": req.symbol,
             "side": _name(req.side),
@@ -412,32 +416,27 @@ class Binance:
             "quantity": str(req.order_qty),
             "newOrderRespType": "ACK",
         }
-        ord_type = _name(getattr(req, "ord_type", "LIMIT"))
-        tif = _name(getattr(req, "time_in_force", "GTC"))
-        if ord_type == "LIMIT" and tif == "POST_ONLY":
-            params.update(type="LIMIT_MAKER", price=str(req.price))
-        elif ord_type == "LIMIT":
-            params.update(type="LIMIT", timeInForce=tif, price=str(req.price))
-        else:
+        tif = _name(req.time_in_force)
+        if _name(req.ord_type) == "MARKET":
             params["type"] = "MARKET"
+        elif tif == "POST_ONLY":
+            params.update(type="LIMIT_MAKER", price=str(req.price))
+        else:
+            params.update(type="LIMIT", timeInForce=tif, price=str(req.price))
         if self._stp:
             params["selfTradePreventionMode"] = self._stp
-        await self._limits.acquire()
         try:
             result = await self._request("order.place", self._auth(params))
-        except StatusUnknown as exc:
-            self._status_unknown(child, exc)
-            return
         except BinanceError as exc:
-            self._reject(child, req.cl_ord_id, exc)
+            await self._reject(child, req.cl_ord_id, exc)
             return
-        if "orderId" in result:
+        if isinstance(result, dict) and "orderId" in result:
             child.secondary_order_id = str(result["orderId"])
 
-    async def _cancel(self, req: Any) -> None:
+    async def _cancel(self, req: OrderCancelRequest) -> None:
         child = self.tracker.get(req.orig_cl_ord_id)
         if child is None:
-            self._emit_cancel_reject(req, None, "CANCEL", "unknown order")
+            await self._cancel_reject(req, None, "unknown order")
             return
         self.tracker.alias(req.cl_ord_id, child)
         params = {
@@ -447,16 +446,14 @@ class Binance:
         }
         try:
             await self._request("order.cancel", self._auth(params))
-        except StatusUnknown as exc:
-            self._status_unknown(child, exc)
         except BinanceError as exc:
             # -2011 "Unknown order sent.": filled or canceled meanwhile, or never there.
-            self._emit_cancel_reject(req, child, "CANCEL", exc.msg)
+            await self._cancel_reject(req, child, exc.msg)
 
-    async def _replace(self, req: Any) -> None:
+    async def _replace(self, req: OrderCancelReplaceRequest) -> None:
         child = self.tracker.get(req.orig_cl_ord_id)
         if child is None:
-            self._emit_cancel_reject(req, None, "REPLACE", "unknown order")
+            await self._cancel_reject(req, None, "unknown order")
             return
         self.tracker.alias(req.cl_ord_id, child)
         child.replacing = req.cl_ord_id
@@ -465,67 +462,66 @@ class Binance:
             "symbol": req.symbol,
             "side": _name(req.side),
             "type": "LIMIT",
-            "timeInForce": _name(getattr(req, "time_in_force", "GTC")),
+            "timeInForce": "GTC" if _name(req.time_in_force) == "POST_ONLY" else _name(req.time_in_force),
             "cancelReplaceMode": "STOP_ON_FAILURE",
             "cancelOrigClientOrderId": child.cl_ord_id,
             "newClientOrderId": req.cl_ord_id,
             "price": str(req.price),
-            "quantity": str(Decimal(req.order_qty) - child.cum_qty),
+            "quantity": str(req.order_qty - child.cum_qty),
             "newOrderRespType": "ACK",
         }
-        await self._limits.acquire()
         try:
             await self._request("order.cancelReplace", self._auth(params))
-        except StatusUnknown as exc:
-            self._status_unknown(child, exc)
-            return
         except BinanceError as exc:
             child.replacing = None
-            if exc.status == 409:
+            held = self._held_cancels.pop(child.cl_ord_id, None)
+            if exc.status == 409 and held is not None:
                 # The cancel half happened, the new order failed: the order is canceled.
-                held = self._held_cancels.pop(child.cl_ord_id, None)
-                if held is not None:
-                    self._on_execution(held)
+                await self._on_execution(held)
                 return
-            self._emit_cancel_reject(req, child, "REPLACE", exc.msg)
-            return
+            await self._cancel_reject(req, child, exc.msg)
 
     # ---- reports ---------------------------------------------------------------
 
-    def _emit(self, report: Report, child: Tracked) -> None:
-        if report.exec_id and self.tracker.seen(report.exec_id):
+    async def _emit(self, status: str, fields: dict[str, Any], child: Tracked | None) -> None:
+        """Hand one report on (once per exec_id), keeping the adapter's view in step."""
+        exec_id = fields.get("exec_id")
+        if exec_id is not None and self.tracker.seen(exec_id):
             return
-        child.ord_status = report.ord_status
-        if report.cum_qty is not None:
-            child.cum_qty = report.cum_qty
-            if report.avg_px is not None:
-                child.notional = report.avg_px * report.cum_qty
-        self._on_report(report)
+        if child is not None:
+            child.ord_status = OrdStatus.parse(status)
+            if fields.get("cum_qty") is not None and fields.get("cxl_rej_response_to") is None:
+                child.cum_qty = fields["cum_qty"]
+                avg = fields.get("avg_px")
+                child.notional = avg * child.cum_qty if avg is not None else Decimal(0)
+        await self.deliver(status, **fields)
 
-    def _on_execution(self, event: dict[str, Any]) -> None:
+    async def _on_execution(self, event: dict[str, Any]) -> None:
         x = event.get("x")
-        child = self.tracker.get(event.get("C") if x == "CANCELED" and event.get("C") else event.get("c"))
+        original = event.get("C") if x == "CANCELED" and event.get("C") else event.get("c")
+        child = self.tracker.get(original)
         if child is None:
-            log.debug("Binance: executionReport for an order not routed here (%s)", event.get("c"))
+            log.debug("%s: executionReport for an order not routed here", self.name)
             return
-        if x == "CANCELED" and child.replacing and event.get("C") == child.cl_ord_id:
+        if x == "CANCELED" and child.replacing and original == child.cl_ord_id:
             # The cancel half of a cancelReplace: the NEW of the replacement says REPLACED.
             self._held_cancels[child.cl_ord_id] = event
             return
-        if x == "NEW" and child.replacing == event.get("c"):
-            self._replaced(child, event)
+        if x == "NEW" and child.replacing is not None and child.replacing == event.get("c"):
+            await self._replaced(child, event)
             return
-        if child.secondary_order_id is None or event.get("c") == child.cl_ord_id:
+        if event.get("c") == child.cl_ord_id or child.secondary_order_id is None:
             child.secondary_order_id = str(event["i"])
-        self._emit(execution_report(event, child), child)
+        status, fields = execution_report(event, child)
+        await self._emit(status, fields, child)
 
-    def _replaced(self, child: Tracked, event: dict[str, Any]) -> None:
+    async def _replaced(self, child: Tracked, event: dict[str, Any]) -> None:
         orig = child.cl_ord_id
         held = self._held_cancels.pop(orig, None)
         if held is not None:
             # Fills of the old order up to its cancel stay in the child's cum.
-            child.base_cum = child.base_cum + Decimal(held["z"])
-            child.base_notional = child.base_notional + Decimal(held["Z"])
+            child.base_cum += Decimal(held["z"])
+            child.base_notional += Decimal(held["Z"])
         else:
             child.base_cum, child.base_notional = child.cum_qty, child.notional
         child.cl_ord_id = event["c"]
@@ -533,146 +529,158 @@ class Binance:
         child.secondary_order_id = str(event["i"])
         child.order_qty = child.base_cum + Decimal(event["q"])
         child.price = Decimal(event["p"])
-        report = execution_report(event, child)
-        status = "PARTIALLY_FILLED" if child.base_cum else "NEW"
-        self._emit(
-            child.report(
-                status,
-                "REPLACED",
-                f"{event['i']}-REPLACED",
-                orig_cl_ord_id=orig,
-                transact_time=report.transact_time,
-                cum_qty=child.base_cum,
-                avg_px=(child.base_notional / child.base_cum) if child.base_cum else None,
-            ),
-            child,
+        status, fields = child.report(
+            "PARTIALLY_FILLED" if child.base_cum else "NEW",
+            "REPLACED",
+            f"{event['i']}-REPLACED",
+            orig_cl_ord_id=orig,
+            transact_time=from_millis(event.get("T")),
+            cum_qty=child.base_cum,
+            avg_px=(child.base_notional / child.base_cum) if child.base_cum else None,
         )
+        await self._emit(status, fields, child)
 
-    def _reject(self, child: Tracked, cl_ord_id: str, exc: BinanceError) -> None:
-        self._emit(
-            child.report(
-                "REJECTED",
-                "REJECTED",
-                f"{cl_ord_id}-REJECTED",
-                cl_ord_id=cl_ord_id,
-                text=f"{exc.code}: {exc.msg}",
-            ),
-            child,
+    async def _reject(self, child: Tracked, cl_ord_id: str, exc: BinanceError) -> None:
+        status, fields = child.report(
+            "REJECTED",
+            "REJECTED",
+            f"{cl_ord_id}-REJECTED",
+            cl_ord_id=cl_ord_id,
+            text=f"{exc.code}: {exc.msg}",
         )
+        await self._emit(status, fields, child)
 
-    def _emit_cancel_reject(self, req: Any, child: Tracked | None, to: str, text: str) -> None:
-        """OrderCancelReject in FIX terms: the order's status is unchanged."""
-        status = child.ord_status if child is not None and child.ord_status is not None else "REJECTED"
-        report = Report(
-            req.order_id,
+    async def _cancel_reject(
+        self, req: OrderCancelRequest | OrderCancelReplaceRequest, child: Tracked | None, text: str
+    ) -> None:
+        """OrderCancelReject in FIX terms: the order is as before the request."""
+        if child is not None:
+            child.replacing = None
+        status = child.ord_status.name if child is not None and child.ord_status is not None else "REJECTED"
+        await self.deliver(
             status,
             symbol=req.symbol,
             side=_name(req.side),
             secondary_order_id=child.secondary_order_id if child else None,
             cl_ord_id=req.cl_ord_id,
             orig_cl_ord_id=req.orig_cl_ord_id,
-            cxl_rej_response_to=to,
+            cxl_rej_response_to=req.msg_type,
             cum_qty=child.cum_qty if child else None,
             text=text,
         )
-        if child is not None:
-            child.replacing = None
-        self._on_report(report)
 
-    # ---- status unknown and reconciliation -------------------------------------
+    # ---- reconciliation (VenueBase hooks) --------------------------------------
 
-    def _status_unknown(self, child: Tracked, exc: Exception) -> None:
-        log.warning("Binance: %s: status unknown (%s); reconciling", child.cl_ord_id, _safe(exc))
-        self._unknown.add(child.cl_ord_id)
-        if self._ws is not None and (self._reconciling is None or self._reconciling.done()):
-            self._reconciling = asyncio.create_task(self._reconcile_all())
-
-    async def reconcile(self) -> None:
-        """Ask the venue about every live child (openOrders.status, then
-        order.status and myTrades for each one not open) and emit what the
-        stream did not deliver."""
-        await self._reconcile_all()
-
-    async def _reconcile_all(self) -> None:
-        live = self.tracker.live()
-        if not live:
+    def track(self, child: Any) -> None:
+        """Also keep the adapter's view of a delegate's child (after a restart)."""
+        super().track(child)
+        if child.cl_ord_id is None or self.tracker.get(child.cl_ord_id) is not None:
             return
-        for symbol in sorted({c.symbol for c in live}):
-            open_orders = await self._request("openOrders.status", self._auth({"symbol": symbol}))
-            by_cl = {o["clientOrderId"]: o for o in (open_orders if isinstance(open_orders, list) else [])}
-            for child in [c for c in live if c.symbol == symbol]:
-                order = by_cl.get(child.cl_ord_id)
-                if order is None:
-                    try:
-                        order = await self._request(
-                            "order.status",
-                            self._auth({"symbol": symbol, "origClientOrderId": child.cl_ord_id}),
-                        )
-                    except BinanceError as exc:
-                        if exc.code == -2013:  # "Order does not exist."
-                            self._never_arrived(child)
-                            continue
-                        raise
-                await self._mend(child, order)
-        self._unknown.clear()
+        t = self.tracker.add(
+            Tracked(
+                child.order_id,
+                child.symbol,
+                _name(child.side),
+                child.order_qty,
+                child.cl_ord_id,
+                child.price,
+                secondary_order_id=child.secondary_order_id,
+                ord_status=child.ord_status,
+                cum_qty=child.cum_qty,
+                notional=child.notional,
+            )
+        )
+        for cl in child.cl_ord_ids:
+            if cl != child.cl_ord_id:
+                self.tracker.alias(cl, t)
 
-    def _never_arrived(self, child: Tracked) -> None:
-        if child.cl_ord_id in self._unknown and child.ord_status is None:
-            self._reject(child, child.cl_ord_id, BinanceError(-2013, "order never reached the venue"))
+    async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
+        """openOrders.status per symbol with live children: the fills each open
+        order has beyond what was handed on are delivered here (myTrades, with
+        the stream's ids), then an ORDER_STATUS per open order is returned.
+        Live children the delegates do not hold (VenueBase queries those it
+        holds) and that are not open are asked about one by one."""
+        live = self.tracker.live()
+        out: list[tuple[Any, dict[str, Any]]] = []
+        open_children: set[int] = set()
+        for symbol in sorted({c.symbol for c in live}):
+            orders = await self._request("openOrders.status", self._auth({"symbol": symbol}))
+            for order in orders if isinstance(orders, list) else []:
+                child = self.tracker.get(order["clientOrderId"])
+                if child is None:
+                    continue
+                open_children.add(id(child))
+                await self._mend(child, order)
+                status, fields = child.report(
+                    _ORD_STATUS.get(order["status"], order["status"]), "ORDER_STATUS", None
+                )
+                out.append((status, fields))
+        for child in self.tracker.live():
+            if id(child) not in open_children and not self._in_base(child):
+                await self._query_status(child.cl_ord_id, child.order_id)
+        return out
+
+    def _in_base(self, child: Tracked) -> bool:
+        return any(c in self._children for c in child.aliases)
+
+    async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
+        child = self.tracker.get(cl_ord_id)
+        if child is None:
+            return 0
+        before = self.counters["reports"]
+        try:
+            order = await self._request(
+                "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": child.cl_ord_id})
+            )
+        except BinanceError as exc:
+            if exc.code == -2013 and child.ord_status is None:  # "Order does not exist."
+                await self._reject(
+                    child, child.cl_ord_id, BinanceError(exc.code, "the order never reached the venue")
+                )
+            return self.counters["reports"] - before
+        await self._mend(child, order)
+        return self.counters["reports"] - before
 
     async def _mend(self, child: Tracked, order: dict[str, Any]) -> None:
         """Emit the fills and the status ``order`` (an order.status result)
-        shows beyond what was handed on."""
+        shows beyond what was handed on, with the ids the stream uses."""
         child.secondary_order_id = str(order["orderId"])
-        executed = child.base_cum + Decimal(order["executedQty"])
         if child.ord_status is None:
-            self._emit(
-                child.report(
-                    "NEW",
-                    "NEW",
-                    f"{order['orderId']}-NEW",
-                    transact_time=from_millis(order.get("time")),
-                    price=Decimal(order["price"]),
-                ),
-                child,
+            status, fields = child.report(
+                "NEW", "NEW", f"{order['orderId']}-NEW", transact_time=from_millis(order.get("time"))
             )
-        if executed > child.cum_qty:
+            await self._emit(status, fields, child)
+        if child.base_cum + Decimal(order["executedQty"]) > child.cum_qty:
             trades = await self._request(
                 "myTrades", self._auth({"symbol": child.symbol, "orderId": int(order["orderId"])})
             )
             for trade in sorted(trades if isinstance(trades, list) else [], key=lambda t: int(t["id"])):
                 exec_id = f"T-{child.symbol}-{trade['id']}"
-                qty, px = Decimal(trade["qty"]), Decimal(trade["price"])
                 if self.tracker.handed_on(exec_id):
                     continue
+                qty, px = Decimal(trade["qty"]), Decimal(trade["price"])
                 cum = child.cum_qty + qty
                 notional = child.notional + qty * px
-                status = "FILLED" if cum >= child.order_qty else "PARTIALLY_FILLED"
-                self._emit(
-                    child.report(
-                        status,
-                        "TRADE",
-                        exec_id,
-                        last_qty=qty,
-                        last_px=px,
-                        cum_qty=cum,
-                        avg_px=notional / cum,
-                        transact_time=from_millis(trade.get("time")),
-                    ),
-                    child,
+                status, fields = child.report(
+                    "FILLED" if cum >= child.order_qty else "PARTIALLY_FILLED",
+                    "TRADE",
+                    exec_id,
+                    last_qty=qty,
+                    last_px=px,
+                    cum_qty=cum,
+                    avg_px=notional / cum,
+                    transact_time=from_millis(trade.get("time")),
                 )
-                child.notional = notional
+                await self._emit(status, fields, child)
         venue_status = _ORD_STATUS.get(order["status"], order["status"])
         if venue_status in ("CANCELED", "EXPIRED", "REJECTED") and child.live:
-            self._emit(
-                child.report(
-                    venue_status,
-                    venue_status,
-                    f"{order['orderId']}-{venue_status}",
-                    transact_time=from_millis(order.get("updateTime")),
-                ),
-                child,
+            status, fields = child.report(
+                venue_status,
+                venue_status,
+                f"{order['orderId']}-{venue_status}",
+                transact_time=from_millis(order.get("updateTime")),
             )
+            await self._emit(status, fields, child)
 
 
 def _safe(exc: BaseException) -> str:

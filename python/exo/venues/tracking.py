@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from exo.market import OrdStatus, Report
+from exo.market import OrdStatus
 
 __all__ = ["TERMINAL", "Tracked", "Tracker", "from_millis"]
 
@@ -68,8 +68,10 @@ class Tracked:
     def leaves_qty(self) -> Decimal:
         return Decimal(0) if not self.live else max(self.order_qty - self.cum_qty, Decimal(0))
 
-    def report(self, ord_status: str, exec_type: str | None, exec_id: str | None, **fields: Any) -> Report:
-        """A Report for this child's parent with the child's identity and
+    def report(
+        self, ord_status: str, exec_type: str | None, exec_id: str | None, **fields: Any
+    ) -> tuple[str, dict[str, Any]]:
+        """(ord_status, Report fields) for this child's parent with the child's identity and
         quantities (cum, avg, leaves as the child stands; ``fields`` override,
         e.g. last_qty/last_px, or cum_qty for a fill not yet applied).
         Terminal statuses get leaves_qty 0."""
@@ -90,13 +92,14 @@ class Tracked:
             else max(self.order_qty - cum, Decimal(0)),
         }
         values.update(fields)
-        last_qty, last_px = values.pop("last_qty", None), values.pop("last_px", None)
-        return Report(self.order_id, ord_status, last_qty, last_px, **values)
+        return ord_status, values
 
 
 class Tracker:
     """ClOrdID -> Tracked, and the set of ExecIDs already handed on (bounded:
-    the oldest ``max_exec_ids`` are forgotten first)."""
+    the oldest ``max_exec_ids`` are forgotten first). The adapter's own view,
+    beside the delegate's ChildOrder: what the venue-specific mapping needs
+    (the venue's order id, cum carried over a cancel + new replace)."""
 
     def __init__(self, max_exec_ids: int = 100_000) -> None:
         self._by_cl: dict[str, Tracked] = {}
