@@ -5,6 +5,8 @@
   reconciliation). See ``exo.venues.base``.
 - ``Paper``: the in-process paper venue, matching against the feed.
 - ``Binance``: Binance spot WebSocket API + user data stream (``exo.venues.binance``).
+- ``BitMEX``: REST order entry + authenticated websocket (``exo.venues.bitmex``).
+- ``FIX``: a FIX 4.4 initiator on QuickFIX (``exo.venues.fix``).
 - ``Credentials``: API keys from environment variables or a file, never printed.
 
 The real venues are imported on first use: their libraries (websockets,
@@ -19,7 +21,9 @@ from exo.venues.paper import DEFAULT_INSTRUMENTS, Paper
 
 __all__ = [
     "DEFAULT_INSTRUMENTS",
+    "FIX",
     "Binance",
+    "BitMEX",
     "Credentials",
     "CredentialsError",
     "Paper",
@@ -30,7 +34,7 @@ __all__ = [
     "VenueError",
 ]
 
-_LAZY = {"Binance": "exo.venues.binance"}
+_LAZY = {"Binance": "exo.venues.binance", "BitMEX": "exo.venues.bitmex", "FIX": "exo.venues.fix"}
 
 
 def __getattr__(name: str) -> Any:
