@@ -92,6 +92,13 @@ class Credentials:
             raise CredentialsError("these credentials hold an HMAC secret, not an Ed25519 key")
         return base64.b64encode(self._ed25519.sign(payload.encode())).decode()
 
+    def password(self) -> str:
+        """The HMAC secret itself, for protocols that send it as a password
+        (FIX Password, 554). Only ever put it on an encrypted connection."""
+        if self._secret is None:
+            raise CredentialsError("these credentials hold an Ed25519 key, not a secret")
+        return self._secret.decode()
+
     def sign(self, payload: str) -> str:
         """The signature of the key's kind: hex HMAC or base64 Ed25519."""
         return self.sign_hmac(payload) if self._secret is not None else self.sign_ed25519(payload)
