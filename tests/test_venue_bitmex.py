@@ -243,6 +243,19 @@ async def test_429_refuses_further_requests_until_retry_after(
     assert v.rate_limit["limit"] == 120
 
 
+async def test_exhausted_rate_limit_window_stops_sending_until_reset(
+    venue: tuple[BitMEX, Reports], server: BitMEXServer
+) -> None:
+    v, reports = venue
+    server.remaining = 1  # this call uses the last request of the window
+    await v.send(child("XBTUSD", "BUY", "100", "59000").new())
+    assert v.rate_limit["remaining"] == 0
+    sent = len(server.calls)
+    with pytest.raises(RateLimited, match="rate limited by the venue"):
+        await v.send(child("XBTUSD", "BUY", "100", "59000").new())
+    assert len(server.calls) == sent
+
+
 async def test_request_past_its_expiry_is_refused_by_the_venue_and_rejected(
     venue: tuple[BitMEX, Reports], server: BitMEXServer
 ) -> None:
