@@ -78,9 +78,11 @@ async def _round_trips(
 
 
 def _row(figures: Any, name: str, acks: list[float], reports: list[float], own_us: float | None) -> None:
+    ack = f"{median(acks):.0f} ({percentile(acks, 99):.0f})"
+    rep = f"{median(reports):.0f} ({percentile(reports, 99):.0f})"
     figures(
         f"order entry {name}: request->ack / request->report p50 (p99), us",
-        f"{median(acks):.0f} ({percentile(acks, 99):.0f}) / {median(reports):.0f} ({percentile(reports, 99):.0f})",
+        f"{ack} / {rep}",
         "-",
         "-",
         "report it",
@@ -201,8 +203,9 @@ def test_order_entry_bitmex(figures: Any) -> None:
         "transactTime": "2026-01-01T00:00:00.000Z"}]})  # fmt: skip
 
     def own() -> None:
-        body = json.dumps({"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "clOrdID": "c1", "ordType": "Limit",
-                           "timeInForce": "GoodTillCancel", "price": 1000}, separators=(",", ":"))  # fmt: skip
+        order = {"symbol": "XBTUSD", "side": "Buy", "orderQty": 100, "clOrdID": "c1", "ordType": "Limit",
+                 "timeInForce": "GoodTillCancel", "price": 1000}  # fmt: skip
+        body = json.dumps(order, separators=(",", ":"))
         rest_signature(creds.sign_hmac, "POST", "/api/v1/order", 1, body)
         status, fields = execution_report(json.loads(frame)["data"][0], child, None)
         exo.Report("P", status, **fields)

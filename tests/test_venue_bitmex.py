@@ -246,7 +246,7 @@ async def test_429_refuses_further_requests_until_retry_after(
 async def test_exhausted_rate_limit_window_stops_sending_until_reset(
     venue: tuple[BitMEX, Reports], server: BitMEXServer
 ) -> None:
-    v, reports = venue
+    v, _ = venue
     server.remaining = 1  # this call uses the last request of the window
     await v.send(child("XBTUSD", "BUY", "100", "59000").new())
     assert v.rate_limit["remaining"] == 0
