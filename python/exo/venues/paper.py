@@ -434,24 +434,42 @@ class Paper(VenueBase):
             self._receiver = asyncio.ensure_future(self._receive())
 
     async def _send_reports(self) -> None:
-        assert self._outbox is not None
+        """Delivers the reports that are due, a batch at a time, in order: each
+        ``deliver`` numbers its report in the journal before its first await,
+        and gather starts them in order, so a store writes a batch at once."""
+        outbox = self._outbox
+        assert outbox is not None
+        held: tuple[float, Any, dict[str, Any], int | None] | None = None
         while True:
-            due, status, fields, trade = await self._outbox.get()
-            delay = due - time.monotonic()
+            first = held if held is not None else await outbox.get()
+            held = None
+            delay = first[0] - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if not self.connected:
-                self.lost += 1
-                self._outbox.task_done()
-                continue
-            if trade is not None:
-                self._trades_seen = max(self._trades_seen, trade + 1)
+            batch = [first]
+            now = time.monotonic()
+            while not outbox.empty():
+                item = outbox.get_nowait()
+                if item[0] > now:
+                    held = item
+                    break
+                batch.append(item)
             try:
-                await self.deliver(status, **fields)
-            except Exception as exc:  # the engine stopped, or a bug: never kill the sender
-                self._error("", f"venue {self.name}: report {fields.get('exec_id')} not delivered: {exc}")
+                await asyncio.gather(*(self._deliver_one(*item) for item in batch))
             finally:
-                self._outbox.task_done()
+                for _ in batch:
+                    outbox.task_done()
+
+    async def _deliver_one(self, due: float, status: Any, fields: dict[str, Any], trade: int | None) -> None:
+        if not self.connected:
+            self.lost += 1
+            return
+        if trade is not None:
+            self._trades_seen = max(self._trades_seen, trade + 1)
+        try:
+            await self.deliver(status, **fields)
+        except Exception as exc:  # the engine stopped, or a bug: never kill the sender
+            self._error("", f"venue {self.name}: report {fields.get('exec_id')} not delivered: {exc}")
 
     async def drain(self) -> None:
         """Waits until every report emitted so far reached the engine."""
