@@ -52,10 +52,12 @@ from exo.venues.base import VenueBase
 __all__ = ["DEFAULT_INSTRUMENTS", "Paper"]
 
 DEFAULT_INSTRUMENTS = (
-    # Coinbase Exchange's rules for the bundled replay's symbols (GET /products:
-    # quote_increment, base_increment, min_market_funds).
-    Instrument("BTC-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001"), Decimal("1")),
-    Instrument("ETH-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001"), Decimal("1")),
+    # The bundled replay's symbols with Coinbase Exchange's grid (GET /products:
+    # quote_increment 0.01, base_increment 0.00000001). No minimum notional here
+    # (Coinbase's min_market_funds is 1 USD): on paper a last remainder of a few
+    # satoshis must still be tradeable, or an order could never finish.
+    Instrument("BTC-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001")),
+    Instrument("ETH-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001")),
 )
 
 
