@@ -432,3 +432,27 @@ async def test_the_wrapped_delegate_is_a_venue_delegate() -> None:
     from exo.venues import Venue
 
     assert isinstance(Paper(), Venue)
+
+
+async def test_a_finished_parent_releases_its_routes(errors: Errors) -> None:
+    class OneShot(Holder):
+        def action(self, update: exo.Update) -> bool:
+            super().action(update)
+            return bool(self.children) and self.children[0].ord_status == OrdStatus.FILLED
+
+    Holder.instances.clear()
+    paper = Paper()
+    paper.on_quote(q(ask="100", ask_size="5"))
+    async with exo.Engine(paper.delegates(OneShot), on_error=errors) as engine:
+        paper.attach(engine)
+        oid = await engine.submit(exo.Order("BUY", "BTC-USD"))
+        await until(lambda: bool(Holder.instances))
+        h = Holder.instances[0]
+        c = h.child("1", "100", time_in_force=TimeInForce.IOC)
+        await paper.send(c.new())
+        await paper.drain()
+        await asyncio.wait_for(engine.wait_done(oid), 5)
+        assert paper.route(c.cl_ord_id) is None
+        assert not await paper.deliver(OrdStatus.FILLED, cl_ord_id=c.cl_ord_id, exec_id="late")
+        await paper.stop()
+    assert "unknown cl_ord_id" in errors[-1][1]

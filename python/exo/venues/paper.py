@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -59,6 +60,11 @@ DEFAULT_INSTRUMENTS = (
     Instrument("BTC-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001")),
     Instrument("ETH-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001")),
 )
+
+_CLOSED_KEPT = 100_000
+"""Closed orders remembered (for too-late-to-cancel answers and status queries)."""
+_TRADES_KEPT = 100_000
+"""Fills remembered for reconciliation ("fills since the last one seen")."""
 
 
 @dataclass
@@ -133,7 +139,7 @@ class Paper(VenueBase):
         self.request_latency, self.report_latency = request_latency, report_latency
         self._books: dict[str, _Book] = {}
         self._orders: dict[str, _Resting] = {}  # every id it was known by -> the order
-        self._closed: dict[str, _Resting] = {}
+        self._closed: OrderedDict[str, _Resting] = OrderedDict()  # the newest _CLOSED_KEPT
         self._resting: dict[str, list[_Resting]] = {}  # symbol -> live orders
         self._seq = itertools.count(1)
         self._exec_ids = itertools.count(1)
@@ -142,7 +148,8 @@ class Paper(VenueBase):
         self._sender: asyncio.Task[None] | None = None
         self._inbox: asyncio.Queue[tuple[float, Callable[[], Any], asyncio.Future[Any]]] | None = None
         self._receiver: asyncio.Task[None] | None = None
-        self._trades: list[tuple[OrdStatus, dict[str, Any]]] = []
+        self._trades: deque[tuple[OrdStatus, dict[str, Any]]] = deque(maxlen=_TRADES_KEPT)
+        self._trades_total = 0  # trades ever emitted; _trades holds the newest
         self._trades_seen = 0  # trades delivered while connected: "the last fill seen"
         self.connected = True
         self.lost = 0  # reports dropped while disconnected
@@ -388,6 +395,8 @@ class Paper(VenueBase):
     def _close(self, o: _Resting) -> None:
         self._orders.pop(o.cl_ord_id, None)
         self._closed[o.cl_ord_id] = o
+        if len(self._closed) > _CLOSED_KEPT:
+            self._closed.popitem(last=False)
         resting = self._resting.get(o.symbol)
         if resting is not None and o in resting:
             resting.remove(o)
@@ -416,7 +425,8 @@ class Paper(VenueBase):
         report.update(fields)
         trade = None
         if exec_type is ExecType.TRADE:
-            trade = len(self._trades)
+            trade = self._trades_total
+            self._trades_total += 1
             self._trades.append((status, report))
         self._queue(o.order_id, status, report, trade)
 
@@ -518,7 +528,9 @@ class Paper(VenueBase):
     async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
         # Fills from the last one seen (inclusive: an overlap, as a "since T"
         # query gives; exec_id de-duplicates it), then the open orders.
-        out = list(self._trades[max(self._trades_seen - 1, 0) :])
+        first_kept = self._trades_total - len(self._trades)
+        start = max(self._trades_seen - 1 - first_kept, 0)
+        out: list[tuple[Any, dict[str, Any]]] = list(itertools.islice(self._trades, start, None))
         for orders in self._resting.values():
             for o in orders:
                 out.append(
