@@ -456,3 +456,27 @@ async def test_a_finished_parent_releases_its_routes(errors: Errors) -> None:
         assert not await paper.deliver(OrdStatus.FILLED, cl_ord_id=c.cl_ord_id, exec_id="late")
         await paper.stop()
     assert "unknown cl_ord_id" in errors[-1][1]
+
+
+async def test_a_quote_seen_by_several_orders_shows_its_size_once(errors: Errors) -> None:
+    Holder.instances.clear()
+    paper = Paper()
+    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
+        paper.attach(engine)
+        for _ in range(2):
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+        await until(lambda: len(Holder.instances) == 2)
+        a, b = Holder.instances
+        paper.on_quote(q(ask="102"))
+        ca, cb = a.child("1", "100"), b.child("1", "100")
+        await paper.send(ca.new())
+        await paper.send(cb.new())
+        await paper.drain()
+        await until(lambda: ca.ord_status == cb.ord_status == OrdStatus.NEW)
+        engine.quote(q(ask="100", ask_size="1"))  # reaches both orders' Updates
+        await until(lambda: ca.cum_qty + cb.cum_qty == 1)
+        engine.quote(q(bid="99", ask="100", ask_size="1"))  # new values: shown afresh
+        await until(lambda: ca.cum_qty + cb.cum_qty == 2)
+        await paper.drain()
+        assert (ca.cum_qty, cb.cum_qty) == (D("1"), D("1"))
+        await paper.stop()

@@ -157,20 +157,38 @@ class Paper(VenueBase):
     # -- market data --------------------------------------------------------------
 
     def on_update(self, update: Update) -> None:
-        if update.quote is not None:
-            self.on_quote(update.quote, update.arrived_ns)
+        """Takes the quote of an Update a delegate is about to see. Each
+        Update carries the newest quote at its hand-over, so successive calls
+        never go back in time; the same quote reaches every order of its
+        symbol, though, and must show its size once. So a quote shows its size
+        afresh when its values differ from the held one, or when it arrived
+        later (``arrived_ns`` of an Update holding only market data is the
+        quote's own arrival)."""
+        quote = update.quote
+        if quote is None:
+            return
+        book = self._books.get(quote.symbol)
+        arrived = update.arrived_ns if update.arrived_ns is not None else -1
+        if book is None or book.quote is None or quote != book.quote:
+            self._refresh(quote, arrived)
+        elif not update.reports and not update.instructions and arrived > book.arrived_ns:
+            self._refresh(quote, arrived)
+        else:
+            book.arrived_ns = max(book.arrived_ns, arrived)
 
-    def on_quote(self, quote: Quote, arrived_ns: int | None = None) -> None:
-        """Matches resting orders against ``quote`` if it is newer than the one
-        held for its symbol (``arrived_ns``, when given, orders them; a quote
-        already seen shows no size afresh)."""
+    def on_quote(self, quote: Quote) -> None:
+        """A new quote for its symbol: it becomes the newest, shows its size
+        afresh and resting orders match against it (the very object already
+        held changes nothing)."""
+        book = self._books.get(quote.symbol)
+        if book is not None and book.quote is quote:
+            return
+        self._refresh(quote, -1 if book is None else book.arrived_ns)
+
+    def _refresh(self, quote: Quote, arrived_ns: int) -> None:
         book = self._books.setdefault(quote.symbol, _Book())
-        if arrived_ns is not None and arrived_ns <= book.arrived_ns:
-            return
-        if arrived_ns is None and book.quote is quote:
-            return
         book.quote = quote
-        book.arrived_ns = arrived_ns if arrived_ns is not None else book.arrived_ns + 1
+        book.arrived_ns = max(book.arrived_ns, arrived_ns)
         bid_size, ask_size = getattr(quote, "bid_size", None), getattr(quote, "ask_size", None)
         book.bid_left = bid_size if bid_size is not None else Decimal(0)
         book.ask_left = ask_size if ask_size is not None else Decimal(0)
