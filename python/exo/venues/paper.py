@@ -34,7 +34,7 @@ import itertools
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -94,7 +94,7 @@ class _Book:
     """Newest quote of one symbol and what of its shown size is left."""
 
     quote: Quote | None = None
-    arrived_ns: int = -1
+    seen_by: set[str] = field(default_factory=set)  # order_ids whose Updates carried this quote
     bid_left: Decimal = Decimal(0)
     ask_left: Decimal = Decimal(0)
 
@@ -159,22 +159,19 @@ class Paper(VenueBase):
     def on_update(self, update: Update) -> None:
         """Takes the quote of an Update a delegate is about to see. Each
         Update carries the newest quote at its hand-over, so successive calls
-        never go back in time; the same quote reaches every order of its
-        symbol, though, and must show its size once. So a quote shows its size
-        afresh when its values differ from the held one, or when it arrived
-        later (``arrived_ns`` of an Update holding only market data is the
-        quote's own arrival)."""
+        never go back in time; but one quote reaches every order of its
+        symbol and must show its size once. So a quote shows its size afresh
+        when its values differ from the held one, or when an order that has
+        already seen the held quote sees another (a newer quote with the same
+        values); an order seeing the held quote for the first time changes
+        nothing."""
         quote = update.quote
         if quote is None:
             return
         book = self._books.get(quote.symbol)
-        arrived = update.arrived_ns if update.arrived_ns is not None else -1
-        if book is None or book.quote is None or quote != book.quote:
-            self._refresh(quote, arrived)
-        elif not update.reports and not update.instructions and arrived > book.arrived_ns:
-            self._refresh(quote, arrived)
-        else:
-            book.arrived_ns = max(book.arrived_ns, arrived)
+        if book is None or book.quote is None or quote != book.quote or update.order_id in book.seen_by:
+            self._refresh(quote)
+        self._books[quote.symbol].seen_by.add(update.order_id)
 
     def on_quote(self, quote: Quote) -> None:
         """A new quote for its symbol: it becomes the newest, shows its size
@@ -183,12 +180,12 @@ class Paper(VenueBase):
         book = self._books.get(quote.symbol)
         if book is not None and book.quote is quote:
             return
-        self._refresh(quote, -1 if book is None else book.arrived_ns)
+        self._refresh(quote)
 
-    def _refresh(self, quote: Quote, arrived_ns: int) -> None:
+    def _refresh(self, quote: Quote) -> None:
         book = self._books.setdefault(quote.symbol, _Book())
         book.quote = quote
-        book.arrived_ns = max(book.arrived_ns, arrived_ns)
+        book.seen_by = set()
         bid_size, ask_size = getattr(quote, "bid_size", None), getattr(quote, "ask_size", None)
         book.bid_left = bid_size if bid_size is not None else Decimal(0)
         book.ask_left = ask_size if ask_size is not None else Decimal(0)
