@@ -425,8 +425,6 @@ async def test_price_off_tick_and_quantity_off_lot_are_refused_before_sending(se
         await paper.send(h.child("1", "100.001").new())
     with pytest.raises(InstrumentError, match="not a multiple of the lot size"):
         await paper.send(h.child("0.000000001", "100").new())
-    with pytest.raises(InstrumentError, match=r"notional 0\.500 is below the minimum 1"):
-        await paper.send(h.child("0.005", "100").new())
     assert paper.counters["requests"] == 0 and paper.open_orders() == []
 
 
@@ -434,3 +432,51 @@ async def test_the_wrapped_delegate_is_a_venue_delegate() -> None:
     from exo.venues import Venue
 
     assert isinstance(Paper(), Venue)
+
+
+async def test_a_finished_parent_releases_its_routes(errors: Errors) -> None:
+    class OneShot(Holder):
+        def action(self, update: exo.Update) -> bool:
+            super().action(update)
+            return bool(self.children) and self.children[0].ord_status == OrdStatus.FILLED
+
+    Holder.instances.clear()
+    paper = Paper()
+    paper.on_quote(q(ask="100", ask_size="5"))
+    async with exo.Engine(paper.delegates(OneShot), on_error=errors) as engine:
+        paper.attach(engine)
+        oid = await engine.submit(exo.Order("BUY", "BTC-USD"))
+        await until(lambda: bool(Holder.instances))
+        h = Holder.instances[0]
+        c = h.child("1", "100", time_in_force=TimeInForce.IOC)
+        await paper.send(c.new())
+        await paper.drain()
+        await asyncio.wait_for(engine.wait_done(oid), 5)
+        assert paper.route(c.cl_ord_id) is None
+        assert not await paper.deliver(OrdStatus.FILLED, cl_ord_id=c.cl_ord_id, exec_id="late")
+        await paper.stop()
+    assert "unknown cl_ord_id" in errors[-1][1]
+
+
+async def test_a_quote_seen_by_several_orders_shows_its_size_once(errors: Errors) -> None:
+    Holder.instances.clear()
+    paper = Paper()
+    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
+        paper.attach(engine)
+        for _ in range(2):
+            await engine.submit(exo.Order("BUY", "BTC-USD"))
+        await until(lambda: len(Holder.instances) == 2)
+        a, b = Holder.instances
+        paper.on_quote(q(ask="102"))
+        ca, cb = a.child("1", "100"), b.child("1", "100")
+        await paper.send(ca.new())
+        await paper.send(cb.new())
+        await paper.drain()
+        await until(lambda: ca.ord_status == cb.ord_status == OrdStatus.NEW)
+        engine.quote(q(ask="100", ask_size="1"))  # reaches both orders' Updates
+        await until(lambda: ca.cum_qty + cb.cum_qty == 1)
+        engine.quote(q(bid="99", ask="100", ask_size="1"))  # new values: shown afresh
+        await until(lambda: ca.cum_qty + cb.cum_qty == 2)
+        await paper.drain()
+        assert (ca.cum_qty, cb.cum_qty) == (D("1"), D("1"))
+        await paper.stop()

@@ -110,10 +110,10 @@ class Instrument:
             raise InstrumentError(
                 f"{s}: price {price} is not a positive multiple of the tick size {self.tick_size}"
             )
-        if price * order_qty < self.min_notional:
-            raise InstrumentError(
-                f"{s}: notional {price * order_qty} is below the minimum {self.min_notional}"
-            )
+        notional = price * order_qty
+        if notional < self.min_notional:
+            shown = format(notional.normalize(), "f")
+            raise InstrumentError(f"{s}: notional {shown} is below the minimum {self.min_notional}")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> Instrument:

@@ -187,6 +187,18 @@ class VenueBase:
         for child in children:
             self.track(child)
 
+    def release(self, delegate: Any) -> None:
+        """Forgets the routes of a finished delegate's children (called when
+        its action returns True): a report arriving later goes to on_error."""
+        children = getattr(delegate, "children", ())
+        if isinstance(children, Mapping):
+            children = children.values()
+        for child in children:
+            if child.cl_ord_ids:
+                self._children.pop(child.cl_ord_ids[0], None)
+            for cl_ord_id in child.cl_ord_ids:
+                self._routes.pop(cl_ord_id, None)
+
     def track(self, child: ChildOrder) -> None:
         """Routes every cl_ord_id of ``child`` to its parent."""
         if child.cl_ord_ids:
@@ -305,8 +317,13 @@ class VenueBase:
                 self._seen.popitem(last=False)
         if self._engine is None:
             raise VenueError(f"venue {self.name}: attach(engine) before reports arrive")
+        try:
+            ok: bool = await self._engine.report(Report(order_id, ord_status, **fields))
+        except BaseException:
+            if exec_id is not None:  # not journaled: a later copy must not count as a duplicate
+                self._seen.pop(exec_id, None)
+            raise
         self.counters["reports"] += 1
-        ok: bool = await self._engine.report(Report(order_id, ord_status, **fields))
         return ok
 
     def _error(self, order_id: str, message: str) -> None:
@@ -395,13 +412,19 @@ class _VenueDelegate:
         result = self._inner.action(update)
         if inspect.isawaitable(result):
             return self._finish(result)
-        self._venue.adopt(self._inner)
+        self._after(result)
         return result
 
     async def _finish(self, result: Awaitable[bool]) -> bool:
         done = await result
-        self._venue.adopt(self._inner)
+        self._after(done)
         return done
+
+    def _after(self, done: Any) -> None:
+        if done is True:
+            self._venue.release(self._inner)
+        else:
+            self._venue.adopt(self._inner)
 
     @property
     def inner(self) -> Any:

@@ -32,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -52,11 +53,18 @@ from exo.venues.base import VenueBase
 __all__ = ["DEFAULT_INSTRUMENTS", "Paper"]
 
 DEFAULT_INSTRUMENTS = (
-    # Coinbase Exchange's rules for the bundled replay's symbols (GET /products:
-    # quote_increment, base_increment, min_market_funds).
-    Instrument("BTC-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001"), Decimal("1")),
-    Instrument("ETH-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001"), Decimal("1")),
+    # The bundled replay's symbols with Coinbase Exchange's grid (GET /products:
+    # quote_increment 0.01, base_increment 0.00000001). No minimum notional here
+    # (Coinbase's min_market_funds is 1 USD): on paper a last remainder of a few
+    # satoshis must still be tradeable, or an order could never finish.
+    Instrument("BTC-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001")),
+    Instrument("ETH-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001")),
 )
+
+_CLOSED_KEPT = 100_000
+"""Closed orders remembered (for too-late-to-cancel answers and status queries)."""
+_TRADES_KEPT = 100_000
+"""Fills remembered for reconciliation ("fills since the last one seen")."""
 
 
 @dataclass
@@ -86,7 +94,7 @@ class _Book:
     """Newest quote of one symbol and what of its shown size is left."""
 
     quote: Quote | None = None
-    arrived_ns: int = -1
+    seen_by: set[str] = field(default_factory=set)  # order_ids whose Updates carried this quote
     bid_left: Decimal = Decimal(0)
     ask_left: Decimal = Decimal(0)
 
@@ -131,7 +139,7 @@ class Paper(VenueBase):
         self.request_latency, self.report_latency = request_latency, report_latency
         self._books: dict[str, _Book] = {}
         self._orders: dict[str, _Resting] = {}  # every id it was known by -> the order
-        self._closed: dict[str, _Resting] = {}
+        self._closed: OrderedDict[str, _Resting] = OrderedDict()  # the newest _CLOSED_KEPT
         self._resting: dict[str, list[_Resting]] = {}  # symbol -> live orders
         self._seq = itertools.count(1)
         self._exec_ids = itertools.count(1)
@@ -140,7 +148,8 @@ class Paper(VenueBase):
         self._sender: asyncio.Task[None] | None = None
         self._inbox: asyncio.Queue[tuple[float, Callable[[], Any], asyncio.Future[Any]]] | None = None
         self._receiver: asyncio.Task[None] | None = None
-        self._trades: list[tuple[OrdStatus, dict[str, Any]]] = []
+        self._trades: deque[tuple[OrdStatus, dict[str, Any]]] = deque(maxlen=_TRADES_KEPT)
+        self._trades_total = 0  # trades ever emitted; _trades holds the newest
         self._trades_seen = 0  # trades delivered while connected: "the last fill seen"
         self.connected = True
         self.lost = 0  # reports dropped while disconnected
@@ -148,20 +157,35 @@ class Paper(VenueBase):
     # -- market data --------------------------------------------------------------
 
     def on_update(self, update: Update) -> None:
-        if update.quote is not None:
-            self.on_quote(update.quote, update.arrived_ns)
+        """Takes the quote of an Update a delegate is about to see. Each
+        Update carries the newest quote at its hand-over, so successive calls
+        never go back in time; but one quote reaches every order of its
+        symbol and must show its size once. So a quote shows its size afresh
+        when its values differ from the held one, or when an order that has
+        already seen the held quote sees another (a newer quote with the same
+        values); an order seeing the held quote for the first time changes
+        nothing."""
+        quote = update.quote
+        if quote is None:
+            return
+        book = self._books.get(quote.symbol)
+        if book is None or book.quote is None or quote != book.quote or update.order_id in book.seen_by:
+            self._refresh(quote)
+        self._books[quote.symbol].seen_by.add(update.order_id)
 
-    def on_quote(self, quote: Quote, arrived_ns: int | None = None) -> None:
-        """Matches resting orders against ``quote`` if it is newer than the one
-        held for its symbol (``arrived_ns``, when given, orders them; a quote
-        already seen shows no size afresh)."""
+    def on_quote(self, quote: Quote) -> None:
+        """A new quote for its symbol: it becomes the newest, shows its size
+        afresh and resting orders match against it (the very object already
+        held changes nothing)."""
+        book = self._books.get(quote.symbol)
+        if book is not None and book.quote is quote:
+            return
+        self._refresh(quote)
+
+    def _refresh(self, quote: Quote) -> None:
         book = self._books.setdefault(quote.symbol, _Book())
-        if arrived_ns is not None and arrived_ns <= book.arrived_ns:
-            return
-        if arrived_ns is None and book.quote is quote:
-            return
         book.quote = quote
-        book.arrived_ns = arrived_ns if arrived_ns is not None else book.arrived_ns + 1
+        book.seen_by = set()
         bid_size, ask_size = getattr(quote, "bid_size", None), getattr(quote, "ask_size", None)
         book.bid_left = bid_size if bid_size is not None else Decimal(0)
         book.ask_left = ask_size if ask_size is not None else Decimal(0)
@@ -386,6 +410,8 @@ class Paper(VenueBase):
     def _close(self, o: _Resting) -> None:
         self._orders.pop(o.cl_ord_id, None)
         self._closed[o.cl_ord_id] = o
+        if len(self._closed) > _CLOSED_KEPT:
+            self._closed.popitem(last=False)
         resting = self._resting.get(o.symbol)
         if resting is not None and o in resting:
             resting.remove(o)
@@ -414,7 +440,8 @@ class Paper(VenueBase):
         report.update(fields)
         trade = None
         if exec_type is ExecType.TRADE:
-            trade = len(self._trades)
+            trade = self._trades_total
+            self._trades_total += 1
             self._trades.append((status, report))
         self._queue(o.order_id, status, report, trade)
 
@@ -434,24 +461,42 @@ class Paper(VenueBase):
             self._receiver = asyncio.ensure_future(self._receive())
 
     async def _send_reports(self) -> None:
-        assert self._outbox is not None
+        """Delivers the reports that are due, a batch at a time, in order: each
+        ``deliver`` numbers its report in the journal before its first await,
+        and gather starts them in order, so a store writes a batch at once."""
+        outbox = self._outbox
+        assert outbox is not None
+        held: tuple[float, Any, dict[str, Any], int | None] | None = None
         while True:
-            due, status, fields, trade = await self._outbox.get()
-            delay = due - time.monotonic()
+            first = held if held is not None else await outbox.get()
+            held = None
+            delay = first[0] - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if not self.connected:
-                self.lost += 1
-                self._outbox.task_done()
-                continue
-            if trade is not None:
-                self._trades_seen = max(self._trades_seen, trade + 1)
+            batch = [first]
+            now = time.monotonic()
+            while not outbox.empty():
+                item = outbox.get_nowait()
+                if item[0] > now:
+                    held = item
+                    break
+                batch.append(item)
             try:
-                await self.deliver(status, **fields)
-            except Exception as exc:  # the engine stopped, or a bug: never kill the sender
-                self._error("", f"venue {self.name}: report {fields.get('exec_id')} not delivered: {exc}")
+                await asyncio.gather(*(self._deliver_one(*item) for item in batch))
             finally:
-                self._outbox.task_done()
+                for _ in batch:
+                    outbox.task_done()
+
+    async def _deliver_one(self, due: float, status: Any, fields: dict[str, Any], trade: int | None) -> None:
+        if not self.connected:
+            self.lost += 1
+            return
+        if trade is not None:
+            self._trades_seen = max(self._trades_seen, trade + 1)
+        try:
+            await self.deliver(status, **fields)
+        except Exception as exc:  # the engine stopped, or a bug: never kill the sender
+            self._error("", f"venue {self.name}: report {fields.get('exec_id')} not delivered: {exc}")
 
     async def drain(self) -> None:
         """Waits until every report emitted so far reached the engine."""
@@ -498,7 +543,9 @@ class Paper(VenueBase):
     async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
         # Fills from the last one seen (inclusive: an overlap, as a "since T"
         # query gives; exec_id de-duplicates it), then the open orders.
-        out = list(self._trades[max(self._trades_seen - 1, 0) :])
+        first_kept = self._trades_total - len(self._trades)
+        start = max(self._trades_seen - 1 - first_kept, 0)
+        out: list[tuple[Any, dict[str, Any]]] = list(itertools.islice(self._trades, start, None))
         for orders in self._resting.values():
             for o in orders:
                 out.append(
