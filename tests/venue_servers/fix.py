@@ -145,8 +145,13 @@ class FixAcceptor:
         self.next_out += 1
         self.outbox[seq] = (msg_type, body)
         if write and self._writer is not None and self._logged_on.is_set():
-            self._writer.write(self._encode(msg_type, seq, body))
-            await self._writer.drain()
+            try:
+                self._writer.write(self._encode(msg_type, seq, body))
+                await self._writer.drain()
+            except (ConnectionError, OSError):
+                # The peer is gone: the message stays numbered in the outbox for its resend.
+                self._writer = None
+                self._logged_on.clear()
         return seq
 
     async def _send_app(self, msg_type: str, body: list[tuple[int, str]]) -> None:

@@ -574,25 +574,7 @@ class Binance(VenueBase):
     def track(self, child: Any) -> None:
         """Also keep the adapter's view of a delegate's child (after a restart)."""
         super().track(child)
-        if child.cl_ord_id is None or self.tracker.get(child.cl_ord_id) is not None:
-            return
-        t = self.tracker.add(
-            Tracked(
-                child.order_id,
-                child.symbol,
-                _name(child.side),
-                child.order_qty,
-                child.cl_ord_id,
-                child.price,
-                secondary_order_id=child.secondary_order_id,
-                ord_status=child.ord_status,
-                cum_qty=child.cum_qty,
-                notional=child.notional,
-            )
-        )
-        for cl in child.cl_ord_ids:
-            if cl != child.cl_ord_id:
-                self.tracker.alias(cl, t)
+        self.tracker.adopt(child)
 
     async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
         """openOrders.status per symbol with live children: the fills each open

@@ -25,8 +25,11 @@ The Logon can carry venue fields: ``Username`` (553) = the credentials' key,
 ResendRequest, e.g. Binance FIX). No QuickFIX message log is kept: a Logon
 can hold a secret.
 
-QuickFIX runs its own threads; every callback only hands the message to the
-event loop (``call_soon_threadsafe``), where all state lives.
+QuickFIX runs its own threads; callbacks hand their work to the event loop,
+where all state lives. An incoming application message is acknowledged to
+QuickFIX (which then advances and persists the expected MsgSeqNum) only once
+the report reached ``engine.report()``: a kill -9 in between means a resend
+after the next Logon (a duplicate, dropped by ExecID), never a loss.
 """
 
 from __future__ import annotations
@@ -149,8 +152,15 @@ class _App(qf.Application):  # type: ignore[misc]
         pass
 
     def fromApp(self, message: Any, session_id: Any) -> None:
+        # QuickFIX counts the message as received (and persists the next
+        # expected MsgSeqNum) only when this returns: wait until the report
+        # has reached engine.report() (journaled, with a store), so a crash
+        # before that gets it resent after the next Logon, never lost.
         raw = message.toString()
-        self.loop.call_soon_threadsafe(self.venue._received, raw)
+        try:
+            asyncio.run_coroutine_threadsafe(self.venue._handle(parse(raw)), self.loop).result()
+        except Exception:
+            log.exception("%s: an incoming message could not be handled", self.venue.name)
 
 
 class FIX(VenueBase):
@@ -370,9 +380,6 @@ class FIX(VenueBase):
 
     # ---- reports ---------------------------------------------------------------
 
-    def _received(self, raw: str) -> None:
-        self._spawn(self._handle(parse(raw)))
-
     async def _handle(self, f: dict[int, str]) -> None:
         msg_type = f.get(35)
         if msg_type == "8":
@@ -422,25 +429,9 @@ class FIX(VenueBase):
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 
     def track(self, child: Any) -> None:
+        """Also keep the adapter's view of a delegate's child (after a restart)."""
         super().track(child)
-        if child.cl_ord_id is None or self.tracker.get(child.cl_ord_id) is not None:
-            return
-        t = self.tracker.add(
-            Tracked(
-                child.order_id,
-                child.symbol,
-                child.side.name,
-                child.order_qty,
-                child.cl_ord_id,
-                child.price,
-                secondary_order_id=child.secondary_order_id,
-                ord_status=child.ord_status,
-                cum_qty=child.cum_qty,
-            )
-        )
-        for cl in child.cl_ord_ids:
-            if cl != child.cl_ord_id:
-                self.tracker.alias(cl, t)
+        self.tracker.adopt(child)
 
     async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
         """The session's resend brings what was missed while disconnected;

@@ -111,6 +111,37 @@ class Tracker:
         child.aliases.append(child.cl_ord_id)
         return child
 
+    def adopt(self, child: Any) -> None:
+        """Know a delegate's ``exo.ChildOrder`` (e.g. restored after a
+        restart): its ClOrdIDs route to one Tracked, and the exec_ids it has
+        applied count as handed on, so reconciliation does not deliver them
+        again. Called after every action; cheap when nothing is new."""
+        for exec_id in child.exec_ids:
+            self.seen(exec_id)
+        if child.cl_ord_id is None:
+            return
+        t = self.get(child.cl_ord_id)
+        if t is None:
+            t = self.add(
+                Tracked(
+                    child.order_id,
+                    child.symbol,
+                    child.side.name,
+                    child.order_qty,
+                    child.cl_ord_id,
+                    child.price,
+                    secondary_order_id=child.secondary_order_id,
+                    ord_status=child.ord_status,
+                    cum_qty=child.cum_qty,
+                    notional=child.notional,
+                )
+            )
+        elif child.cum_qty > t.cum_qty:
+            t.cum_qty, t.notional = child.cum_qty, child.notional
+        for cl in child.cl_ord_ids:
+            if self.get(cl) is None:
+                self.alias(cl, t)
+
     def alias(self, cl_ord_id: str, child: Tracked) -> None:
         """Route reports naming ``cl_ord_id`` (a replace's or cancel's) to ``child``."""
         self._by_cl[cl_ord_id] = child
