@@ -378,3 +378,26 @@ async def test_disconnect_with_request_in_flight_keeps_order_pending_then_reconc
     await reports.wait_for(status_is("FILLED"))
     assert not reports.status("REJECTED")
     assert reports.filled() == hmac_server.filled_qty() == Decimal("0.7")
+
+
+async def test_connection_is_renewed_after_its_lifetime_and_reconciled(hmac_server: BinanceServer) -> None:
+    b, reports = make(hmac_server, connection_lifetime=0.3)
+    await b.start()
+    try:
+        c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
+        req = c.new()
+        await b.send(req)
+        await reports.wait_for(status_is("NEW"))
+        while hmac_server.connections < 2:  # renewed before the venue's 24 h cut
+            await asyncio.sleep(0.02)
+        await hmac_server.fill(req.cl_ord_id, Decimal("1"))
+        await reports.wait_for(status_is("FILLED"))
+        assert reports.filled() == hmac_server.filled_qty() == 1
+    finally:
+        await b.stop()
+
+
+def test_testnet_selects_the_testnet_endpoint() -> None:
+    creds = Credentials(KEY, secret=SECRET)
+    assert Binance(creds, testnet=True).url == "wss://ws-api.testnet.binance.vision/ws-api/v3"
+    assert Binance(creds).url == "wss://ws-api.binance.com:443/ws-api/v3"

@@ -308,3 +308,23 @@ async def test_secret_never_appears_in_logs_or_errors(
     await v.stop()
     text = caplog.text + str(info.value) + repr(info.value) + repr(v._creds)
     assert wrong not in text and "do-not-print" not in text
+
+
+async def test_instruments_are_loaded_from_the_venue_when_not_given(server: BitMEXServer) -> None:
+    reports = Reports()
+    v = BitMEX(Credentials(KEY, secret=SECRET), rest_url=server.rest_url, ws_url=server.ws_url)
+    v.attach(reports)
+    await v.start()
+    try:
+        inst = v.instrument("XBTUSD")
+        assert (inst.tick_size, inst.lot_size, inst.min_qty) == (Decimal("0.5"), Decimal(100), Decimal(100))
+    finally:
+        await v.stop()
+
+
+def test_testnet_selects_the_testnet_endpoints() -> None:
+    v = BitMEX(Credentials(KEY, secret=SECRET), INSTRUMENTS, testnet=True)
+    assert (v.rest_url, v.ws_url) == (
+        "https://testnet.bitmex.com/api/v1",
+        "wss://ws.testnet.bitmex.com/realtime",
+    )

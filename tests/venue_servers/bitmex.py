@@ -75,6 +75,7 @@ class BitMEXServer:
                 Route("/api/v1/order", self._order, methods=["POST", "PUT", "DELETE", "GET"]),
                 Route("/api/v1/order/cancelAllAfter", self._cancel_all_after, methods=["POST"]),
                 Route("/api/v1/execution/tradeHistory", self._trade_history, methods=["GET"]),
+                Route("/api/v1/instrument/active", self._instruments, methods=["GET"]),
             ]
         )
         config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
@@ -276,6 +277,14 @@ class BitMEXServer:
         for o in list(self.orders.values()):
             if o["ordStatus"] in ("New", "PartiallyFilled"):
                 await self._cancel(o, "Canceled: Cancel all after timeout")
+
+    async def _instruments(self, request: Request) -> Response:
+        # Public at the venue; signed calls are accepted too.
+        rows = [
+            {"symbol": sym, "state": "Open", "tickSize": 0.5, "lotSize": 100, "typ": "FFWCSX"}
+            for sym in sorted(self.market)
+        ]
+        return JSONResponse(rows, headers=self._limit_headers())
 
     async def _trade_history(self, request: Request) -> Response:
         refused, p = await self._auth(request)

@@ -53,7 +53,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
-from exo.instrument import Instrument
+from exo.instrument import Instrument, InstrumentStatus
 from exo.market import OrdStatus
 from exo.venues.base import RateLimited, VenueBase
 from exo.venues.credentials import Credentials
@@ -156,6 +156,26 @@ def execution_report(
     return status, fields
 
 
+def instruments_from_rows(rows: Iterable[dict[str, Any]]) -> list[Instrument]:
+    """Instruments from BitMEX ``instrument`` rows: tickSize, lotSize (also
+    the minimum quantity); state Open is trading."""
+    out = []
+    for row in rows:
+        if not row.get("tickSize") or not row.get("lotSize"):
+            continue
+        lot = Decimal(str(row["lotSize"]))
+        out.append(
+            Instrument(
+                row["symbol"],
+                tick_size=Decimal(str(row["tickSize"])),
+                lot_size=lot,
+                min_qty=lot,
+                status=InstrumentStatus.TRADING if row.get("state") == "Open" else InstrumentStatus.HALTED,
+            )
+        )
+    return out
+
+
 class _Table:
     """One websocket table: rows by key, partial replaces, insert adds,
     update merges the changed fields, delete removes."""
@@ -208,7 +228,7 @@ class BitMEX(VenueBase):
     def __init__(
         self,
         credentials: Credentials,
-        instruments: Iterable[Instrument],
+        instruments: Iterable[Instrument] | None = None,
         *,
         name: str = "bitmex",
         testnet: bool = False,
@@ -222,8 +242,9 @@ class BitMEX(VenueBase):
         **options: Any,
     ) -> None:
         super().__init__(
-            name, instruments, rate_limits=rate_limits, request_timeout=request_timeout, **options
+            name, instruments or (), rate_limits=rate_limits, request_timeout=request_timeout, **options
         )
+        self._load_instruments: bool = instruments is None
         if credentials.kind != "hmac":
             raise ValueError("BitMEX keys are HMAC (api key + secret)")
         self.rest_url = (rest_url or (TESTNET_REST if testnet else LIVE_REST)).rstrip("/")
@@ -251,8 +272,15 @@ class BitMEX(VenueBase):
     # ---- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
+        """Load the instruments (``GET /instrument/active``) unless given,
+        connect and authenticate the websocket, reconcile, arm the dead-man
+        switch. Raises BitMEXError if the venue refuses the key."""
         self._stopping = False
         self._http = httpx.AsyncClient(timeout=self._request_timeout)
+        if self._load_instruments:
+            rows = await self._rest("GET", "/instrument/active")
+            self._instruments = {i.symbol: i for i in instruments_from_rows(rows or [])}
+            self._load_instruments = False
         self._ws_task = asyncio.create_task(self._run_ws(), name=f"exo-{self.name}-ws")
         ready = asyncio.create_task(self._ready.wait())
         done, _ = await asyncio.wait({ready, self._ws_task}, return_when=asyncio.FIRST_COMPLETED)
