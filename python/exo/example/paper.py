@@ -274,6 +274,8 @@ class ExampleDelegate:
         if live and (price is not None or len(live) >= _IN_FLIGHT):
             return
         if price is not None:
+            if not p.children and update.quote is None:
+                return  # the venue matches against quotes: send once the market is there
             tif = _tif(order)
             if p.children and tif in (TimeInForce.IOC, TimeInForce.FOK):
                 p.status = OrdStatus.CANCELED  # its one chance is over
