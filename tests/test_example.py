@@ -472,3 +472,24 @@ def test_delete_cancels_a_resting_limit_child(start: Callable[..., Example], tmp
     ex.wait_line(f"{order_id} canceled")
     body = ex.http.get(f"/v1/orders/{order_id}").json()
     assert body["ordStatus"] == "CANCELED" and body["childOrders"][0]["ordStatus"] == "CANCELED"
+
+
+def test_kill_9_then_restart_fills_exactly_order_qty_from_reports(
+    start: Callable[..., Example], redis_url: str
+) -> None:
+    first = start("--redis", redis_url, "--speed", "1")
+    order_id = first.submit("BUY", "BTC-USD", "200")
+    first.wait_fills(order_id, 10)
+    rc, _ = first.stop(signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+
+    second = start("--redis", redis_url, "--speed", "max")
+    resumed = re.search(rf"order {order_id} resumed: BUY 200 BTC-USD, (\S+) filled", second.err.text())
+    assert resumed, second.err.text()
+    checkpointed = Decimal(resumed[1])
+    second.wait_line(f"{order_id} done", timeout=30)
+    # Reports journaled after the last checkpoint are applied (and printed) again
+    # on the restart, once: the checkpoint plus the second run's fills is the order.
+    assert checkpointed + sum(q for q, _ in second.fills(order_id)) == Decimal(200)
+    body = second.http.get(f"/v1/orders/{order_id}").json()
+    assert (body["ordStatus"], Decimal(body["cumQty"])) == ("FILLED", Decimal(200))
