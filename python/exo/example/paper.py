@@ -292,9 +292,11 @@ class ExampleDelegate:
                 return  # one taking child per new quote
             side = order.side
             px, shown = quote.far(side), quote.far_size(side)
+            if px is None or shown is None or px <= 0:
+                return  # that side of the book is empty: nothing to take
             working = sum((c.leaves_qty for c in live), Decimal(0))  # may still fill
             qty = self._instrument.round_qty(min(shown, p.leaves - working))
-            if px is None or qty <= 0 or px <= 0:
+            if qty <= 0:
                 return
             child = ChildOrder(p.order_id, order.symbol, side, qty, price=px, time_in_force=TimeInForce.IOC)
         p.children.append(child)
