@@ -29,6 +29,7 @@ ENV = {
     "token": "EXO_TOKEN",
     "summary": "EXO_SUMMARY",
     "log_level": "EXO_LOG_LEVEL",
+    "venue": "EXO_VENUE",
 }
 """Environment variable per ``exo example`` option."""
 
@@ -88,8 +89,9 @@ def parser() -> argparse.ArgumentParser:
         "example",
         help="run the example: orders over HTTP, paper fills on replayed or live quotes",
         description=(
-            "Orders over HTTP (POST/GET/DELETE /v1/orders), each filled on paper against the far "
-            "side of every quote; fills print as '<order_id> fill <qty> @ <px>'. By default it "
+            "Orders over HTTP (POST/GET/DELETE /v1/orders), each worked through child orders sent "
+            "to a venue (the paper venue fills them against the live quotes); every fill report "
+            "prints as '<order_id> fill <qty> @ <px>'. By default it "
             "replays the bundled Coinbase sample in a loop and keeps orders in process: no "
             "network, no Redis. Ctrl-C or SIGTERM stops it (live orders are cleaned up, not "
             "canceled). Each option can also be set by the environment variable shown."
@@ -101,6 +103,13 @@ def parser() -> argparse.ArgumentParser:
         default=_env("feed", "replay"),
         metavar="coinbase|binance|bitmex|replay|replay:PATH",
         help=f"market data: a live venue, the bundled sample, or an NDJSON recording [{ENV['feed']}]",
+    )
+    ex.add_argument(
+        "--venue",
+        default=_env("venue", "paper"),
+        choices=["paper"],
+        type=str.lower,
+        help=f"where child orders go: paper fills them in process against the feed [{ENV['venue']}]",
     )
     ex.add_argument(
         "--speed",
@@ -188,6 +197,7 @@ def _example(args: argparse.Namespace) -> int:
         idle=args.idle,
         token=args.token or _env("token", None) or None,
         summary=args.summary,
+        venue=args.venue,
     )
     return asyncio.run(run(settings))
 

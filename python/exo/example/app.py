@@ -1,8 +1,10 @@
 """The example's HTTP API (FastAPI): order entry, progress, cancel, metrics.
 
     POST   /v1/orders        {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"} -> 202 {"orderID": ...}
+                             optional: "ordType" MARKET|LIMIT, "price" (a LIMIT), "timeInForce"
+                             GTC|IOC|FOK|POST_ONLY; a symbol the venue does not list is a 400
     GET    /v1/orders        the live orders
-    GET    /v1/orders/{id}   the order and its progress, or 404
+    GET    /v1/orders/{id}   the order, its progress and its child orders, or 404
     DELETE /v1/orders/{id}   202 and a CANCEL to its delegate; 404 unknown; 409 already done
     GET    /metrics          Prometheus
     GET    /healthz          200 once the engine runs
@@ -18,17 +20,27 @@ from __future__ import annotations
 import json
 import secrets
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Optional
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 import exo
+from exo.child import OrdType, TimeInForce
 from exo.engine import Engine
 from exo.example.metrics import CONTENT_TYPE, Metrics
 from exo.example.paper import Book, PaperOrder
+from exo.instrument import InstrumentError
 from exo.market import OrdStatus
 from exo.store import StoreUnavailable
 
@@ -47,6 +59,41 @@ class NewOrder(BaseModel):
     side: str = Field(description="BUY or SELL (any case)")
     symbol: str = Field(description="The venue's instrument: BTC-USD on Coinbase, BTCUSDT on Binance ...")
     orderQty: Decimal = Field(description='A positive decimal, best as a string: "0.5"')
+    ordType: Optional[OrdType] = Field(  # noqa: UP045 (pydantic evaluates it on Python 3.9)
+        default=None, description="MARKET (the default without a price) or LIMIT (needs a price)"
+    )
+    price: Optional[Decimal] = Field(  # noqa: UP045
+        default=None, description='A LIMIT order\'s price, a positive decimal as a string: "60000.5"'
+    )
+    timeInForce: TimeInForce = Field(
+        default=TimeInForce.GTC, description="GTC (default), IOC, FOK or POST_ONLY; with a price"
+    )
+
+    @field_validator("ordType", "timeInForce", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _price(cls, value: Any) -> Decimal | None:
+        if value is None:
+            return None
+        return _positive_decimal(value, "60000.5")
+
+    @model_validator(mode="after")
+    def _limit(self) -> NewOrder:
+        if self.ordType is None:
+            self.ordType = OrdType.LIMIT if self.price is not None else OrdType.MARKET
+        if self.ordType is OrdType.LIMIT and self.price is None:
+            raise ValueError("needs a price for ordType LIMIT")
+        if self.ordType is OrdType.MARKET and self.price is not None:
+            raise ValueError("has a price, which a MARKET order must not have (send ordType LIMIT)")
+        if self.ordType is OrdType.MARKET and self.timeInForce is not TimeInForce.GTC:
+            raise ValueError(
+                "has timeInForce, which applies to a LIMIT order only (a MARKET order takes what is shown)"
+            )
+        return self
 
     @field_validator("side", mode="before")
     @classmethod
@@ -67,22 +114,26 @@ class NewOrder(BaseModel):
     @field_validator("orderQty", mode="before")
     @classmethod
     def _order_qty(cls, value: Any) -> Decimal:
-        expected = 'must be a positive decimal such as "0.5"'
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValueError(f"{expected}, got {json.dumps(value)}")
-        try:
-            qty = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValueError(f"{expected}, got {json.dumps(value)}") from None
-        if not qty.is_finite() or qty <= 0:
-            raise ValueError(f"{expected}, got {json.dumps(value)}")
-        if qty.adjusted() >= _MAX_INTEGER_DIGITS:
-            raise ValueError(f"must be below 1E+{_MAX_INTEGER_DIGITS}, got {json.dumps(value)}")
-        if -int(qty.as_tuple().exponent) > _MAX_PLACES:
-            raise ValueError(f"must have at most {_MAX_PLACES} decimal places, got {json.dumps(value)}")
-        if int(qty.as_tuple().exponent) > 0:  # 1E+3 -> 1000
-            qty = qty.quantize(Decimal(1))
-        return qty
+        return _positive_decimal(value, "0.5")
+
+
+def _positive_decimal(value: Any, example: str) -> Decimal:
+    expected = f'must be a positive decimal such as "{example}"'
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ValueError(f"{expected}, got {json.dumps(value)}")
+    try:
+        qty = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"{expected}, got {json.dumps(value)}") from None
+    if not qty.is_finite() or qty <= 0:
+        raise ValueError(f"{expected}, got {json.dumps(value)}")
+    if qty.adjusted() >= _MAX_INTEGER_DIGITS:
+        raise ValueError(f"must be below 1E+{_MAX_INTEGER_DIGITS}, got {json.dumps(value)}")
+    if -int(qty.as_tuple().exponent) > _MAX_PLACES:
+        raise ValueError(f"must have at most {_MAX_PLACES} decimal places, got {json.dumps(value)}")
+    if int(qty.as_tuple().exponent) > 0:  # 1E+3 -> 1000
+        qty = qty.quantize(Decimal(1))
+    return qty
 
 
 def _explain(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
@@ -158,7 +209,20 @@ def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None =
         except ValidationError as exc:
             detail, errors = _explain(exc)
             return _error(400, detail, errors=errors)
-        order = PaperOrder(new.side, new.symbol, order_qty=new.orderQty)
+        venue = book.venue
+        if venue is not None:
+            try:  # refused at entry, rather than sitting NEW forever
+                venue.instrument(new.symbol).check(new.orderQty, new.price)
+            except InstrumentError as exc:
+                return _error(400, str(exc))
+        order = PaperOrder(
+            new.side,
+            new.symbol,
+            order_qty=new.orderQty,
+            price=new.price,
+            ord_type=new.ordType,
+            time_in_force=new.timeInForce,
+        )
         try:
             order_id = await engine.submit(order)
         except StoreUnavailable as exc:

@@ -30,8 +30,9 @@ from exo.example.paper import Book, Progress
 from exo.feeds import Feed
 from exo.redis_store import RedisStore
 from exo.store import MemoryStore, Store, StoreUnavailable
+from exo.venues import Paper, VenueBase
 
-__all__ = ["Settings", "make_feed", "run"]
+__all__ = ["Settings", "make_feed", "make_venue", "run"]
 
 log = logging.getLogger("exo.example")
 
@@ -54,6 +55,8 @@ class Settings:
     token: str | None = None
     summary: float = 1.0
     """Seconds between summary lines; 0 turns them off."""
+    venue: str = "paper"
+    """Where child orders go: paper (in process, fills against the feed)."""
 
 
 def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
@@ -73,6 +76,13 @@ def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
             raise ValueError(f"replay file not found: {path}")
         return feeds.Replay(path, speed=speed, repeat=True)
     raise ValueError(f"unknown feed {spec!r}: expected coinbase, binance, bitmex, replay or replay:PATH")
+
+
+def make_venue(spec: str) -> VenueBase:
+    """The venue named by ``--venue``."""
+    if spec.strip().lower() == "paper":
+        return Paper()
+    raise ValueError(f"unknown venue {spec!r}: expected paper")
 
 
 def _describe_feed(feed: Feed, speed: float | None) -> str:
@@ -137,6 +147,7 @@ async def run(settings: Settings) -> int:
     """Runs until SIGINT/SIGTERM; returns the process exit code."""
     try:
         feed = make_feed(settings.feed, settings.speed)
+        venue = make_venue(settings.venue)
         sock = _listen(settings.host, settings.port)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
@@ -144,9 +155,9 @@ async def run(settings: Settings) -> int:
     host, port = sock.getsockname()[:2]
     store: Store = MemoryStore() if settings.redis is None else RedisStore(settings.redis)
     metrics = Metrics()
-    book = Book(observer=metrics)
+    book = Book(observer=metrics, venue=venue)
     engine = Engine(
-        book.factory,
+        venue.delegates(book.factory),
         idle_interval=settings.idle,
         on_error=lambda order_id, message: log.warning("order %s: %s", order_id, message),
         on_subscribe=lambda symbol: log.info("subscribed %s", symbol),
@@ -155,6 +166,7 @@ async def run(settings: Settings) -> int:
         store=store,
     )
     metrics.watch(engine)
+    venue.attach(engine)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -179,7 +191,9 @@ async def run(settings: Settings) -> int:
             log.error("%s", exc)
             sock.close()
             return 1
+        await venue.start()  # reconciles the children of the orders recovered
         log.info("feed: %s", _describe_feed(feed, settings.speed))
+        log.info("venue: %s (instruments %s)", venue.name, ", ".join(sorted(venue.instruments)))
         if not store.durable:
             log.info("orders end with the process; --redis URL keeps them across restarts")
         server = _Server(
@@ -223,7 +237,8 @@ async def run(settings: Settings) -> int:
         except Exception:  # whatever stopped the server, the engine still stops cleanly
             log.exception("HTTP server failed")
         live = engine.live
-        await engine.stop()
+        await engine.stop()  # actions in flight finish their sends first
+        await venue.stop()
         log.info(
             "stopped: %d live order(s) cleaned up, not canceled%s",
             live,
@@ -235,3 +250,4 @@ async def run(settings: Settings) -> int:
             loop.remove_signal_handler(sig)
         if engine.running:
             await engine.stop()
+        await venue.stop()

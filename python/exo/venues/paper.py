@@ -48,7 +48,7 @@ from exo.child import (
     TimeInForce,
 )
 from exo.instrument import Instrument
-from exo.venues.base import VenueBase
+from exo.venues.base import VenueBase, log
 
 __all__ = ["DEFAULT_INSTRUMENTS", "Paper"]
 
@@ -148,6 +148,7 @@ class Paper(VenueBase):
         self._sender: asyncio.Task[None] | None = None
         self._inbox: asyncio.Queue[tuple[float, Callable[[], Any], asyncio.Future[Any]]] | None = None
         self._receiver: asyncio.Task[None] | None = None
+        self._on_wire = 0  # requests sent, not yet arrived
         self._trades: deque[tuple[OrdStatus, dict[str, Any]]] = deque(maxlen=_TRADES_KEPT)
         self._trades_total = 0  # trades ever emitted; _trades holds the newest
         self._trades_seen = 0  # trades delivered while connected: "the last fill seen"
@@ -225,6 +226,13 @@ class Paper(VenueBase):
 
     # -- requests -----------------------------------------------------------------
 
+    def _transmit_now(self, request: Request) -> bool:
+        if self.request_latency or not self.connected or self._stopped or self._on_wire:
+            return False
+        self._ensure_sender()
+        self._handle(request)  # no latency, nothing ahead of it: the venue has it now
+        return True
+
     async def _transmit(self, request: Request) -> None:
         await self._arrive(lambda: self._handle(request))
 
@@ -240,12 +248,13 @@ class Paper(VenueBase):
         """Requests travel one wire: each reaches the venue ``request_latency``
         after it was sent, in the order sent, and is handled there even if the
         sender stopped waiting (a timeout does not recall a request)."""
-        if not self.connected:
-            raise ConnectionError(f"venue {self.name}: disconnected")
+        if not self.connected or self._stopped:
+            raise ConnectionError(f"venue {self.name}: {'stopped' if self._stopped else 'disconnected'}")
         self._ensure_sender()
         assert self._inbox is not None
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._inbox.put_nowait((time.monotonic() + self.request_latency, handle, fut))
+        self._on_wire += 1
         return await fut
 
     async def _receive(self) -> None:
@@ -254,7 +263,13 @@ class Paper(VenueBase):
             due, handle, fut = await self._inbox.get()
             delay = due - time.monotonic()
             if delay > 0:
-                await asyncio.sleep(delay)
+                try:
+                    await asyncio.sleep(delay)
+                except asyncio.CancelledError:
+                    if not fut.done():
+                        fut.set_exception(ConnectionError(f"venue {self.name} stopped"))
+                    raise
+            self._on_wire -= 1
             try:
                 result = handle()
             except Exception as exc:  # a bug in matching: the sender hears of it
@@ -448,6 +463,8 @@ class Paper(VenueBase):
     def _queue(
         self, order_id: str, status: OrdStatus, fields: dict[str, Any], trade: int | None = None
     ) -> None:
+        if self._stopped:
+            return  # a stopped venue sends nothing
         self._ensure_sender()
         assert self._outbox is not None
         self._outbox.put_nowait((time.monotonic() + self.report_latency, status, fields, trade))
@@ -496,6 +513,9 @@ class Paper(VenueBase):
         try:
             await self.deliver(status, **fields)
         except Exception as exc:  # the engine stopped, or a bug: never kill the sender
+            if self._engine is not None and not getattr(self._engine, "running", True):
+                log.debug("%s: report %s after the engine stopped: %s", self.name, fields.get("exec_id"), exc)
+                return
             self._error("", f"venue {self.name}: report {fields.get('exec_id')} not delivered: {exc}")
 
     async def drain(self) -> None:
@@ -504,11 +524,19 @@ class Paper(VenueBase):
             await self._outbox.join()
 
     async def stop(self) -> None:
+        """Stops the wire: requests not yet arrived fail with ConnectionError
+        (their senders see "status unknown"), reports not yet sent are dropped."""
+        self._stopped = True
         for task in (self._sender, self._receiver):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._sender = self._receiver = None
+        inbox = self._inbox
+        while inbox is not None and not inbox.empty():
+            _, _, fut = inbox.get_nowait()
+            if not fut.done():
+                fut.set_exception(ConnectionError(f"venue {self.name} stopped"))
         await super().stop()
 
     # -- reconciliation -------------------------------------------------------
