@@ -30,6 +30,7 @@ ENV = {
     "summary": "EXO_SUMMARY",
     "log_level": "EXO_LOG_LEVEL",
     "venue": "EXO_VENUE",
+    "testnet": "EXO_TESTNET",
 }
 """Environment variable per ``exo example`` option."""
 
@@ -107,9 +108,17 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--venue",
         default=_env("venue", "paper"),
-        choices=["paper"],
+        choices=["paper", "binance", "bitmex", "fix"],
         type=str.lower,
-        help=f"where child orders go: paper fills them in process against the feed [{ENV['venue']}]",
+        help=f"where child orders go: paper fills them in process against the feed; binance, bitmex "
+        f"and fix read their keys and endpoints from EXO_BINANCE_*, EXO_BITMEX_*, EXO_FIX_* "
+        f"(never from flags; see README) [{ENV['venue']}]",
+    )
+    ex.add_argument(
+        "--testnet",
+        action="store_true",
+        default=_env("testnet", "") in ("1", "true", "yes"),
+        help=f"binance/bitmex: use the venue's testnet [{ENV['testnet']}]",
     )
     ex.add_argument(
         "--speed",
@@ -198,6 +207,7 @@ def _example(args: argparse.Namespace) -> int:
         token=args.token or _env("token", None) or None,
         summary=args.summary,
         venue=args.venue,
+        testnet=args.testnet,
     )
     return asyncio.run(run(settings))
 

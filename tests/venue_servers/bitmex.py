@@ -55,6 +55,8 @@ class BitMEXServer:
     """Answer the next N order placements with 503 after taking the order."""
     send_execution_partial: bool = True
     limit: int = 120
+    tick_size: float = 0.5
+    lot_size: float = 100
     remaining: int = 120
     dead_man_timeout_ms: int = 0
     dead_man_calls: int = 0
@@ -281,7 +283,13 @@ class BitMEXServer:
     async def _instruments(self, request: Request) -> Response:
         # Public at the venue; signed calls are accepted too.
         rows = [
-            {"symbol": sym, "state": "Open", "tickSize": 0.5, "lotSize": 100, "typ": "FFWCSX"}
+            {
+                "symbol": sym,
+                "state": "Open",
+                "tickSize": self.tick_size,
+                "lotSize": self.lot_size,
+                "typ": "FFWCSX",
+            }
             for sym in sorted(self.market)
         ]
         return JSONResponse(rows, headers=self._limit_headers())

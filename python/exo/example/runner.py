@@ -31,6 +31,7 @@ from exo.feeds import Feed
 from exo.redis_store import RedisStore
 from exo.store import MemoryStore, Store, StoreUnavailable
 from exo.venues import Paper, VenueBase
+from exo.venues.config import KINDS, from_env
 
 __all__ = ["Settings", "make_feed", "make_venue", "run"]
 
@@ -56,6 +57,8 @@ class Settings:
     summary: float = 1.0
     """Seconds between summary lines; 0 turns them off."""
     venue: str = "paper"
+    testnet: bool = False
+    """Real venues: their test endpoints (Binance spot testnet, BitMEX testnet)."""
     """Where child orders go: paper (in process, fills against the feed)."""
 
 
@@ -78,11 +81,15 @@ def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
     raise ValueError(f"unknown feed {spec!r}: expected coinbase, binance, bitmex, replay or replay:PATH")
 
 
-def make_venue(spec: str) -> VenueBase:
-    """The venue named by ``--venue``."""
-    if spec.strip().lower() == "paper":
+def make_venue(spec: str, testnet: bool = False) -> VenueBase:
+    """The venue named by ``--venue``: paper, or binance, bitmex, fix
+    configured from environment variables (``exo.venues.config``)."""
+    kind = spec.strip().lower()
+    if kind == "paper":
         return Paper()
-    raise ValueError(f"unknown venue {spec!r}: expected paper")
+    if kind in KINDS:
+        return from_env(kind, testnet=testnet)
+    raise ValueError(f"unknown venue {spec!r}: expected paper, {', '.join(KINDS)}")
 
 
 def _describe_feed(feed: Feed, speed: float | None) -> str:
@@ -147,7 +154,7 @@ async def run(settings: Settings) -> int:
     """Runs until SIGINT/SIGTERM; returns the process exit code."""
     try:
         feed = make_feed(settings.feed, settings.speed)
-        venue = make_venue(settings.venue)
+        venue = make_venue(settings.venue, settings.testnet)
         sock = _listen(settings.host, settings.port)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
@@ -191,7 +198,12 @@ async def run(settings: Settings) -> int:
             log.error("%s", exc)
             sock.close()
             return 1
-        await venue.start()  # reconciles the children of the orders recovered
+        try:
+            await venue.start()  # reconciles the children of the orders recovered
+        except (RuntimeError, OSError, TimeoutError) as exc:  # refused key, unreachable venue
+            log.error("venue %s: %s", venue.name, exc)
+            sock.close()
+            return 1
         log.info("feed: %s", _describe_feed(feed, settings.speed))
         log.info("venue: %s (instruments %s)", venue.name, ", ".join(sorted(venue.instruments)))
         if not store.durable:
