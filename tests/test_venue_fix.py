@@ -241,3 +241,57 @@ async def test_wrong_username_is_logged_out_and_start_fails(acceptor: FixAccepto
     v, _ = make(acceptor, tmp_path / "s2", request_timeout=0.5)
     with pytest.raises(TimeoutError, match=r"no FIX Logon from 127\.0\.0\.1"):
         await v.start()
+
+
+async def test_password_is_sent_only_when_asked(acceptor: FixAcceptor, tmp_path: Path) -> None:
+    acceptor.password = "pw-not-sent"
+    v, _ = make(acceptor, tmp_path / "s3", password=True)
+    await v.start()
+    try:
+        assert acceptor.logons[-1][554] == "pw-not-sent"
+    finally:
+        await v.stop()
+
+
+async def test_binance_logon_signs_rawdata_with_ed25519_and_resets_sequence_numbers(
+    acceptor: FixAcceptor, tmp_path: Path
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from exo.venues.fix import binance_logon
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    creds = Credentials("exo-user", private_key_pem=pem)
+    acceptor.rawdata_key = key.public_key()
+    v, reports = make(acceptor, tmp_path / "s4", logon_fields=binance_logon(creds), reset_on_logon=True)
+    await v.start()
+    try:
+        logon = acceptor.logons[-1]
+        assert logon[141] == "Y" and logon[25035] == "2" and logon[553] == "exo-user"
+        await v.send(child("BTC-USD", "BUY", "0.1", "60010", "IOC").new())
+        await reports.wait_for(status_is("FILLED"))
+    finally:
+        await v.stop()
+
+
+async def test_bad_rawdata_signature_is_refused(acceptor: FixAcceptor, tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from exo.venues.fix import binance_logon
+
+    signer = Ed25519PrivateKey.generate()
+    pem = signer.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    acceptor.rawdata_key = Ed25519PrivateKey.generate().public_key()  # not the signer's
+    v, _ = make(
+        acceptor,
+        tmp_path / "s5",
+        logon_fields=binance_logon(Credentials("exo-user", private_key_pem=pem)),
+        reset_on_logon=True,
+        request_timeout=0.5,
+    )
+    with pytest.raises(TimeoutError):
+        await v.start()
+    assert acceptor.logons and not acceptor._logged_on.is_set()

@@ -14,6 +14,7 @@ for a resend after its next Logon, as a real acceptor does.
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 import simplefix
+from cryptography.exceptions import InvalidSignature
 
 SOH = b"\x01"
 
@@ -66,6 +68,12 @@ class FixAcceptor:
     market: dict[str, tuple[Decimal, Decimal]] = field(default_factory=dict)
     username: str | None = None
     """If set, a Logon must carry Username (553) equal to it."""
+    password: str | None = None
+    """If set, a Logon must carry Password (554) equal to it."""
+    rawdata_key: Any = None
+    """An Ed25519 public key: if set, a Logon's RawData (96) must be its
+    signature of MsgType, SenderCompID, TargetCompID, MsgSeqNum, SendingTime
+    joined by SOH (Binance spot FIX)."""
     port: int = 0
     next_out: int = 1
     expected_in: int = 1
@@ -239,6 +247,19 @@ class FixAcceptor:
         if self.username is not None and f.get(553) != self.username:
             await self._logout("Invalid Username")
             return
+        if self.password is not None and f.get(554) != self.password:
+            await self._logout("Invalid Password")
+            return
+        if self.rawdata_key is not None:
+            payload = "\x01".join(["A", f.get(49, ""), f.get(56, ""), f.get(34, ""), f.get(52, "")])
+            try:
+                self.rawdata_key.verify(base64.b64decode(f.get(96, "")), payload.encode())
+            except (InvalidSignature, ValueError):
+                await self._logout("Signature is invalid")
+                return
+            if f.get(95) != str(len(f.get(96, ""))):
+                await self._logout("RawDataLength does not match RawData")
+                return
         if f.get(141) == "Y":
             self.next_out, self.expected_in = 1, 1
             self.outbox.clear()
