@@ -8,8 +8,8 @@ STAMP  := $(VENV)/.exo-built
 UVLOOP := uvloop>=0.19
 # The example (exo example, make run): FastAPI + pydantic 2 + uvicorn + prometheus-client,
 # the `example` extra in pyproject.toml; httpx for its tests.
-# Venues (exo.venues.Binance/BitMEX/FIX): the `venues` extra.
-VENUES := "cryptography>=42" "quickfix-py>=0.0.3" "simplefix>=1.0.17"
+# Venues (exo.venues.Binance/BitMEX/FIX): the `venues` extra; quickfix-py has wheels for 3.11/3.12 only.
+VENUES := "cryptography>=42" "simplefix>=1.0.17" "quickfix-py>=0.0.3; python_version >= '3.11' and python_version < '3.13'"
 EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
 
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.

@@ -214,7 +214,9 @@ def test_order_entry_bitmex(figures: Any) -> None:
 
 
 def test_order_entry_fix(figures: Any) -> None:
-    import quickfix as qf
+    import pytest
+
+    qf = pytest.importorskip("quickfix")
 
     from exo.instrument import Instrument
     from exo.venues.fix import FIX, execution_report, parse

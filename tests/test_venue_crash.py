@@ -96,6 +96,8 @@ def _cum(path: Path) -> Decimal:
 
 @pytest.fixture(params=["binance", "bitmex", "fix"])
 async def venue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Venue]:
+    if request.param == "fix":
+        pytest.importorskip("quickfix", reason="QuickFIX (quickfix-py) has wheels for CPython 3.11/3.12 only")
     v = Venue(request.param, tmp_path)
     v.endpoint = await v.start()  # type: ignore[attr-defined]
     yield v

@@ -9,6 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+
+pytest.importorskip("quickfix", reason="QuickFIX (quickfix-py) has wheels for CPython 3.11/3.12 only")
 from venue_servers.fix import FixAcceptor
 from venue_servers.reports import Reports, exec_type, status_is
 from venue_servers.requests import cancel_unknown, child

@@ -46,7 +46,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import quickfix as qf  # type: ignore[import-untyped]
+try:
+    import quickfix as qf  # type: ignore[import-untyped]
+except ImportError as exc:  # pragma: no cover - depends on the platform
+    raise ImportError(
+        "exo.venues.FIX needs QuickFIX: pip install quickfix-py (wheels for CPython 3.11 and 3.12 on "
+        f"Linux) or build the quickfix package from source ({exc})"
+    ) from exc
 
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
 from exo.instrument import Instrument
