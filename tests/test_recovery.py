@@ -192,3 +192,49 @@ async def live_orders(store: exo.Store) -> list[str]:
 async def load(store: exo.Store, order_ids: list[str]) -> list[Any]:
     async with store:
         return await store.load(order_ids)
+
+
+async def test_async_actions_finishing_during_stop_are_all_checkpointed(store: exo.Store) -> None:
+    """stop() waits for async actions after intake closed; each one's result
+    must reach the checkpoint, also after the writer wrote another's."""
+    releases = {"a": asyncio.Event(), "b": asyncio.Event()}
+    started: dict[str, asyncio.Event] = {"a": asyncio.Event(), "b": asyncio.Event()}
+
+    class Slow:
+        def __init__(self, order: exo.Order, state: dict[str, Any] | None = None) -> None:
+            self.name: str = order.name
+            self.n = state["n"] if state else 0
+
+        async def action(self, update: exo.Update) -> bool:
+            if update.reports:
+                started[self.name].set()
+                await releases[self.name].wait()
+                self.n += len(update.reports)
+            return False
+
+        def snapshot(self) -> dict[str, Any]:
+            return {"n": self.n}
+
+    engine = exo.Engine(Slow, store=store)
+    await engine.start()
+    for name in ("a", "b"):
+        oid = await engine.submit(exo.Order("BUY", "X", name=name))
+        assert oid is not None
+        await engine.report(exo.Report(oid, "NEW"))
+        await started[name].wait()
+    stopping = asyncio.ensure_future(engine.stop())
+    await asyncio.sleep(0.05)  # intake closed; both actions still in flight
+    releases["a"].set()
+    await asyncio.sleep(0.05)  # a's checkpoint written; the writer finds nothing more
+    releases["b"].set()
+    await stopping
+
+    states: dict[str, Any] = {}
+
+    def remember(order: exo.Order, state: dict[str, Any] | None = None) -> Slow:
+        states[order.name] = state
+        return Slow(order, state)
+
+    async with exo.Engine(remember, store=store):
+        await until(lambda: len(states) == 2)
+    assert states == {"a": {"n": 1}, "b": {"n": 1}}

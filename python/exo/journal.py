@@ -106,6 +106,7 @@ class Journal:
         self._dirty = ConflatingQueue(_prefer_removal)
         self._core: EngineCore | None = None
         self._closing = False
+        self._flushing = False  # flush() called: the checkpoint writer ends once drained
         self._tasks: list[asyncio.Task[None]] = []
         self._down_since: float | None = None
         self._last_warning = 0.0
@@ -182,7 +183,7 @@ class Journal:
 
     async def flush(self, timeout: float) -> None:
         """Writes every pending checkpoint and removal, then stops the writers."""
-        self._closing = True
+        self._closing = self._flushing = True
         self._dirty.push(_WAKE, None)
         self._intake_wake.set()
         tasks, self._tasks = self._tasks, []
@@ -392,7 +393,9 @@ class Journal:
         while True:
             first = self._dirty.pop()
             if first is None:
-                if self._closing:
+                # Not on _closing: async actions still finishing after intake
+                # closed must get their checkpoints (flush comes after them).
+                if self._flushing:
                     return
                 first = await self._dirty.get()
             batch: list[tuple[Any, _Live | None]] = [first]

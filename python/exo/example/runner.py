@@ -249,8 +249,11 @@ async def run(settings: Settings) -> int:
         except Exception:  # whatever stopped the server, the engine still stops cleanly
             log.exception("HTTP server failed")
         live = engine.live
-        await engine.stop()  # actions in flight finish their sends first
+        # The venue first: its last reports are dropped rather than refused by a
+        # stopping engine; requests still on its wire end as "status unknown",
+        # so actions in flight finish, and a restart reconciles those children.
         await venue.stop()
+        await engine.stop()
         log.info(
             "stopped: %d live order(s) cleaned up, not canceled%s",
             live,
