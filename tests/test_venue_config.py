@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from venue_servers.fix import need_quickfix
 
 from exo.venues import CredentialsError
 from exo.venues.config import VenueConfigError, from_env
@@ -34,6 +35,7 @@ def test_missing_credentials_name_the_variable_and_never_the_secret() -> None:
 
 
 def test_fix_from_env_needs_host_port_comp_ids_and_instruments(tmp_path: Path) -> None:
+    need_quickfix()
     inst = tmp_path / "instruments.json"
     inst.write_text(json.dumps([{"symbol": "BTC-USD", "tick_size": "0.01", "lot_size": "0.0001"}]))
     env = {

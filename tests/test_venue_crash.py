@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from venue_servers.binance import BinanceServer
 from venue_servers.bitmex import BitMEXServer
-from venue_servers.fix import FixAcceptor
+from venue_servers.fix import FixAcceptor, need_quickfix
 
 CHILD = str(Path(__file__).with_name("venue_child.py"))
 KEY, SECRET = "crash-key", "crash-secret-0123456789"
@@ -97,7 +97,7 @@ def _cum(path: Path) -> Decimal:
 @pytest.fixture(params=["binance", "bitmex", "fix"])
 async def venue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Venue]:
     if request.param == "fix":
-        pytest.importorskip("quickfix", reason="QuickFIX (quickfix-py) has wheels for CPython 3.11/3.12 only")
+        need_quickfix()
     v = Venue(request.param, tmp_path)
     v.endpoint = await v.start()  # type: ignore[attr-defined]
     yield v

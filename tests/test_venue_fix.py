@@ -7,17 +7,20 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
-
-pytest.importorskip("quickfix", reason="QuickFIX (quickfix-py) has wheels for CPython 3.11/3.12 only")
-from venue_servers.fix import FixAcceptor
+from venue_servers.fix import FixAcceptor, need_quickfix
 from venue_servers.reports import Reports, exec_type, status_is
 from venue_servers.requests import cancel_unknown, child
 
 from exo.instrument import Instrument
 from exo.venues import Credentials
-from exo.venues.fix import FIX
+
+if TYPE_CHECKING:
+    from exo.venues.fix import FIX
+
+need_quickfix()
 
 MARKET = {"BTC-USD": (Decimal("60000"), Decimal("60010"))}
 INSTRUMENTS = [Instrument("BTC-USD", tick_size=Decimal("0.01"), lot_size=Decimal("0.0001"))]
@@ -32,6 +35,8 @@ async def acceptor() -> AsyncIterator[FixAcceptor]:
 
 
 def make(acceptor: FixAcceptor, store: Path, **options: object) -> tuple[FIX, Reports]:
+    from exo.venues.fix import FIX  # after need_quickfix(): QuickFIX may be missing
+
     reports = Reports()
     options.setdefault("request_timeout", 5.0)
     v = FIX(
