@@ -59,13 +59,8 @@ def make(
     server: BinanceServer, creds: Credentials | None = None, **options: object
 ) -> tuple[Binance, Reports]:
     reports = Reports()
-    b = Binance(
-        creds or Credentials(KEY, secret=SECRET),
-        url=server.url,
-        reconnect_delay=0.05,
-        request_timeout=2.0,
-        **options,
-    )  # type: ignore[arg-type]
+    options = {"reconnect_delay": 0.05, "request_timeout": 2.0, **options}
+    b = Binance(creds or Credentials(KEY, secret=SECRET), url=server.url, **options)  # type: ignore[arg-type]
     b.attach(reports)
     return b, reports
 
@@ -401,3 +396,38 @@ def test_testnet_selects_the_testnet_endpoint() -> None:
     creds = Credentials(KEY, secret=SECRET)
     assert Binance(creds, testnet=True).url == "wss://ws-api.testnet.binance.vision/ws-api/v3"
     assert Binance(creds).url == "wss://ws-api.binance.com:443/ws-api/v3"
+
+
+async def test_replace_whose_cancel_event_comes_last_does_not_close_the_child(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    hmac_server.replace_events_new_first = True
+    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
+    req = c.new()
+    await b.send(req)
+    await reports.wait_for(status_is("NEW"))
+    rep = c.replace(Decimal("1"), Decimal("59500"))
+    await b.send(rep)
+    await reports.wait_for(lambda r: exec_type(r) == "REPLACED")
+    await hmac_server.fill(rep.cl_ord_id, Decimal("1"))  # after the late cancel event of the old order
+    await reports.wait_for(status_is("FILLED"))
+    assert not reports.status("CANCELED")
+    assert c.ord_status is not None and c.ord_status.name == "FILLED" and c.cum_qty == 1
+
+
+async def test_order_sent_while_disconnected_is_status_unknown_then_settled(
+    hmac_server: BinanceServer,
+) -> None:
+    b, reports = make(hmac_server, request_timeout=0.3, reconnect_delay=1.0)
+    await b.start()
+    try:
+        await hmac_server.disconnect()
+        c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
+        assert await b.send(c.new()) is False  # never left: the connection was down
+        # After the reconnect the venue is asked and says it never had it.
+        rej = await reports.wait_for(status_is("REJECTED"), timeout=10)
+        assert rej.text == "-2013: the order never reached the venue"
+        assert not hmac_server.orders
+    finally:
+        await b.stop()

@@ -56,6 +56,9 @@ class BinanceServer:
     'unknown' (order accepted, response is -1007), 'reject' (-2010),
     'silent' (order accepted, no response at all)."""
     duplicate_reports: bool = False
+    replace_events_new_first: bool = False
+    """order.cancelReplace: publish the new order's events before the cancel's."""
+    _held: list[str] | None = None
     order_limit: int = 50
     conns: list[Conn] = field(default_factory=list)
     url: str = ""
@@ -263,9 +266,17 @@ class BinanceServer:
             order = self._find(p, "cancelOrigClientOrderId", "cancelOrderId")
             if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
                 raise ApiError(400, -2022, "Order cancel-replace failed.")
-            cancel = await self._cancel(order, p.get("cancelNewClientOrderId"))
             new_params = {k: v for k, v in p.items() if not k.startswith("cancel")}
-            new = await self._place(new_params)
+            if self.replace_events_new_first:
+                held = self._hold_reports()
+                cancel = await self._cancel(order, p.get("cancelNewClientOrderId"))
+                cancel_frames = self._release(held)
+                new = await self._place(new_params)
+                for frame in cancel_frames:
+                    await self._push(frame)
+            else:
+                cancel = await self._cancel(order, p.get("cancelNewClientOrderId"))
+                new = await self._place(new_params)
             return {
                 "cancelResult": "SUCCESS",
                 "newOrderResult": "SUCCESS",
@@ -442,6 +453,20 @@ class BinanceServer:
             "V": "NONE",
         }
         frame = json.dumps({"subscriptionId": 0, "event": event})
+        if self._held is not None:
+            self._held.append(frame)
+            return
+        await self._push(frame)
+
+    def _hold_reports(self) -> list[str]:
+        self._held = []
+        return self._held
+
+    def _release(self, held: list[str]) -> list[str]:
+        self._held = None
+        return held
+
+    async def _push(self, frame: str) -> None:
         for c in list(self.conns):
             if c.subscribed:
                 try:

@@ -394,6 +394,18 @@ class Binance(VenueBase):
         """A refusal is reported (REJECTED, or a cancel reject with
         cxl_rej_response_to); an unknown outcome raises StatusUnknown, which
         ``VenueBase.send`` turns into a status query."""
+        if isinstance(request, NewOrderSingle) and self.tracker.get(request.cl_ord_id) is None:
+            # Known before anything can go wrong, so reconciliation can ask about it.
+            self.tracker.add(
+                Tracked(
+                    request.order_id,
+                    request.symbol,
+                    _name(request.side),
+                    request.order_qty,
+                    request.cl_ord_id,
+                    request.price,
+                )
+            )
         if not self._ready.is_set():
             await self._ready.wait()  # bounded by VenueBase's request_timeout
         if isinstance(request, NewOrderSingle):
@@ -406,9 +418,8 @@ class Binance(VenueBase):
             raise TypeError(f"unsupported request {type(request).__name__}")
 
     async def _place(self, req: NewOrderSingle) -> None:
-        child = self.tracker.get(req.cl_ord_id) or self.tracker.add(
-            Tracked(req.order_id, req.symbol, _name(req.side), req.order_qty, req.cl_ord_id, req.price)
-        )
+        child = self.tracker.get(req.cl_ord_id)
+        assert child is not None  # added by _transmit
         params: dict[str, Any] = {
             "symbol": req.symbol,
             "side": _name(req.side),
@@ -502,6 +513,14 @@ class Binance(VenueBase):
         child = self.tracker.get(original)
         if child is None:
             log.debug("%s: executionReport for an order not routed here", self.name)
+            return
+        if (
+            x == "CANCELED"
+            and original != child.cl_ord_id
+            and str(event.get("i")) != child.secondary_order_id
+        ):
+            # The cancel half of a cancelReplace that was already reported REPLACED
+            # (its event came after the new order's): the child lives on in the new order.
             return
         if x == "CANCELED" and child.replacing and original == child.cl_ord_id:
             # The cancel half of a cancelReplace: the NEW of the replacement says REPLACED.
