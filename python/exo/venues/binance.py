@@ -52,7 +52,7 @@ from exo.instrument import Instrument, InstrumentStatus
 from exo.market import OrdStatus
 from exo.venues.base import VenueBase
 from exo.venues.credentials import Credentials
-from exo.venues.tracking import Tracked, Tracker, from_millis
+from exo.venues.tracking import Tracked, Tracker, cancel_reject, dispatch, from_millis
 
 __all__ = [
     "LIVE_URL",
@@ -396,26 +396,10 @@ class Binance(VenueBase):
         ``VenueBase.send`` turns into a status query."""
         if isinstance(request, NewOrderSingle) and self.tracker.get(request.cl_ord_id) is None:
             # Known before anything can go wrong, so reconciliation can ask about it.
-            self.tracker.add(
-                Tracked(
-                    request.order_id,
-                    request.symbol,
-                    _name(request.side),
-                    request.order_qty,
-                    request.cl_ord_id,
-                    request.price,
-                )
-            )
+            self.tracker.add(Tracked.of(request))
         if not self._ready.is_set():
             await self._ready.wait()  # bounded by VenueBase's request_timeout
-        if isinstance(request, NewOrderSingle):
-            await self._place(request)
-        elif isinstance(request, OrderCancelRequest):
-            await self._cancel(request)
-        elif isinstance(request, OrderCancelReplaceRequest):
-            await self._replace(request)
-        else:
-            raise TypeError(f"unsupported request {type(request).__name__}")
+        await dispatch(request, self._place, self._cancel, self._replace)
 
     async def _place(self, req: NewOrderSingle) -> None:
         child = self.tracker.get(req.cl_ord_id)
@@ -572,21 +556,8 @@ class Binance(VenueBase):
     async def _cancel_reject(
         self, req: OrderCancelRequest | OrderCancelReplaceRequest, child: Tracked | None, text: str
     ) -> None:
-        """OrderCancelReject in FIX terms: the order is as before the request."""
-        if child is not None:
-            child.replacing = None
-        status = child.ord_status.name if child is not None and child.ord_status is not None else "REJECTED"
-        await self.deliver(
-            status,
-            symbol=req.symbol,
-            side=_name(req.side),
-            secondary_order_id=child.secondary_order_id if child else None,
-            cl_ord_id=req.cl_ord_id,
-            orig_cl_ord_id=req.orig_cl_ord_id,
-            cxl_rej_response_to=req.msg_type,
-            cum_qty=child.cum_qty if child else None,
-            text=text,
-        )
+        status, fields = cancel_reject(req, child, text)
+        await self.deliver(status, **fields)
 
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 

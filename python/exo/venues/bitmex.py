@@ -57,7 +57,7 @@ from exo.instrument import Instrument, InstrumentStatus
 from exo.market import OrdStatus
 from exo.venues.base import RateLimited, VenueBase
 from exo.venues.credentials import Credentials
-from exo.venues.tracking import Tracked, Tracker
+from exo.venues.tracking import Tracked, Tracker, cancel_reject, dispatch
 
 __all__ = [
     "LIVE_REST",
@@ -388,19 +388,10 @@ class BitMEX(VenueBase):
     # ---- requests --------------------------------------------------------------
 
     async def _transmit(self, request: Request) -> None:
-        if isinstance(request, NewOrderSingle):
-            await self._place(request)
-        elif isinstance(request, OrderCancelRequest):
-            await self._cancel(request)
-        elif isinstance(request, OrderCancelReplaceRequest):
-            await self._amend(request)
-        else:
-            raise TypeError(f"unsupported request {type(request).__name__}")
+        await dispatch(request, self._place, self._cancel, self._amend)
 
     async def _place(self, req: NewOrderSingle) -> None:
-        child = self.tracker.get(req.cl_ord_id) or self.tracker.add(
-            Tracked(req.order_id, req.symbol, req.side.name, req.order_qty, req.cl_ord_id, req.price)
-        )
+        child = self.tracker.get(req.cl_ord_id) or self.tracker.add(Tracked.of(req))
         params: dict[str, Any] = {
             "symbol": req.symbol,
             "side": "Buy" if req.side.name == "BUY" else "Sell",
@@ -461,18 +452,8 @@ class BitMEX(VenueBase):
     async def _cancel_reject(
         self, req: OrderCancelRequest | OrderCancelReplaceRequest, child: Tracked | None, text: str
     ) -> None:
-        status = child.ord_status.name if child is not None and child.ord_status is not None else "REJECTED"
-        await self.deliver(
-            status,
-            symbol=req.symbol,
-            side=req.side.name,
-            secondary_order_id=child.secondary_order_id if child else None,
-            cl_ord_id=req.cl_ord_id,
-            orig_cl_ord_id=req.orig_cl_ord_id,
-            cxl_rej_response_to=req.msg_type,
-            cum_qty=child.cum_qty if child else None,
-            text=text,
-        )
+        status, fields = cancel_reject(req, child, text)
+        await self.deliver(status, **fields)
 
     # ---- websocket -------------------------------------------------------------
 

@@ -367,16 +367,7 @@ class FIX(VenueBase):
         now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H:%M:%S.%f")[:-3]
         side = _SIDE[request.side.name]
         if isinstance(request, NewOrderSingle):
-            self.tracker.get(request.cl_ord_id) or self.tracker.add(
-                Tracked(
-                    request.order_id,
-                    request.symbol,
-                    request.side.name,
-                    request.order_qty,
-                    request.cl_ord_id,
-                    request.price,
-                )
-            )
+            self.tracker.get(request.cl_ord_id) or self.tracker.add(Tracked.of(request))
             fields = [(11, request.cl_ord_id), (55, request.symbol), (54, side), (60, now),
                       (38, _text(request.order_qty)), (40, request.ord_type.fix),
                       (59, _TIF[request.time_in_force.value])]  # fmt: skip

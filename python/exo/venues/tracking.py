@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from exo.market import OrdStatus
 
-__all__ = ["TERMINAL", "Tracked", "Tracker", "from_millis"]
+__all__ = ["TERMINAL", "Tracked", "Tracker", "cancel_reject", "dispatch", "from_millis"]
 
 TERMINAL = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED})
 _TERMINAL_NAMES = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
@@ -30,6 +31,40 @@ def from_millis(ms: int | str | None) -> _dt.datetime | None:
     if ms is None:
         return None
     return _dt.datetime.fromtimestamp(int(ms) / 1000, tz=_dt.timezone.utc)
+
+
+async def dispatch(
+    request: Any,
+    place: Callable[[Any], Awaitable[None]],
+    cancel: Callable[[Any], Awaitable[None]],
+    replace: Callable[[Any], Awaitable[None]],
+) -> None:
+    """Call the adapter's handler for a NewOrderSingle, OrderCancelRequest or
+    OrderCancelReplaceRequest (by its msg_type)."""
+    kind = getattr(request.msg_type, "name", request.msg_type)
+    handler = {"NEW": place, "CANCEL": cancel, "REPLACE": replace}.get(kind)
+    if handler is None:
+        raise TypeError(f"unsupported request {type(request).__name__}")
+    await handler(request)
+
+
+def cancel_reject(request: Any, child: Tracked | None, text: str) -> tuple[str, dict[str, Any]]:
+    """(ord_status, Report fields) of an OrderCancelReject (FIX 35=9) for a
+    cancel or replace ``request``: the order is as it was (its status and
+    cum as last reported; REJECTED for an order the venue does not know)."""
+    status = child.ord_status.name if child is not None and child.ord_status is not None else "REJECTED"
+    if child is not None:
+        child.replacing = None
+    return status, {
+        "symbol": request.symbol,
+        "side": request.side.name,
+        "secondary_order_id": child.secondary_order_id if child else None,
+        "cl_ord_id": request.cl_ord_id,
+        "orig_cl_ord_id": request.orig_cl_ord_id,
+        "cxl_rej_response_to": request.msg_type,
+        "cum_qty": child.cum_qty if child else None,
+        "text": text,
+    }
 
 
 @dataclass
@@ -55,6 +90,18 @@ class Tracked:
     replacing: str | None = None
     """ClOrdID of a replace in flight."""
     aliases: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, request: Any) -> Tracked:
+        """A child as its NewOrderSingle describes it."""
+        return cls(
+            request.order_id,
+            request.symbol,
+            request.side.name,
+            request.order_qty,
+            request.cl_ord_id,
+            request.price,
+        )
 
     @property
     def live(self) -> bool:
