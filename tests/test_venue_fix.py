@@ -4,6 +4,7 @@ rules are checked from both sides. Reports are applied to real ChildOrders."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -302,3 +303,20 @@ async def test_bad_rawdata_signature_is_refused(acceptor: FixAcceptor, tmp_path:
     with pytest.raises(TimeoutError):
         await v.start()
     assert acceptor.logons and not acceptor._logged_on.is_set()
+
+
+async def test_test_request_is_answered_with_a_heartbeat_and_stop_logs_out(
+    acceptor: FixAcceptor, tmp_path: Path
+) -> None:
+    v, _ = make(acceptor, tmp_path / "s6")
+    await v.start()
+    await acceptor.send("1", [(112, "are-you-there")])
+
+    def heartbeat() -> bool:
+        return any(m.get(35) == "0" and m.get(112) == "are-you-there" for m in acceptor.received)
+
+    while not heartbeat():
+        await asyncio.sleep(0.01)
+    await v.stop()
+    assert acceptor.received[-1][35] == "5"  # Logout, answered by the acceptor's Logout
+    assert not v.logged_on
