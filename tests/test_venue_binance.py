@@ -431,3 +431,20 @@ async def test_order_sent_while_disconnected_is_status_unknown_then_settled(
         assert not hmac_server.orders
     finally:
         await b.stop()
+
+
+async def test_429_from_the_venue_stops_sending_until_retry_after(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    hmac_server.place_faults.append("throttle")
+    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
+    req = c.new()
+    with pytest.raises(RateLimited, match="-1015 Too many new orders"):
+        await b.send(req)
+    c.withdraw(req)  # it never took effect: the child can be sent again later
+    sent = len(hmac_server.requests)
+    with pytest.raises(RateLimited, match="asked to wait"):
+        await b.send(child("BTCUSDT", "BUY", "1", "59000").new())
+    assert len(hmac_server.requests) == sent and not hmac_server.orders
+    assert not reports.status("REJECTED")

@@ -29,9 +29,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: int, msg: str) -> None:
+    def __init__(self, status: int, code: int, msg: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(msg)
-        self.status, self.code, self.msg = status, code, msg
+        self.status, self.code, self.msg, self.data = status, code, msg, data
 
 
 @dataclass
@@ -54,7 +54,8 @@ class BinanceServer:
     place_faults: list[str] = field(default_factory=list)
     """Scripted outcomes for the next order.place requests, in order:
     'unknown' (order accepted, response is -1007), 'reject' (-2010),
-    'silent' (order accepted, no response at all)."""
+    'silent' (order accepted, no response at all), 'throttle' (429, -1015,
+    retryAfter 30 s)."""
     duplicate_reports: bool = False
     replace_events_new_first: bool = False
     """order.cancelReplace: publish the new order's events before the cancel's."""
@@ -139,7 +140,11 @@ class BinanceServer:
                             {
                                 "id": rid,
                                 "status": e.status,
-                                "error": {"code": e.code, "msg": e.msg},
+                                "error": {
+                                    "code": e.code,
+                                    "msg": e.msg,
+                                    **({"data": e.data} if e.data else {}),
+                                },
                                 "rateLimits": self._rate_limits(),
                             }
                         )
@@ -309,6 +314,13 @@ class BinanceServer:
 
     async def _place(self, p: dict[str, Any]) -> Any:
         fault = self.place_faults.pop(0) if self.place_faults else None
+        if fault == "throttle":
+            raise ApiError(
+                429,
+                -1015,
+                "Too many new orders; current limit is 50 orders per 10 SECOND.",
+                data={"retryAfter": _ms() + 30_000},
+            )
         if fault == "reject":
             raise ApiError(400, -2010, "Account has insufficient balance for requested action.")
         for name in ("symbol", "side", "type", "quantity"):

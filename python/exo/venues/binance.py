@@ -29,7 +29,9 @@ What the adapter guarantees:
   original order's (cl_ord_id and orig_cl_ord_id of the Report);
 - ``order.cancelReplace`` (cancel + new order at Binance) is reported as one
   REPLACED with the cumulative quantity carried over;
-- the ORDERS rate limits (per 10 s and per day) are enforced before sending.
+- the ORDERS rate limits (per 10 s and per day) are enforced before sending;
+  a 429 (or 418) from the venue raises ``RateLimited`` and stops all sending
+  until its ``retryAfter``.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
 from exo.instrument import Instrument, InstrumentStatus
 from exo.market import OrdStatus
-from exo.venues.base import VenueBase
+from exo.venues.base import RateLimited, VenueBase
 from exo.venues.credentials import Credentials
 from exo.venues.tracking import Tracked, Tracker, cancel_reject, dispatch, from_millis
 
@@ -256,6 +258,7 @@ class Binance(VenueBase):
         self._ready = asyncio.Event()
         self._stopping = False
         self._held_cancels: dict[str, dict[str, Any]] = {}
+        self._blocked_until = 0.0
         self.connects = 0
         """How many times a connection was established (1 + reconnects)."""
 
@@ -387,6 +390,14 @@ class Binance(VenueBase):
             code, text = int(err.get("code", 0)), str(err.get("msg", ""))
             if code == STATUS_UNKNOWN:
                 raise StatusUnknown(f"{method}: {text}")
+            if msg.get("status") in (418, 429):
+                # Over a limit (429) or banned for going on (418): nothing was
+                # done; send nothing more until the venue's retryAfter.
+                data = err.get("data") or {}
+                retry_ms = data.get("retryAfter") if isinstance(data, dict) else None
+                until = retry_ms / 1000 if retry_ms else time.time() + 1.0
+                self._blocked_until = max(self._blocked_until, until)
+                raise RateLimited(f"{self.name}: {code} {text} (HTTP {msg.get('status')}); not sent")
             raise BinanceError(code, text, msg.get("status"))
         return msg.get("result")
 
@@ -394,6 +405,9 @@ class Binance(VenueBase):
         """A refusal is reported (REJECTED, or a cancel reject with
         cxl_rej_response_to); an unknown outcome raises StatusUnknown, which
         ``VenueBase.send`` turns into a status query."""
+        if time.time() < self._blocked_until:
+            wait = self._blocked_until - time.time()
+            raise RateLimited(f"{self.name}: the venue asked to wait {wait:.1f} s more; not sent")
         if isinstance(request, NewOrderSingle) and self.tracker.get(request.cl_ord_id) is None:
             # Known before anything can go wrong, so reconciliation can ask about it.
             self.tracker.add(Tracked.of(request))
