@@ -11,13 +11,15 @@ UVLOOP := uvloop>=0.19
 # Venues (exo.venues.Binance/BitMEX/FIX): the `venues` extra; quickfix-py has wheels for 3.11/3.12 only.
 VENUES := "cryptography>=42" "simplefix>=1.0.17" "quickfix-py>=0.0.3; python_version >= '3.11' and python_version < '3.13'"
 EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
+# The documentation site (make docs): mkdocs-material, API pages by mkdocstrings from the docstrings.
+DOCS := "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
 
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
 wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: wheel run test test-rust test-python bench lint fmt develop clean
+.PHONY: wheel run test test-rust test-python docs bench lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +27,7 @@ $(PY):
 
 # Rebuild the extension when Rust or packaging sources change.
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13" "redis>=5.0.1,<9" "limits>=4.0,<6" "$(UVLOOP)" $(EXAMPLE) $(VENUES)
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "pytest-timeout>=2.3" "websockets>=13" "redis>=5.0.1,<9" "limits>=4.0,<6" "$(UVLOOP)" $(EXAMPLE) $(VENUES)
 	$(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 
@@ -35,13 +37,22 @@ develop: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/exo example
 
-test: $(STAMP) test-rust test-python
+test: $(STAMP) test-rust test-python docs
 
 test-rust:
 	cargo test -p exo-core
 
+# Then every bench once, at toy sizes and with timing off, so none can rot (~10 s).
 test-python: $(STAMP)
 	$(PY) -m pytest
+	EXO_BENCH_SMOKE=1 $(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q --benchmark-disable
+
+# The site, into site/ (open site/index.html). Strict: a warning (a broken
+# link or reference, a missing page) fails it. Reads the sources and
+# python/exo/_core.pyi, not the built module. About 10 s.
+docs: $(PY)
+	$(PY) -m pip install -q $(DOCS)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # cargo bench's output (divan, then summary tables) is kept for the report;
 # pytest's figures go to target/bench/figures.json (benches/benchkit.py);
@@ -62,11 +73,13 @@ lint: $(STAMP)
 	cargo clippy --all-targets -- -D warnings
 	$(PY) -m pip install -q ruff mypy
 	$(VENV)/bin/ruff check python tests benches examples
+	$(VENV)/bin/ruff format --check python tests benches examples
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest exo._core --allowlist .ci/stubtest-allowlist.txt
 
 fmt:
 	cargo fmt
 	$(VENV)/bin/ruff format python tests benches examples
 
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target site

@@ -18,24 +18,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from benchkit import median, percentile
+from benchkit import median, percentile, size
 
 import exo
 from exo.child import ChildOrder
+from tests.venue_servers.binance import BinanceServer
+from tests.venue_servers.bitmex import BitMEXServer
+from tests.venue_servers.fix import FixAcceptor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from venue_servers.binance import BinanceServer
-from venue_servers.bitmex import BitMEXServer
-from venue_servers.fix import FixAcceptor
-
-ROUNDS = 300
+ROUNDS = size(300, 3)
+WARM_UP = size(20, 1)
 KEY, SECRET = "bench-key", "bench-secret-0123456789"
 
 
@@ -64,14 +61,14 @@ async def _round_trips(
     venue: Any, sink: Sink, symbol: str, qty: str, px: str
 ) -> tuple[list[float], list[float]]:
     acks, reports = [], []
-    for i in range(ROUNDS + 20):
+    for i in range(ROUNDS + WARM_UP):
         req = ChildOrder(f"P{i}", symbol, "BUY", Decimal(qty), price=Decimal(px)).new()
         got = sink.expect(req.cl_ord_id)
         t0 = time.perf_counter()
         await venue.send(req)
         t1 = time.perf_counter()
         t2 = await asyncio.wait_for(got, 10)
-        if i >= 20:  # warm-up
+        if i >= WARM_UP:
             acks.append((t1 - t0) * 1e6)
             reports.append((t2 - t0) * 1e6)
     return acks, reports
@@ -99,7 +96,7 @@ def _row(figures: Any, name: str, acks: list[float], reports: list[float], own_u
         )
 
 
-def _per_call_us(fn: Any, n: int = 5_000) -> float:
+def _per_call_us(fn: Any, n: int = size(5_000, 10)) -> float:
     fn()
     t = time.perf_counter()
     for _ in range(n):

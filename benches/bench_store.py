@@ -16,26 +16,22 @@ A real redis-server on 127.0.0.1 (tests/redis_server.py), with AOF on
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
-from benchkit import median, percentile
+from benchkit import median, percentile, size
 
 import exo
 from exo.store import NEW, REPORT, Checkpoint, Entry
+from tests.redis_server import RedisServer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from redis_server import RedisServer
-
-WINDOW = 200
-REPORTS = 10_000
-NEWS = 5_000
-SEQUENTIAL = 2_000
-RECOVER = 10_000
+WINDOW = size(200, 20)
+REPORTS = size(10_000, 200)
+NEWS = size(5_000, 100)
+SEQUENTIAL = size(2_000, 20)
+RECOVER = size(10_000, 1_000)  # _populate writes in chunks of 1,000
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +188,7 @@ class Restored:
                 box[2].set_result(None)
         return False
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"filled": "1"}
 
 

@@ -19,10 +19,10 @@ import asyncio
 import json
 import os
 import statistics
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import baseline  # benches/ is on sys.path: pytest puts the conftest's folder there
 import pytest
@@ -30,6 +30,17 @@ import pytest
 import exo
 
 T = TypeVar("T")
+
+SMOKE = os.environ.get("EXO_BENCH_SMOKE") == "1"
+"""``make test`` runs every bench once at toy sizes (``EXO_BENCH_SMOKE=1``,
+``--benchmark-disable``) so that none can rot; its figures mean nothing and
+are not written."""
+
+
+def size(full: T, smoke: T) -> T:
+    """A bench's size: ``full`` for ``make bench``, ``smoke`` under SMOKE."""
+    return smoke if SMOKE else full
+
 
 FIGURES: list[tuple[str, str, str, str, str, str]] = []
 
@@ -115,7 +126,7 @@ def times_better(exo_value: float, baseline_value: float, higher_is_better: bool
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not FIGURES and not SERIES:
+    if SMOKE or (not FIGURES and not SERIES):
         return
     FIGURES_JSON.parent.mkdir(parents=True, exist_ok=True)
     FIGURES_JSON.write_text(json.dumps({"figures": FIGURES, "series": SERIES}))

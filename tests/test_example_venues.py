@@ -14,9 +14,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from test_example import ROOT, Example
-from venue_servers.binance import BinanceServer
-from venue_servers.bitmex import BitMEXServer
+
+from tests.test_example import ROOT, Example
+from tests.venue_servers.binance import BinanceServer
+from tests.venue_servers.bitmex import BitMEXServer
 
 SECRET = "example-secret-never-printed-0123"
 KEY = "example-key"
@@ -42,6 +43,7 @@ class ServerThread:
         self.call(self.server.stop())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 @pytest.fixture

@@ -15,11 +15,11 @@ from decimal import Decimal as D
 from typing import Any, ClassVar
 
 import pytest
-from helpers import Errors, until
 
 import exo
 from exo import ChildOrder, ExecType, InstrumentError, OrdStatus, OrdType, TimeInForce
 from exo.venues import Paper, RateLimited, UnknownSymbol
+from tests.helpers import Errors, until
 
 
 class Holder:
@@ -43,7 +43,7 @@ class Holder:
                     break
         return False
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"children": self.children}
 
     def child(self, qty: str, px: str | None, side: str = "BUY", **kw: Any) -> ChildOrder:

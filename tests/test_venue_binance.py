@@ -13,12 +13,12 @@ from decimal import Decimal
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from venue_servers.binance import BinanceServer
-from venue_servers.reports import Reports, exec_type, status_is
-from venue_servers.requests import cancel_unknown, child
 
 from exo.venues import Binance, Credentials, RateLimited
 from exo.venues.binance import BinanceError, signature_payload
+from tests.venue_servers.binance import BinanceServer
+from tests.venue_servers.reports import Reports, exec_type, status_is
+from tests.venue_servers.requests import cancel_unknown, child
 
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
 KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"

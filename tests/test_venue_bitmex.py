@@ -11,13 +11,13 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 
 import pytest
-from venue_servers.bitmex import BitMEXServer
-from venue_servers.reports import Reports, exec_type, status_is
-from venue_servers.requests import cancel_unknown, child
 
 from exo.instrument import Instrument
 from exo.venues import Credentials, RateLimited
 from exo.venues.bitmex import BitMEX, rest_signature
+from tests.venue_servers.bitmex import BitMEXServer
+from tests.venue_servers.reports import Reports, exec_type, status_is
+from tests.venue_servers.requests import cancel_unknown, child
 
 KEY, SECRET = "LAqUlngMIQkIUjXMUreyu3qn", "chNOOS4KvNXR_Xq4k4c9qsfoKWvnDecLATCRlcBwyKDYnWgO"
 MARKET = {"XBTUSD": (Decimal("60000"), Decimal("60000.5"))}

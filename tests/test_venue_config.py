@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from venue_servers.fix import need_quickfix
 
 from exo.venues import CredentialsError
 from exo.venues.config import VenueConfigError, from_env
+from tests.venue_servers.fix import need_quickfix
 
 SECRET = "config-secret-never-shown-123"
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from venue_servers.binance import BinanceServer
-from venue_servers.bitmex import BitMEXServer
-from venue_servers.fix import FixAcceptor, need_quickfix
+
+from tests.venue_servers.binance import BinanceServer
+from tests.venue_servers.bitmex import BitMEXServer
+from tests.venue_servers.fix import FixAcceptor, need_quickfix
 
 CHILD = str(Path(__file__).with_name("venue_child.py"))
 KEY, SECRET = "crash-key", "crash-secret-0123456789"
@@ -107,37 +108,38 @@ async def venue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
 async def test_kill_9_mid_fills_loses_and_repeats_no_report(
     venue: Venue, redis_url: str, tmp_path: Path
 ) -> None:
-    progress = tmp_path / "progress"
+    progress, log_path = tmp_path / "progress", tmp_path / "engine.log"
     args = [sys.executable, CHILD, venue.kind, redis_url, json.dumps(venue.endpoint), str(progress)]  # type: ignore[attr-defined]
-    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        await _until(lambda: bool(venue.cl_ord_ids()))
-        [cl] = venue.cl_ord_ids()
-        await venue.server.fill(cl, Decimal(2))
-        await _until(lambda: _cum(progress) == 2)
-        await venue.server.fill(cl, Decimal(3))  # in flight when the engine dies
-        first.kill()
-        first.wait()
-        await venue.server.fill(cl, Decimal(2))  # while the engine is dead
-    finally:
-        if first.poll() is None:
-            first.kill()
-    second = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
+    with log_path.open("ab") as log:
+        first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            await _until(lambda: _cum(progress) == 7)
-        except TimeoutError:
-            second.kill()
-            err = second.stderr.read().decode()[-3000:] if second.stderr else ""
-            raise AssertionError(f"{venue.describe()}\nprogress {_progress(progress)}\n{err}") from None
-        await venue.server.fill(cl, Decimal(3))
-        await _until(lambda: any(x.startswith("DONE") for x in _progress(progress)))
-        assert await asyncio.to_thread(second.wait, 30) == 0, (
-            second.stderr.read().decode() if second.stderr else ""
-        )
-    finally:
-        if second.poll() is None:
-            second.kill()
+            await _until(lambda: bool(venue.cl_ord_ids()))
+            [cl] = venue.cl_ord_ids()
+            await venue.server.fill(cl, Decimal(2))
+            await _until(lambda: _cum(progress) == 2)
+            await venue.server.fill(cl, Decimal(3))  # in flight when the engine dies
+            first.kill()
+            first.wait()
+            await venue.server.fill(cl, Decimal(2))  # while the engine is dead
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        second = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            try:
+                await _until(lambda: _cum(progress) == 7)
+            except TimeoutError:
+                raise AssertionError(
+                    f"{venue.describe()}\nprogress {_progress(progress)}\n{log_path.read_text()[-3000:]}"
+                ) from None
+            await venue.server.fill(cl, Decimal(3))
+            await _until(lambda: any(x.startswith("DONE") for x in _progress(progress)))
+            assert await asyncio.to_thread(second.wait, 30) == 0, log_path.read_text()[-3000:]
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
     done = next(x for x in _progress(progress) if x.startswith("DONE"))
     trades = json.loads(done[5:])
     n, qty = venue.venue_fills()

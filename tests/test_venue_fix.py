@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from venue_servers.fix import FixAcceptor, need_quickfix
-from venue_servers.reports import Reports, exec_type, status_is
-from venue_servers.requests import cancel_unknown, child
 
 from exo.instrument import Instrument
 from exo.venues import Credentials
+from tests.venue_servers.fix import FixAcceptor, need_quickfix
+from tests.venue_servers.reports import Reports, exec_type, status_is
+from tests.venue_servers.requests import cancel_unknown, child
 
 if TYPE_CHECKING:
     from exo.venues.fix import FIX

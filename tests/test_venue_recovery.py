@@ -11,12 +11,12 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
-from helpers import Errors, until
-from test_paper import Holder, q
 
 import exo
 from exo import ExecType, OrdStatus
 from exo.venues import Paper
+from tests.helpers import Errors, until
+from tests.test_paper import Holder, q
 
 
 async def _restart_keeps_routes(store: exo.Store, errors: Errors) -> None:

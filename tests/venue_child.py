@@ -59,7 +59,7 @@ class Worker:
         Worker.acted.set()
         return False
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"children": self.children, "trades": self.trades}
 
 

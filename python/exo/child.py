@@ -25,7 +25,7 @@ import itertools
 import os
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Union
+from typing import Any
 
 from exo._core import ExecType, MsgType, OrdStatus, Side
 
@@ -131,7 +131,7 @@ class OrderCancelRequest:
     msg_type = MsgType.CANCEL
 
 
-Request = Union[NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest]
+Request = NewOrderSingle | OrderCancelReplaceRequest | OrderCancelRequest
 
 
 def _dec(value: Any, name: str) -> Decimal:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import secrets
 from decimal import Decimal, InvalidOperation
-from typing import Any, Optional
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -59,10 +59,10 @@ class NewOrder(BaseModel):
     side: str = Field(description="BUY or SELL (any case)")
     symbol: str = Field(description="The venue's instrument: BTC-USD on Coinbase, BTCUSDT on Binance ...")
     orderQty: Decimal = Field(description='A positive decimal, best as a string: "0.5"')
-    ordType: Optional[OrdType] = Field(  # noqa: UP045 (pydantic evaluates it on Python 3.9)
+    ordType: OrdType | None = Field(
         default=None, description="MARKET (the default without a price) or LIMIT (needs a price)"
     )
-    price: Optional[Decimal] = Field(  # noqa: UP045
+    price: Decimal | None = Field(
         default=None, description='A LIMIT order\'s price, a positive decimal as a string: "60000.5"'
     )
     timeInForce: TimeInForce = Field(

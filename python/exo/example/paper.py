@@ -20,7 +20,7 @@ How it works an order:
 
 The invariant: an order's ``Progress`` (children, filled quantity, notional,
 status) is changed only by its own delegate, between hand-overs, and is
-exactly what its ``snapshot()`` returns; so with a durable store a restarted
+exactly what its ``state()`` returns; so with a durable store a restarted
 example resumes each order where its last checkpoint left it (its children
 included: the venue routes their reports again), and the HTTP API reads the
 same numbers the delegate acts on.
@@ -148,7 +148,7 @@ class Progress:
         }
 
     def state(self) -> dict[str, Any]:
-        """The delegate's snapshot (the children are plain dataclasses)."""
+        """The delegate's saved state (the children are plain dataclasses)."""
         return {
             "filled": str(self.filled),
             "notional": str(self.notional),
@@ -305,7 +305,7 @@ class ExampleDelegate:
 
     def _prune(self) -> None:
         """Keeps the live children and the newest closed ones (their fills are
-        counted in the Progress already), so a long order's snapshot stays small."""
+        counted in the Progress already), so a long order's saved state stays small."""
         children = self.progress.children
         closed = [c for c in children if c.is_done]
         if len(closed) > _CLOSED_KEPT:
@@ -322,7 +322,7 @@ class ExampleDelegate:
                 self.progress.children.remove(child)
             log.warning("order %s: %s", self.progress.order_id, exc)
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return self.progress.state()
 
     def clean_up(self) -> None:

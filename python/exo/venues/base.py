@@ -414,7 +414,7 @@ class VenueBase:
 
 class _VenueDelegate:
     """The delegate the engine sees: shows the venue each Update, then runs
-    the user's delegate. Other attributes (snapshot, clean_up, ...) are the
+    the user's delegate. Other attributes (state, clean_up, ...) are the
     user's delegate's."""
 
     __slots__ = ("_inner", "_venue")

@@ -241,6 +241,8 @@ class FIX(VenueBase):
         self.tracker = Tracker()
         self._initiator: Any = None
         self._app: _App | None = None
+        self._qf_settings: Any = None
+        self._store_factory: Any = None
         self._logged_on_event = asyncio.Event()
         self._logged_off = asyncio.Event()
         self._status_ids = itertools.count(1)
@@ -282,9 +284,13 @@ class FIX(VenueBase):
         """Start the session and wait for the Logon (bounded by request_timeout
         x 3; raises TimeoutError naming host and port)."""
         loop = asyncio.get_running_loop()
+        # QuickFIX keeps C++ references to the application, the settings and
+        # the store factory: they must outlive its threads, so they stay here
+        # (SWIG would free a temporary while a session still uses it).
         self._app = _App(self, loop)
-        settings = self._settings()
-        self._initiator = qf.SocketInitiator(self._app, qf.FileStoreFactory(settings), settings)
+        self._qf_settings = self._settings()
+        self._store_factory = qf.FileStoreFactory(self._qf_settings)
+        self._initiator = qf.SocketInitiator(self._app, self._store_factory, self._qf_settings)
         await asyncio.to_thread(self._initiator.start)
         try:
             await asyncio.wait_for(self._logged_on_event.wait(), self._request_timeout * 3)
@@ -310,6 +316,10 @@ class FIX(VenueBase):
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._logged_off.wait(), self._request_timeout)
         await asyncio.to_thread(initiator.stop, True)
+        # Its threads are joined: free it now, before the factory and settings
+        # it points to (QuickFIX keeps one session per SessionID process-wide,
+        # so a stopped initiator left alive would keep the next one from logging on).
+        del initiator
 
     def _logged_on(self, on: bool) -> None:
         if on:
