@@ -43,10 +43,16 @@ __all__ = [
     "Update",
     "__version__",
     "new_order_id",
+    "parse_decimal",
 ]
 
 __version__: str
 """The package version (Cargo's, as built)."""
+
+def parse_decimal(text: str) -> Decimal:
+    """A positive price or quantity in exo's grammar ``[0-9]{1,15}(\\.[0-9]{1,13})?``, exactly.
+
+    Raises ValueError naming the rule broken (syntax, digits before or after the point, zero)."""
 
 def new_order_id() -> str:
     """A new order_id as the engine assigns to a NEW without one: a UUIDv7 in

@@ -4,6 +4,7 @@
 //! The map, one line per module:
 //! - [`market`]: Side, MsgType, OrdStatus, ExecType, Quote, Trade (and how prints merge), Report.
 //! - [`queue`]: ConflatingQueue, a keyed queue where a key keeps its place until popped.
+//! - [`decimal`]: the one strict grammar for prices and quantities users send.
 //! - [`update`]: Update, everything merged for one order since its last hand-over, and the merge rules.
 //! - [`dispatcher`]: Dispatcher, owner of every live order and of the ready list.
 //! - [`process`]: OrderProcess, one live order's hand-over state (Idle, Ready, Running).
@@ -15,6 +16,7 @@
 //! - [`backoff`]: exponential backoff with jitter for retries.
 
 pub mod backoff;
+pub mod decimal;
 pub mod delegate;
 pub mod dispatcher;
 pub mod error;
@@ -25,6 +27,7 @@ pub mod queue;
 pub mod runner;
 pub mod update;
 
+pub use decimal::{parse_decimal, DecimalError};
 pub use delegate::{BoxDelegate, Delegate, RustRunner};
 pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
 pub use error::{DispatchError, Kind};

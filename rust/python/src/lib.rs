@@ -16,7 +16,15 @@ mod market;
 mod queue;
 mod update;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+/// `parse_decimal(text) -> Decimal`: a positive price or quantity in exo's one
+/// grammar (`exo_core::decimal`), exactly; `ValueError` says which rule it breaks.
+#[pyfunction]
+fn parse_decimal(text: &str) -> PyResult<rust_decimal::Decimal> {
+    exo_core::parse_decimal(text).map_err(|e| PyValueError::new_err(e.to_string()))
+}
 
 /// Turns Rust logging off (registered with `atexit`).
 #[pyfunction]
@@ -53,6 +61,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("EngineCore", m.getattr("LoopRunner")?)?;
     m.add_function(wrap_pyfunction!(engine::new_order_id, m)?)?;
     m.add_class::<feeds::PyFeed>()?;
+    m.add_function(wrap_pyfunction!(parse_decimal, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
