@@ -69,7 +69,7 @@ _DONE = (OrdStatus.FILLED, OrdStatus.CANCELED)
 _IN_FLIGHT = 4
 """Taking children live at once per order (one per new quote): the next quote
 need not wait for the last child's reports."""
-_CLOSED_KEPT = 20
+_CLOSED_KEPT = 8
 """Closed children kept per order (shown by GET); older ones are dropped."""
 
 
