@@ -7,19 +7,35 @@ STAMP  := $(VENV)/.exo-built
 # tests/test_uvloop.py runs exo on uvloop; the benches report both loops.
 UVLOOP := uvloop>=0.19
 # The example (exo example, make run): FastAPI + pydantic 2 + uvicorn + prometheus-client,
-# the `example` extra in pyproject.toml; httpx for its tests.
+# fastapi-offline (the docs' assets, offline): the `example` extra in pyproject.toml;
+# httpx and schemathesis for its tests.
+EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "fastapi-offline>=1.7" "httpx>=0.27" "schemathesis>=4"
 # Venues (exo.venues.Binance/BitMEX/FIX): the `venues` extra; quickfix-py has wheels for 3.11/3.12 only.
 VENUES := "cryptography>=42" "simplefix>=1.0.17" "quickfix-py>=0.0.3; python_version >= '3.11' and python_version < '3.13'"
-EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
+
 # The documentation site (make docs): mkdocs-material, API pages by mkdocstrings from the docstrings.
 DOCS := "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
+
+# `make` alone only prints the verbs: nothing is built or installed.
+help:
+	@echo "make run        the example: HTTP order entry, paper fills on the bundled replay (Ctrl-C stops)"
+	@echo "make develop    .venv with exo built in place (make run/test do it for you)"
+	@echo "make test       cargo test + pytest (what CI runs)"
+	@echo "make lint       cargo fmt --check, clippy, ruff, mypy"
+	@echo "make fmt        cargo fmt, ruff format"
+	@echo "make docs       the documentation site (mkdocs) in site/"
+	@echo "make bench      the benchmarks and benches/REPORT.md (minutes; a quiet machine)"
+	@echo "make fuzz-http  schemathesis on the example's OpenAPI schema, FUZZ_EXAMPLES cases per operation"
+	@echo "make soak       the example at --speed max with orders and cancels, SOAK_SECONDS (600)"
+	@echo "make wheel      a release wheel for manylinux2014 (zig as the linker)"
+	@echo "make clean      remove .venv and target/"
 
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
 wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: wheel run test test-rust test-python docs bench lint fmt develop clean
+.PHONY: help wheel run test test-rust test-python docs bench fuzz-http soak lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -80,6 +96,21 @@ lint: $(STAMP)
 fmt:
 	cargo fmt
 	$(VENV)/bin/ruff format python tests benches examples
+
+# schemathesis on the example's OpenAPI schema (tests/test_example_schema.py),
+# FUZZ_EXAMPLES cases per operation and mode, random seeds (the test suite runs
+# 50, derandomized). Prints how many cases were sent.
+FUZZ_EXAMPLES ?= 1000
+fuzz-http: $(STAMP)
+	EXO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) EXO_FUZZ_RANDOM=1 $(PY) -m pytest tests/test_example_schema.py -p no:cacheprovider -q -s
+
+# The example at replay --speed max with a steady flow of orders and cancels
+# (tests/soak.py): RSS flat within 5 % after the warm-up, no growth in fds,
+# threads or tasks, every order accounted for. The samples go to
+# target/soak/rss.csv. The test suite runs 60 s of it.
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	$(PY) tests/soak.py --seconds $(SOAK_SECONDS) --csv target/soak/rss.csv
 
 clean:
 	rm -rf $(VENV) target site

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -286,6 +287,23 @@ async def test_bad_frames_are_counted_reported_and_the_feed_keeps_running(frame:
             for d in Recorder.instances:
                 await _first_update_with(d, "quote")
             assert feed.stats()["errors"] == 1 and len(server.connections) == 1
+
+
+async def test_feed_connects_and_bad_frames_are_logged_under_exo_feeds_venue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="exo.feeds")
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=lambda *_: None) as engine:
+            await engine.submit(exo.Order("SELL", "ETH-USD"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.send("{not json")
+            await until(lambda: feed.stats()["errors"] == 1)
+    records = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("exo.feeds")]
+    assert ("exo.feeds.coinbase", logging.INFO, f"connected to {server.url}") in records, records
+    bad = [r for r in records if r[1] == logging.WARNING]
+    assert bad and bad[0][0] == "exo.feeds.coinbase" and "malformed frame" in bad[0][2], records
 
 
 async def test_a_peer_closing_mid_frame_is_reported_and_reconnected() -> None:

@@ -9,7 +9,18 @@ from exo._core import __version__
 from exo.child import ChildOrder, ChildOrderError, OrdType, TimeInForce
 from exo.engine import Delegate, DelegateFactory, Engine, EngineStopped
 from exo.instrument import Instrument, InstrumentError, InstrumentStatus
-from exo.market import ExecType, MsgType, Order, OrdStatus, Quote, Report, Side, Trade, Update
+from exo.market import (
+    ExecType,
+    MsgType,
+    Order,
+    OrdStatus,
+    Quote,
+    Report,
+    Side,
+    Trade,
+    Update,
+    parse_decimal,
+)
 from exo.queue import ConflatingQueue
 from exo.redis_store import RedisStore
 from exo.store import MemoryStore, Store, StoreError, StoreUnavailable
@@ -43,5 +54,6 @@ __all__ = [
     "Update",
     "__version__",
     "feeds",
+    "parse_decimal",
     "venues",
 ]

@@ -32,6 +32,7 @@ __all__ = [
     "EngineCore",
     "ExecType",
     "Feed",
+    "LoopRunner",
     "MsgType",
     "OrdStatus",
     "Order",
@@ -41,10 +42,21 @@ __all__ = [
     "Trade",
     "Update",
     "__version__",
+    "new_order_id",
+    "parse_decimal",
 ]
 
 __version__: str
 """The package version (Cargo's, as built)."""
+
+def parse_decimal(text: str) -> Decimal:
+    """A positive price or quantity in exo's grammar ``[0-9]{1,15}(\\.[0-9]{1,13})?``, exactly.
+
+    Raises ValueError naming the rule broken (syntax, digits before or after the point, zero)."""
+
+def new_order_id() -> str:
+    """A new order_id as the engine assigns to a NEW without one: a UUIDv7 in
+    simple form (32 lowercase hex digits, time-ordered, unique)."""
 
 _DecimalLike: TypeAlias = Decimal | str | int
 """A price or quantity as accepted: Decimal, str or int (never float)."""
@@ -511,9 +523,10 @@ class ConflatingQueue:
         once if it already is). Used by ``exo.ConflatingQueue.get``."""
 
 @final
-class EngineCore:
-    """The engine's Rust half: the dispatcher, the idle timer and the feeds'
-    runtime. ``exo.Engine`` owns one per run and is the only intended user;
+class LoopRunner:
+    """The engine's Rust half: the core's Runner (dispatcher, hand-over loop,
+    rules, idle timer, feeds) driven from the asyncio loop, which calls the
+    delegates in batches under the GIL. ``exo.Engine`` owns one per run and is the only intended user;
     its callbacks run on the event loop's thread, with the GIL.
 
     Constructor arguments: ``factory(order)`` makes a NEW's delegate;
@@ -539,13 +552,21 @@ class EngineCore:
         on_unsubscribe: Callable[[str], None] | None = None,
         on_applied: Callable[[list[tuple[str, Any, Update, bool]]], None] | None = None,
         feeds: list[Feed] = ...,
-    ) -> EngineCore: ...
+    ) -> LoopRunner: ...
     def start(self) -> int:
         """Starts the idle timer and the feeds; returns the file descriptor
         the loop must watch (``loop.add_reader(fd, core.on_wakeup)``)."""
     def on_wakeup(self) -> None:
         """The wake-up descriptor is readable: reports feed errors and hands
         Updates to ready orders (``run_ready``)."""
+    def check(self, order: Any) -> str | None:
+        """The dispatcher's rules, asked without delivering anything: None when
+        ``submit(order)`` would accept it now, else the message ``submit`` would
+        report to on_error (NEW for a live order_id; CANCEL/REPLACE for an
+        unknown order or with another side or symbol). Nothing is reported or
+        counted. Raises as ``submit`` does: TypeError (not an exo.Order),
+        ValueError (empty symbol; CANCEL/REPLACE without order_id),
+        RuntimeError (stopping)."""
     def submit(self, order: Any) -> str | None:
         """Submits an instruction (an ``exo.Order``). A NEW creates the order
         through the factory (assigning a UUIDv7 ``order_id`` if it has none)
@@ -600,6 +621,9 @@ class EngineCore:
         """Removes every order and returns ``[(order_id, delegate), ...]`` for
         clean-up; drops the Python callbacks so no reference cycle outlives
         the engine."""
+
+EngineCore = LoopRunner
+"""The former name of LoopRunner, kept until exo.engine and exo.journal use the new one."""
 
 @final
 class Feed:

@@ -69,7 +69,7 @@ _DONE = (OrdStatus.FILLED, OrdStatus.CANCELED)
 _IN_FLIGHT = 4
 """Taking children live at once per order (one per new quote): the next quote
 need not wait for the last child's reports."""
-_CLOSED_KEPT = 20
+_CLOSED_KEPT = 8
 """Closed children kept per order (shown by GET); older ones are dropped."""
 
 
@@ -135,13 +135,13 @@ class Progress:
             "orderID": self.order_id,
             "side": self.order.side.name,
             "symbol": self.order.symbol,
-            "orderQty": str(self.order.order_qty),
+            "orderQty": format(self.order.order_qty, "f"),  # never exponent notation
             "ordType": _ord_type(self.order).value,
-            "price": None if price is None else str(price),
+            "price": None if price is None else format(price, "f"),
             "timeInForce": _tif(self.order).value,
-            "cumQty": str(self.filled),
-            "leavesQty": str(self.leaves),
-            "avgPx": None if avg is None else str(avg),
+            "cumQty": format(self.filled, "f"),
+            "leavesQty": format(self.leaves, "f"),
+            "avgPx": None if avg is None else format(avg, "f"),
             "ordStatus": self.status.name,
             "fills": self.fills,
             "childOrders": [_child_json(c) for c in self.children],
@@ -184,11 +184,11 @@ def _child_json(c: ChildOrder) -> dict[str, Any]:
         "secondaryOrderID": c.secondary_order_id,
         "ordType": c.ord_type.value,
         "timeInForce": c.time_in_force.value,
-        "price": None if c.price is None else str(c.price),
-        "orderQty": str(c.order_qty),
-        "cumQty": str(c.cum_qty),
-        "leavesQty": str(c.leaves_qty),
-        "avgPx": None if avg is None else str(avg.quantize(_PX_PLACES, ROUND_HALF_EVEN)),
+        "price": None if c.price is None else format(c.price, "f"),
+        "orderQty": format(c.order_qty, "f"),
+        "cumQty": format(c.cum_qty, "f"),
+        "leavesQty": format(c.leaves_qty, "f"),
+        "avgPx": None if avg is None else format(avg.quantize(_PX_PLACES, ROUND_HALF_EVEN), "f"),
         "ordStatus": None if c.ord_status is None else c.ord_status.name,
         "text": c.text,
     }

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from exo import feeds
 from exo.engine import Engine
@@ -33,7 +34,7 @@ from exo.store import MemoryStore, Store, StoreUnavailable
 from exo.venues import Paper, VenueBase
 from exo.venues.config import KINDS, from_env
 
-__all__ = ["Settings", "make_feed", "make_venue", "run"]
+__all__ = ["Settings", "http_server", "listen", "make_feed", "make_venue", "run"]
 
 log = logging.getLogger("exo.example")
 
@@ -56,10 +57,13 @@ class Settings:
     token: str | None = None
     summary: float = 1.0
     """Seconds between summary lines; 0 turns them off."""
+    keep_done: int = 10_000
+    """Finished orders kept for GET (the oldest are dropped first)."""
     venue: str = "paper"
+    """Where child orders go: paper (in process, fills against the feed), or
+    binance, bitmex, fix configured from environment variables."""
     testnet: bool = False
     """Real venues: their test endpoints (Binance spot testnet, BitMEX testnet)."""
-    """Where child orders go: paper (in process, fills against the feed)."""
 
 
 def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
@@ -99,10 +103,14 @@ def _describe_feed(feed: Feed, speed: float | None) -> str:
     return f"{feed.venue} live ({feed.source})"
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """Binds before anything starts, so a busy port is a clear error at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: accepted sockets inherit it, and asyncio sets
+    # TCP_NODELAY on a transport only when its socket says IPPROTO_TCP. Without
+    # it every response on a kept-alive connection (headers and body in two
+    # writes) waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -122,6 +130,16 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def http_server(app: FastAPI) -> uvicorn.Server:
+    """The example's uvicorn server for ``app``, to be served on a socket from
+    ``listen`` (``server.serve(sockets=[sock])``); signals are left to the caller."""
+    return _Server(
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+    )
 
 
 def _staleness(ns: int | None) -> str:
@@ -155,14 +173,14 @@ async def run(settings: Settings) -> int:
     try:
         feed = make_feed(settings.feed, settings.speed)
         venue = make_venue(settings.venue, settings.testnet)
-        sock = _listen(settings.host, settings.port)
+        sock = listen(settings.host, settings.port)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2
     host, port = sock.getsockname()[:2]
     store: Store = MemoryStore() if settings.redis is None else RedisStore(settings.redis)
     metrics = Metrics()
-    book = Book(observer=metrics, venue=venue)
+    book = Book(observer=metrics, keep_done=settings.keep_done, venue=venue)
     engine = Engine(
         venue.delegates(book.factory),
         idle_interval=settings.idle,
@@ -185,7 +203,7 @@ async def run(settings: Settings) -> int:
         log.info(
             "%s: stopping (live orders are cleaned up, not canceled%s)",
             sig.name,
-            "; they resume on the next start" if store.durable else "",
+            "; they resume on the next start" if store.durable and engine.live else "",
         )
         stop.set()
 
@@ -208,15 +226,7 @@ async def run(settings: Settings) -> int:
         log.info("venue: %s (instruments %s)", venue.name, ", ".join(sorted(venue.instruments)))
         if not store.durable:
             log.info("orders end with the process; --redis URL keeps them across restarts")
-        server = _Server(
-            uvicorn.Config(
-                create_app(engine, book, metrics, settings.token),
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=2,
-            )
-        )
+        server = http_server(create_app(engine, book, metrics, settings.token))
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="exo-http")
         summaries = (
             asyncio.create_task(_summaries(book, settings.summary), name="exo-summary")

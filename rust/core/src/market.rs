@@ -232,9 +232,11 @@ impl Trade {
         }
     }
 
-    /// Merges a newer print (or merged trade) `b` into `self`, as DESIGN.md
-    /// specifies: volumes add, the average is the VWAP rounded half away from
-    /// zero to 8 places, and last_qty/last_px become `b`'s.
+    /// Merges a newer print (or merged trade) `b` into `self`, the rule exo
+    /// fixes for conflated prints: volumes add (each side counts its
+    /// `trade_volume` if it carries one, else its `last_qty`), the average is
+    /// the VWAP rounded half away from zero to 8 places, and last_qty/last_px
+    /// become `b`'s.
     ///
     /// Returns `false` and changes nothing when `b` is for another symbol:
     /// prints of different symbols are never merged.

@@ -2,7 +2,7 @@
 //! Trade, Order and Report. Decimal fields are held as rust_decimal and turned
 //! into `decimal.Decimal` only when read.
 
-use crate::decimal::{opt_to_py, show, to_decimal, to_opt_decimal, to_py};
+use crate::decimal::{show, to_decimal, to_opt_decimal};
 use exo_core::market as m;
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -127,23 +127,26 @@ impl PyQuote {
     }
     #[getter]
     fn bid_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.bid_px)
+        self.inner.bid_px.into_pyobject(py)
     }
     #[getter]
     fn bid_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.bid_size)
+        self.inner.bid_size.into_pyobject(py)
     }
     #[getter]
     fn ask_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.ask_px)
+        self.inner.ask_px.into_pyobject(py)
     }
     #[getter]
     fn ask_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.ask_size)
+        self.inner.ask_size.into_pyobject(py)
     }
     /// Price on the order's own side (the bid for a buy).
     fn near<'py>(&self, py: Python<'py>, side: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.near(Side::arg(side, "side")?).0)
+        self.inner
+            .near(Side::arg(side, "side")?)
+            .0
+            .into_pyobject(py)
     }
     /// Size on the order's own side.
     fn near_size<'py>(
@@ -151,11 +154,14 @@ impl PyQuote {
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.near(Side::arg(side, "side")?).1)
+        self.inner
+            .near(Side::arg(side, "side")?)
+            .1
+            .into_pyobject(py)
     }
     /// Price the order would trade against (the ask for a buy).
     fn far<'py>(&self, py: Python<'py>, side: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.far(Side::arg(side, "side")?).0)
+        self.inner.far(Side::arg(side, "side")?).0.into_pyobject(py)
     }
     /// Size the order would trade against.
     fn far_size<'py>(
@@ -163,17 +169,17 @@ impl PyQuote {
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.far(Side::arg(side, "side")?).1)
+        self.inner.far(Side::arg(side, "side")?).1.into_pyobject(py)
     }
     /// Ask minus bid.
     #[getter]
     fn spread<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.spread())
+        self.inner.spread().into_pyobject(py)
     }
     /// Midway between bid and ask.
     #[getter]
     fn mid_price<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.mid_price())
+        self.inner.mid_price().into_pyobject(py)
     }
     /// Pickles exactly, decimals as text.
     fn __getnewargs__(&self) -> (String, String, String, String, String) {
@@ -241,21 +247,24 @@ impl PyTrade {
     }
     #[getter]
     fn last_qty<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.last_qty)
+        self.inner.last_qty.into_pyobject(py)
     }
     #[getter]
     fn last_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.last_px)
+        self.inner.last_px.into_pyobject(py)
     }
     /// Total quantity over the merged prints (None for a single print).
     #[getter]
     fn trade_volume<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.trade_volume)
+        self.inner
+            .trade_volume
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     /// VWAP over the merged prints, 8 places (None for a single print).
     #[getter]
     fn avg_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.avg_px)
+        self.inner.avg_px.map(|d| d.into_pyobject(py)).transpose()
     }
     /// This trade with a newer one merged in, as the engine merges prints.
     fn merge(&self, newer: &PyTrade) -> PyResult<PyTrade> {
@@ -472,11 +481,11 @@ impl PyReport {
     }
     #[getter]
     fn last_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.last_qty)
+        self.inner.last_qty.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn last_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.last_px)
+        self.inner.last_px.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn symbol(&self) -> Option<&str> {
@@ -509,15 +518,18 @@ impl PyReport {
     }
     #[getter]
     fn leaves_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.leaves_qty)
+        self.inner
+            .leaves_qty
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     #[getter]
     fn cum_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.cum_qty)
+        self.inner.cum_qty.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn avg_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.avg_px)
+        self.inner.avg_px.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn text(&self) -> Option<&str> {
@@ -533,11 +545,14 @@ impl PyReport {
     }
     #[getter]
     fn order_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.order_qty)
+        self.inner
+            .order_qty
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     #[getter]
     fn price<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.price)
+        self.inner.price.map(|d| d.into_pyobject(py)).transpose()
     }
     /// Set on an OrderCancelReject: the request rejected (CANCEL or REPLACE).
     #[getter]

@@ -71,6 +71,10 @@ impl Venue for Binance {
         "binance"
     }
 
+    fn url(&self) -> &'static str {
+        URL
+    }
+
     fn subscribe(&self, symbols: &[Symbol], id: u64) -> Vec<String> {
         request("SUBSCRIBE", symbols, id)
     }

@@ -68,6 +68,10 @@ impl Venue for BitMex {
         "bitmex"
     }
 
+    fn url(&self) -> &'static str {
+        URL
+    }
+
     fn subscribe(&self, symbols: &[Symbol], _id: u64) -> Vec<String> {
         request("subscribe", symbols)
     }

@@ -52,6 +52,10 @@ impl Venue for Coinbase {
         "coinbase"
     }
 
+    fn url(&self) -> &'static str {
+        URL
+    }
+
     fn subscribe(&self, symbols: &[Symbol], _id: u64) -> Vec<String> {
         vec![request("subscribe", symbols)]
     }
