@@ -40,7 +40,7 @@ __all__ = ["RateLimited", "UnknownSymbol", "Venue", "VenueBase", "VenueError"]
 
 log = logging.getLogger("exo.venues")
 
-_SEEN_EXEC_IDS = 100_000
+_SEEN_EXEC_IDS = 10_000
 """exec_ids remembered per venue for de-duplication (the ChildOrder keeps its own too)."""
 
 
