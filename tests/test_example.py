@@ -435,12 +435,6 @@ def test_bad_limit_fields_are_400(example: Example, extra: dict[str, str], messa
     assert message in r.json()["detail"]
 
 
-def test_quantity_off_the_lot_is_400(example: Example) -> None:
-    r = example.http.post("/v1/orders", json={"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.000000001"})
-    assert r.status_code == 400
-    assert "not a multiple of the lot size 1E-8" in r.json()["detail"]
-
-
 def test_limit_order_rests_then_fills_when_the_market_reaches_it(
     start: Callable[..., Example], tmp_path: Path
 ) -> None:

@@ -424,7 +424,7 @@ async def test_price_off_tick_and_quantity_off_lot_are_refused_before_sending(se
     with pytest.raises(InstrumentError, match=r"not a positive multiple of the tick size 0\.01"):
         await paper.send(h.child("1", "100.001").new())
     with pytest.raises(InstrumentError, match="not a multiple of the lot size"):
-        await paper.send(h.child("0.000000001", "100").new())
+        await paper.send(h.child("0.00000000000001", "100").new())
     assert paper.counters["requests"] == 0 and paper.open_orders() == []
 
 

@@ -38,6 +38,7 @@ async def _restart_keeps_routes(store: exo.Store, errors: Errors) -> None:
     # A fresh exo process: the venue adapter knows no routes.
     paper._routes.clear()
     paper._children.clear()
+    paper._by_order.clear()
     Holder.instances.clear()
     engine = exo.Engine(paper.delegates(Holder), on_error=errors, store=store)
     paper.attach(engine)

@@ -84,7 +84,7 @@ def new_cl_ord_id() -> str:
     return f"{_prefix}-{next(_ids):x}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NewOrderSingle:
     """FIX NewOrderSingle (35=D) for one child. ``order_id`` is the parent's."""
 
@@ -100,7 +100,7 @@ class NewOrderSingle:
     msg_type = MsgType.NEW
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderCancelReplaceRequest:
     """FIX OrderCancelReplaceRequest (35=G): new quantity and/or price."""
 
@@ -117,7 +117,7 @@ class OrderCancelReplaceRequest:
     msg_type = MsgType.REPLACE
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderCancelRequest:
     """FIX OrderCancelRequest (35=F)."""
 
@@ -149,7 +149,7 @@ def _dec(value: Any, name: str) -> Decimal:
     return d
 
 
-@dataclass
+@dataclass(slots=True)
 class ChildOrder:
     """One child order of a parent ``exo.Order`` (``order_id`` is the parent's).
 

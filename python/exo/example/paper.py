@@ -70,6 +70,8 @@ _IN_FLIGHT = 4
 """Taking children live at once per order (one per new quote): the next quote
 need not wait for the last child's reports."""
 _CLOSED_KEPT = 8
+_DONE_KEPT = 3
+"""Children a finished order keeps for GET."""
 """Closed children kept per order (shown by GET); older ones are dropped."""
 
 
@@ -225,6 +227,11 @@ class ExampleDelegate:
         if not p.done:
             await self._work(update)
         if p.done:
+            # Finished: GET shows the last children; their exec_ids served only
+            # to drop duplicates while live. Keeps the book of done orders small.
+            del p.children[: max(0, len(p.children) - _DONE_KEPT)]
+            for c in p.children:
+                c.exec_ids.clear()
             self._book.finished(p)
         observer = self._book.observer
         if observer is not None:

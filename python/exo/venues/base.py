@@ -40,7 +40,7 @@ __all__ = ["RateLimited", "UnknownSymbol", "Venue", "VenueBase", "VenueError"]
 
 log = logging.getLogger("exo.venues")
 
-_SEEN_EXEC_IDS = 100_000
+_SEEN_EXEC_IDS = 10_000
 """exec_ids remembered per venue for de-duplication (the ChildOrder keeps its own too)."""
 
 
@@ -149,7 +149,8 @@ class VenueBase:
         self._on_error = on_error
         self._engine: Any = None
         self._routes: dict[str, str] = {}  # cl_ord_id -> parent order_id
-        self._children: dict[str, ChildOrder] = {}  # first cl_ord_id -> the delegate's child
+        self._by_order: dict[str, set[str]] = {}  # parent order_id -> its cl_ord_ids routed
+        self._children: dict[str, list[ChildOrder]] = {}  # parent order_id -> its live children
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
@@ -174,38 +175,45 @@ class VenueBase:
     def delegates(self, factory: Callable[..., Any]) -> Callable[..., Any]:
         def make(order: Any, state: Any = None) -> Any:
             inner = factory(order, self) if state is None else factory(order, self, state=state)
-            self.adopt(inner)
+            self.adopt(inner, order.order_id)
             return _VenueDelegate(inner, self)
 
         return make
 
-    def adopt(self, delegate: Any) -> None:
+    def adopt(self, delegate: Any, order_id: str | None = None) -> None:
         """Registers the delegate's ``children`` (a list or dict of ChildOrder),
-        e.g. after recovery, so their reports find the parent."""
+        e.g. after recovery, so their reports find the parent; remembers the
+        live ones for reconciliation."""
         children = getattr(delegate, "children", ())
         if isinstance(children, Mapping):
             children = children.values()
+        live = []
         for child in children:
             self.track(child)
+            order_id = child.order_id
+            if child.is_live:
+                live.append(child)
+        if order_id is not None:
+            if live:
+                self._children[order_id] = live
+            else:
+                self._children.pop(order_id, None)
 
-    def release(self, delegate: Any) -> None:
-        """Forgets the routes of a finished delegate's children (called when
-        its action returns True): a report arriving later goes to on_error."""
-        children = getattr(delegate, "children", ())
-        if isinstance(children, Mapping):
-            children = children.values()
-        for child in children:
-            if child.cl_ord_ids:
-                self._children.pop(child.cl_ord_ids[0], None)
-            for cl_ord_id in child.cl_ord_ids:
-                self._routes.pop(cl_ord_id, None)
+    def release(self, order_id: str) -> None:
+        """Forgets every route of a finished order (called when its action
+        returns True): a report arriving later goes to on_error."""
+        self._children.pop(order_id, None)
+        for cl_ord_id in self._by_order.pop(order_id, ()):
+            self._routes.pop(cl_ord_id, None)
 
     def track(self, child: ChildOrder) -> None:
         """Routes every cl_ord_id of ``child`` to its parent."""
-        if child.cl_ord_ids:
-            self._children[child.cl_ord_ids[0]] = child
         for cl_ord_id in child.cl_ord_ids:
-            self._routes[cl_ord_id] = child.order_id
+            self._route(cl_ord_id, child.order_id)
+
+    def _route(self, cl_ord_id: str, order_id: str) -> None:
+        if self._routes.setdefault(cl_ord_id, order_id) == order_id:
+            self._by_order.setdefault(order_id, set()).add(cl_ord_id)
 
     def on_update(self, update: Update) -> None:
         """Shown each Update before its delegate acts (the paper venue matches
@@ -236,9 +244,9 @@ class VenueBase:
             raise VenueError(f"venue {self.name} is stopped: {request.cl_ord_id} not sent")
         self.check(request)
         await self._rate_limit(request)
-        self._routes[request.cl_ord_id] = request.order_id
+        self._route(request.cl_ord_id, request.order_id)
         if not isinstance(request, NewOrderSingle):
-            self._routes.setdefault(request.orig_cl_ord_id, request.order_id)
+            self._route(request.orig_cl_ord_id, request.order_id)
         self.counters["requests"] += 1
         if self._transmit_now(request):
             return True
@@ -382,7 +390,7 @@ class VenueBase:
                 delivered += 1
             if fields.get("exec_type") is not None and str(fields["exec_type"]) == "ORDER_STATUS":
                 open_ids.add(fields.get("cl_ord_id") or "")
-        for child in list(self._children.values()):
+        for child in [c for children in list(self._children.values()) for c in children]:
             if child.is_live and child.cl_ord_id not in open_ids:
                 pending = child.pending
                 target = pending.cl_ord_id if pending is not None else child.cl_ord_id
@@ -426,20 +434,20 @@ class _VenueDelegate:
         self._venue.on_update(update)
         result = self._inner.action(update)
         if inspect.isawaitable(result):
-            return self._finish(result)
-        self._after(result)
+            return self._finish(result, update.order_id)
+        self._after(result, update.order_id)
         return result
 
-    async def _finish(self, result: Awaitable[bool]) -> bool:
+    async def _finish(self, result: Awaitable[bool], order_id: str) -> bool:
         done = await result
-        self._after(done)
+        self._after(done, order_id)
         return done
 
-    def _after(self, done: Any) -> None:
+    def _after(self, done: Any, order_id: str) -> None:
         if done is True:
-            self._venue.release(self._inner)
+            self._venue.release(order_id)
         else:
-            self._venue.adopt(self._inner)
+            self._venue.adopt(self._inner, order_id)
 
     @property
     def inner(self) -> Any:

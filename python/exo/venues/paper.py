@@ -48,22 +48,27 @@ from exo.child import (
     TimeInForce,
 )
 from exo.instrument import Instrument
+from exo.store import StoreUnavailable
 from exo.venues.base import VenueBase, log
 
 __all__ = ["DEFAULT_INSTRUMENTS", "Paper"]
 
 DEFAULT_INSTRUMENTS = (
-    # The bundled replay's symbols with Coinbase Exchange's grid (GET /products:
-    # quote_increment 0.01, base_increment 0.00000001). No minimum notional here
-    # (Coinbase's min_market_funds is 1 USD): on paper a last remainder of a few
-    # satoshis must still be tradeable, or an order could never finish.
-    Instrument("BTC-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001")),
-    Instrument("ETH-USD", Decimal("0.01"), Decimal("0.00000001"), Decimal("0.00000001")),
+    # The bundled replay's symbols with Coinbase Exchange's tick (GET /products:
+    # quote_increment 0.01). The lot is exo's finest decimal step (13 places,
+    # ``exo.parse_decimal``), not Coinbase's base_increment (1e-8), so that any
+    # quantity the example's API takes can fill exactly on paper; no minimum
+    # notional, so a last remainder can always trade. Real rules: pass
+    # ``instruments=exo.instrument.load_instruments(path)``.
+    Instrument("BTC-USD", Decimal("0.01"), Decimal("0.0000000000001")),
+    Instrument("ETH-USD", Decimal("0.01"), Decimal("0.0000000000001")),
 )
 
-_CLOSED_KEPT = 100_000
+_RETRY_MIN, _RETRY_MAX = 0.05, 2.0
+"""Seconds between attempts to hand over a report the store could not journal."""
+_CLOSED_KEPT = 1_000
 """Closed orders remembered (for too-late-to-cancel answers and status queries)."""
-_TRADES_KEPT = 100_000
+_TRADES_KEPT = 1_000
 """Fills remembered for reconciliation ("fills since the last one seen")."""
 
 
@@ -498,25 +503,38 @@ class Paper(VenueBase):
                     held = item
                     break
                 batch.append(item)
-            try:
-                await asyncio.gather(*(self._deliver_one(*item) for item in batch))
-            finally:
-                for _ in batch:
+            pause = _RETRY_MIN
+            while batch:
+                results = await asyncio.gather(*(self._deliver_one(*item) for item in batch))
+                # A report the store could not journal is kept, in order, and
+                # sent again: the venue filled it, so exo must learn of it.
+                retry = [item for item, ok in zip(batch, results, strict=True) if not ok]
+                for _ in range(len(batch) - len(retry)):
                     outbox.task_done()
+                batch = retry
+                if batch:
+                    await asyncio.sleep(pause)
+                    pause = min(pause * 2, _RETRY_MAX)
 
-    async def _deliver_one(self, due: float, status: Any, fields: dict[str, Any], trade: int | None) -> None:
+    async def _deliver_one(self, due: float, status: Any, fields: dict[str, Any], trade: int | None) -> bool:
+        """False: the store could not journal it (try again); True otherwise."""
         if not self.connected:
             self.lost += 1
-            return
-        if trade is not None:
-            self._trades_seen = max(self._trades_seen, trade + 1)
+            return True
         try:
             await self.deliver(status, **fields)
+        except StoreUnavailable as exc:
+            log.warning("%s: report %s waits for the store: %s", self.name, fields.get("exec_id"), exc)
+            return False
         except Exception as exc:  # the engine stopped, or a bug: never kill the sender
             if self._engine is not None and not getattr(self._engine, "running", True):
                 log.debug("%s: report %s after the engine stopped: %s", self.name, fields.get("exec_id"), exc)
-                return
+                return True
             self._error("", f"venue {self.name}: report {fields.get('exec_id')} not delivered: {exc}")
+            return True
+        if trade is not None:
+            self._trades_seen = max(self._trades_seen, trade + 1)
+        return True
 
     async def drain(self) -> None:
         """Waits until every report emitted so far reached the engine."""
