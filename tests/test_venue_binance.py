@@ -448,3 +448,16 @@ async def test_429_from_the_venue_stops_sending_until_retry_after(
         await b.send(child("BTCUSDT", "BUY", "1", "59000").new())
     assert len(hmac_server.requests) == sent and not hmac_server.orders
     assert not reports.status("REJECTED")
+
+
+async def test_a_finished_parent_releases_the_adapters_view_of_its_children(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    b, reports = venue
+    c = reports.follow(child("BTCUSDT", "BUY", "0.1", "60010", "IOC", order_id="P3"))
+    req = c.new()
+    await b.send(req)
+    await reports.wait_for(status_is("FILLED"))
+    assert b.tracker.get(req.cl_ord_id) is not None
+    b.release("P3")  # the engine calls it when the parent's delegate returns True
+    assert b.tracker.get(req.cl_ord_id) is None and b.route(req.cl_ord_id) is None

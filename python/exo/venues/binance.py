@@ -52,9 +52,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
 from exo.instrument import Instrument, InstrumentStatus
 from exo.market import OrdStatus
-from exo.venues.base import RateLimited, VenueBase
+from exo.venues.base import RateLimited
 from exo.venues.credentials import Credentials
-from exo.venues.tracking import Tracked, Tracker, cancel_reject, dispatch, from_millis
+from exo.venues.tracking import Tracked, Tracker, TrackingVenue, cancel_reject, dispatch, from_millis
 
 __all__ = [
     "LIVE_URL",
@@ -202,7 +202,7 @@ def _exec_id(symbol: str, order_id: Any, x: str, trade_id: Any) -> str:
     return f"{order_id}-{_EXEC_TYPE.get(x, x)}"
 
 
-class Binance(VenueBase):
+class Binance(TrackingVenue):
     """Binance spot order entry (WebSocket API) for child orders.
 
     ``Binance(Credentials.from_env("EXO_BINANCE"), testnet=True)``; ``attach(engine)``
@@ -575,11 +575,6 @@ class Binance(VenueBase):
 
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 
-    def track(self, child: Any) -> None:
-        """Also keep the adapter's view of a delegate's child (after a restart)."""
-        super().track(child)
-        self.tracker.adopt(child)
-
     async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
         """openOrders.status per symbol with live children: the fills each open
         order has beyond what was handed on are delivered here (myTrades, with
@@ -602,12 +597,9 @@ class Binance(VenueBase):
                 )
                 out.append((status, fields))
         for child in self.tracker.live():
-            if id(child) not in open_children and not self._in_base(child):
+            if id(child) not in open_children and not self.held_by_delegates(child):
                 await self._query_status(child.cl_ord_id, child.order_id)
         return out
-
-    def _in_base(self, child: Tracked) -> bool:
-        return any(c in self._children for c in child.aliases)
 
     async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
         child = self.tracker.get(cl_ord_id)

@@ -55,9 +55,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
 from exo.instrument import Instrument, InstrumentStatus
 from exo.market import OrdStatus
-from exo.venues.base import RateLimited, VenueBase
+from exo.venues.base import RateLimited
 from exo.venues.credentials import Credentials
-from exo.venues.tracking import Tracked, Tracker, cancel_reject, dispatch
+from exo.venues.tracking import Tracked, Tracker, TrackingVenue, cancel_reject, dispatch
 
 __all__ = [
     "LIVE_REST",
@@ -211,7 +211,7 @@ class _Table:
         return out
 
 
-class BitMEX(VenueBase):
+class BitMEX(TrackingVenue):
     """BitMEX order entry for child orders (module doc).
 
     ``BitMEX(Credentials.from_env("EXO_BITMEX"), instruments, testnet=True)``;
@@ -555,11 +555,6 @@ class BitMEX(VenueBase):
 
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 
-    def track(self, child: Any) -> None:
-        """Also keep the adapter's view of a delegate's child (after a restart)."""
-        super().track(child)
-        self.tracker.adopt(child)
-
     async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
         """Open orders of the live children's symbols (``GET /order``
         filter open), their fills missed (``GET /execution/tradeHistory``),
@@ -579,7 +574,7 @@ class BitMEX(VenueBase):
                 status, fields = child.report(_status_name(row["ordStatus"]), "ORDER_STATUS", None)
                 out.append((status, fields))
         for child in self.tracker.live():
-            if id(child) not in open_children and not any(c in self._children for c in child.aliases):
+            if id(child) not in open_children and not self.held_by_delegates(child):
                 await self._query_status(child.cl_ord_id, child.order_id)
         return out
 

@@ -57,9 +57,8 @@ except ImportError as exc:  # pragma: no cover - depends on the platform
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
 from exo.instrument import Instrument
 from exo.market import OrdStatus
-from exo.venues.base import VenueBase
 from exo.venues.credentials import Credentials
-from exo.venues.tracking import Tracked, Tracker
+from exo.venues.tracking import Tracked, Tracker, TrackingVenue
 
 __all__ = ["FIX", "binance_logon", "execution_report", "parse"]
 
@@ -194,7 +193,7 @@ class _App(qf.Application):  # type: ignore[misc]
             log.exception("%s: an incoming message could not be handled", self.venue.name)
 
 
-class FIX(VenueBase):
+class FIX(TrackingVenue):
     """A FIX 4.4 initiator for child orders (module doc).
 
     ``FIX(instruments, host=..., port=..., sender_comp_id=..., target_comp_id=...,
@@ -460,17 +459,12 @@ class FIX(VenueBase):
 
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 
-    def track(self, child: Any) -> None:
-        """Also keep the adapter's view of a delegate's child (after a restart)."""
-        super().track(child)
-        self.tracker.adopt(child)
-
     async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
         """The session's resend brings what was missed while disconnected;
         live children the delegates do not hold are asked about here (those
         they hold, VenueBase asks about)."""
         for child in self.tracker.live():
-            if not any(c in self._children for c in child.aliases):
+            if not self.held_by_delegates(child):
                 await self._query_status(child.cl_ord_id, child.order_id)
         return []
 

@@ -19,8 +19,9 @@ from decimal import Decimal
 from typing import Any
 
 from exo.market import OrdStatus
+from exo.venues.base import VenueBase
 
-__all__ = ["TERMINAL", "Tracked", "Tracker", "cancel_reject", "dispatch", "from_millis"]
+__all__ = ["TERMINAL", "Tracked", "Tracker", "TrackingVenue", "cancel_reject", "dispatch", "from_millis"]
 
 TERMINAL = frozenset({OrdStatus.FILLED, OrdStatus.CANCELED, OrdStatus.REJECTED, OrdStatus.EXPIRED})
 _TERMINAL_NAMES = frozenset({"FILLED", "CANCELED", "REJECTED", "EXPIRED"})
@@ -189,6 +190,12 @@ class Tracker:
             if self.get(cl) is None:
                 self.alias(cl, t)
 
+    def release(self, order_id: str) -> None:
+        """Forget every child of a finished parent (its ClOrdIDs; the exec_ids
+        stay, bounded, for late duplicates)."""
+        for cl in [cl for cl, c in self._by_cl.items() if c.order_id == order_id]:
+            del self._by_cl[cl]
+
     def alias(self, cl_ord_id: str, child: Tracked) -> None:
         """Route reports naming ``cl_ord_id`` (a replace's or cancel's) to ``child``."""
         self._by_cl[cl_ord_id] = child
@@ -222,3 +229,25 @@ class Tracker:
         if len(self._exec_ids) > self._max:
             self._exec_ids.popitem(last=False)
         return False
+
+
+class TrackingVenue(VenueBase):
+    """What the real venue adapters add to VenueBase: their own ``tracker``
+    kept in step with the delegates' children (adopted after a restart,
+    released with a finished parent)."""
+
+    tracker: Tracker
+
+    def track(self, child: Any) -> None:
+        """Also keep the adapter's view of a delegate's child (after a restart)."""
+        super().track(child)
+        self.tracker.adopt(child)
+
+    def release(self, order_id: str) -> None:
+        super().release(order_id)
+        self.tracker.release(order_id)
+
+    def held_by_delegates(self, child: Tracked) -> bool:
+        """True if a delegate holds this child live (VenueBase's reconcile asks
+        about those; the adapter asks about the rest itself)."""
+        return any(c.owns(alias) for c in self._children.get(child.order_id, ()) for alias in child.aliases)
