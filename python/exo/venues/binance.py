@@ -575,31 +575,12 @@ class Binance(TrackingVenue):
 
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 
-    async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
-        """openOrders.status per symbol with live children: the fills each open
-        order has beyond what was handed on are delivered here (myTrades, with
-        the stream's ids), then an ORDER_STATUS per open order is returned.
-        Live children the delegates do not hold (VenueBase queries those it
-        holds) and that are not open are asked about one by one."""
-        live = self.tracker.live()
-        out: list[tuple[Any, dict[str, Any]]] = []
-        open_children: set[int] = set()
-        for symbol in sorted({c.symbol for c in live}):
-            orders = await self._request("openOrders.status", self._auth({"symbol": symbol}))
-            for order in orders if isinstance(orders, list) else []:
-                child = self.tracker.get(order["clientOrderId"])
-                if child is None:
-                    continue
-                open_children.add(id(child))
-                await self._mend(child, order)
-                status, fields = child.report(
-                    _ORD_STATUS.get(order["status"], order["status"]), "ORDER_STATUS", None
-                )
-                out.append((status, fields))
-        for child in self.tracker.live():
-            if id(child) not in open_children and not self.held_by_delegates(child):
-                await self._query_status(child.cl_ord_id, child.order_id)
-        return out
+    async def _open_orders(self, symbol: str) -> list[tuple[str | None, dict[str, Any], str]]:
+        orders = await self._request("openOrders.status", self._auth({"symbol": symbol}))
+        return [
+            (o["clientOrderId"], o, _ORD_STATUS.get(o["status"], o["status"]))
+            for o in (orders if isinstance(orders, list) else [])
+        ]
 
     async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
         child = self.tracker.get(cl_ord_id)

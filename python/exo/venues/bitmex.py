@@ -555,28 +555,12 @@ class BitMEX(TrackingVenue):
 
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 
-    async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
-        """Open orders of the live children's symbols (``GET /order``
-        filter open), their fills missed (``GET /execution/tradeHistory``),
-        then one ORDER_STATUS per open order. Children not open are asked
-        about one by one."""
-        out: list[tuple[Any, dict[str, Any]]] = []
-        live = self.tracker.live()
-        open_children: set[int] = set()
-        for symbol in sorted({c.symbol for c in live}):
-            rows = await self._rest("GET", "/order", {"symbol": symbol, "filter": json.dumps({"open": True})})
-            for row in rows if isinstance(rows, list) else []:
-                child = self.tracker.get(row.get("clOrdID"))
-                if child is None:
-                    continue
-                open_children.add(id(child))
-                await self._mend(child, row)
-                status, fields = child.report(_status_name(row["ordStatus"]), "ORDER_STATUS", None)
-                out.append((status, fields))
-        for child in self.tracker.live():
-            if id(child) not in open_children and not self.held_by_delegates(child):
-                await self._query_status(child.cl_ord_id, child.order_id)
-        return out
+    async def _open_orders(self, symbol: str) -> list[tuple[str | None, dict[str, Any], str]]:
+        rows = await self._rest("GET", "/order", {"symbol": symbol, "filter": json.dumps({"open": True})})
+        return [
+            (r.get("clOrdID"), r, _status_name(r["ordStatus"]))
+            for r in (rows if isinstance(rows, list) else [])
+        ]
 
     async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
         child = self.tracker.get(cl_ord_id)

@@ -251,3 +251,33 @@ class TrackingVenue(VenueBase):
         """True if a delegate holds this child live (VenueBase's reconcile asks
         about those; the adapter asks about the rest itself)."""
         return any(c.owns(alias) for c in self._children.get(child.order_id, ()) for alias in child.aliases)
+
+    async def _open_orders(self, symbol: str) -> list[tuple[str | None, dict[str, Any], str]]:
+        """The venue's open orders of ``symbol``: (ClOrdID, the venue's row,
+        ord_status name) each."""
+        raise NotImplementedError
+
+    async def _mend(self, child: Tracked, row: dict[str, Any]) -> None:
+        """Deliver what the venue's ``row`` for ``child`` shows beyond what was
+        handed on (missed fills, with the ids the stream uses)."""
+        raise NotImplementedError
+
+    async def _open_orders_and_fills(self) -> list[tuple[Any, dict[str, Any]]]:
+        """The open orders of the symbols with live children: each one's missed
+        fills are delivered (``_mend``), then an ORDER_STATUS per open order is
+        returned. Live children neither open nor held by a delegate (VenueBase
+        asks about those) are asked about one by one."""
+        out: list[tuple[Any, dict[str, Any]]] = []
+        open_children: set[int] = set()
+        for symbol in sorted({c.symbol for c in self.tracker.live()}):
+            for cl_ord_id, row, status in await self._open_orders(symbol):
+                child = self.tracker.get(cl_ord_id)
+                if child is None:
+                    continue
+                open_children.add(id(child))
+                await self._mend(child, row)
+                out.append(child.report(status, "ORDER_STATUS", None))
+        for child in self.tracker.live():
+            if id(child) not in open_children and not self.held_by_delegates(child):
+                await self._query_status(child.cl_ord_id, child.order_id)
+        return out
