@@ -24,6 +24,7 @@ help:
 	@echo "make docs       the documentation site (mkdocs) in site/"
 	@echo "make bench      the benchmarks and benches/REPORT.md (minutes; a quiet machine)"
 	@echo "make fuzz-http  schemathesis on the example's OpenAPI schema, FUZZ_EXAMPLES cases per operation"
+	@echo "make fuzz-feeds proptest (PROPTEST_CASES) then libFuzzer (FUZZ_SECONDS) on the feed parsers"
 	@echo "make soak       the example at --speed max with orders and cancels, SOAK_SECONDS (600)"
 	@echo "make wheel      a release wheel for manylinux2014 (zig as the linker)"
 	@echo "make clean      remove .venv and target/"
@@ -33,7 +34,7 @@ wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: help wheel run test test-rust test-python docs bench fuzz-http soak lint fmt develop clean
+.PHONY: help wheel run test test-rust test-python docs bench fuzz-http soak fuzz-feeds lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +68,27 @@ test-python: $(STAMP)
 docs: $(PY)
 	$(PY) -m pip install -q $(DOCS)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# Fuzzing the feed parsers, bigger than the CI-size run in `cargo test`:
+# 1. the proptest suite (rust/core/tests/fuzz_feeds.rs) with PROPTEST_CASES
+#    cases (default 100000): mutated and random frames for each venue, and good
+#    and bad frames interleaved through the replay feed;
+# 2. coverage-guided libFuzzer (rust/core/fuzz, target `feeds`) for
+#    FUZZ_SECONDS, which needs the nightly toolchain and cargo-fuzz
+#    (`rustup toolchain install nightly; cargo install cargo-fuzz`); without
+#    them only step 1 runs, and it says so. Crashes land in rust/core/fuzz/artifacts.
+PROPTEST_CASES ?= 100000
+FUZZ_SECONDS   ?= 120
+
+fuzz-feeds:
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test -p exo-core --release --test fuzz_feeds -- --nocapture
+	@if cargo +nightly fuzz --version >/dev/null 2>&1; then \
+		cd rust/core/fuzz && cargo +nightly fuzz run feeds corpus/feeds -- \
+			-dict=feeds.dict -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1; \
+	else \
+		echo "fuzz-feeds: nightly or cargo-fuzz missing; ran the proptest suite only" \
+		     "(rustup toolchain install nightly; cargo install cargo-fuzz)"; \
+	fi
 
 # cargo bench's output (divan, then summary tables) is kept for the report;
 # pytest's figures go to target/bench/figures.json (benches/benchkit.py);

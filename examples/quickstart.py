@@ -12,8 +12,9 @@ class TakeTheAsk:  # a Delegate: one per order
         self.order, self.left = order, order.order_qty
 
     async def action(self, update: exo.Update) -> bool:  # plain def works too
-        if update.quote:
-            fill = min(update.quote.far_size(self.order.side), self.left)
+        size = update.quote.far_size(self.order.side) if update.quote else None
+        if size is not None:  # None: that side of the book is empty
+            fill = min(size, self.left)
             self.left -= fill
             px = update.quote.far(self.order.side)
             print(f"{update.order_id} fill {fill} @ {px} ({update.quotes_merged} quotes merged)")

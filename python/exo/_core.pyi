@@ -224,47 +224,57 @@ class Quote:
     currency per unit, sizes in units of the instrument, as the venue gives
     them. Raises ``ValueError`` for an empty symbol or a value that is no
     finite decimal, ``TypeError`` for a float; a crossed book is not refused.
+
+    A side of the book that is empty is ``None``, never 0 (a thin product
+    with no asks; an idle product's first ticker has neither side). The feeds
+    deliver an empty side as ``None`` price and ``None`` size (a venue's
+    ``null``, ``""``, missing field, or price 0 with no size); a price sent
+    without its size keeps the price with a ``None`` size. ``near``/``far``
+    and their sizes are then ``None`` for that side; ``spread`` and
+    ``mid_price`` are ``None`` unless both prices are there.
     """
 
     def __new__(
         cls,
         symbol: str,
-        bid_px: _DecimalLike,
-        bid_size: _DecimalLike,
-        ask_px: _DecimalLike,
-        ask_size: _DecimalLike,
+        bid_px: _DecimalLike | None,
+        bid_size: _DecimalLike | None,
+        ask_px: _DecimalLike | None,
+        ask_size: _DecimalLike | None,
     ) -> Quote: ...
     @property
     def symbol(self) -> str:
         """The instrument, e.g. ``"BTC-USD"`` (the venue's spelling)."""
     @property
-    def bid_px(self) -> Decimal:
-        """Best bid price (FIX 132 BidPx)."""
+    def bid_px(self) -> Decimal | None:
+        """Best bid price (FIX 132 BidPx); ``None`` when the bid side is empty."""
     @property
-    def bid_size(self) -> Decimal:
-        """Quantity at the best bid (FIX 134 BidSize)."""
+    def bid_size(self) -> Decimal | None:
+        """Quantity at the best bid (FIX 134 BidSize); ``None`` when empty or not sent."""
     @property
-    def ask_px(self) -> Decimal:
-        """Best offer price (FIX 133 OfferPx)."""
+    def ask_px(self) -> Decimal | None:
+        """Best offer price (FIX 133 OfferPx); ``None`` when the ask side is empty."""
     @property
-    def ask_size(self) -> Decimal:
-        """Quantity at the best offer (FIX 135 OfferSize)."""
-    def near(self, side: Side | str) -> Decimal:
+    def ask_size(self) -> Decimal | None:
+        """Quantity at the best offer (FIX 135 OfferSize); ``None`` when empty or not sent."""
+    def near(self, side: Side | str) -> Decimal | None:
         """Price on ``side``'s own side: the bid for a BUY, the ask for a
-        SELL. Raises ``ValueError`` for an unknown side."""
-    def near_size(self, side: Side | str) -> Decimal:
-        """Size on ``side``'s own side (bid size for a BUY)."""
-    def far(self, side: Side | str) -> Decimal:
+        SELL; ``None`` when that side is empty. Raises ``ValueError`` for an
+        unknown side."""
+    def near_size(self, side: Side | str) -> Decimal | None:
+        """Size on ``side``'s own side (bid size for a BUY), or ``None``."""
+    def far(self, side: Side | str) -> Decimal | None:
         """Price ``side`` would trade against: the ask for a BUY, the bid
-        for a SELL."""
-    def far_size(self, side: Side | str) -> Decimal:
-        """Size ``side`` would trade against (ask size for a BUY)."""
+        for a SELL; ``None`` when that side is empty."""
+    def far_size(self, side: Side | str) -> Decimal | None:
+        """Size ``side`` would trade against (ask size for a BUY), or ``None``."""
     @property
-    def spread(self) -> Decimal:
-        """``ask_px - bid_px`` (negative when the book is crossed)."""
+    def spread(self) -> Decimal | None:
+        """``ask_px - bid_px`` (negative when the book is crossed); ``None``
+        when a side is empty."""
     @property
-    def mid_price(self) -> Decimal:
-        """``(bid_px + ask_px) / 2``."""
+    def mid_price(self) -> Decimal | None:
+        """``(bid_px + ask_px) / 2``; ``None`` when a side is empty."""
 
 @final
 class Trade:
@@ -675,4 +685,4 @@ class Feed:
         """The URL or file this feed reads."""
     def stats(self) -> dict[str, int]:
         """Counters since the feed started: frames, quotes, trades,
-        duplicates, errors, connects, reconnects, renewals."""
+        duplicates, stale, errors, connects, reconnects, renewals."""

@@ -27,10 +27,10 @@ fn main() {
 fn quote(symbol: &Symbol, i: i64) -> Quote {
     Quote {
         symbol: symbol.clone(),
-        bid_px: Decimal::new(100_000 + i, 2),
-        bid_size: Decimal::ONE,
-        ask_px: Decimal::new(100_001 + i, 2),
-        ask_size: Decimal::ONE,
+        bid_px: Some(Decimal::new(100_000 + i, 2)),
+        bid_size: Some(Decimal::ONE),
+        ask_px: Some(Decimal::new(100_001 + i, 2)),
+        ask_size: Some(Decimal::ONE),
     }
 }
 

@@ -164,13 +164,11 @@ mod tests {
     use std::sync::Arc;
 
     fn quote(bid: i64) -> Quote {
-        Quote {
-            symbol: Arc::from("X"),
-            bid_px: Decimal::from(bid),
-            bid_size: Decimal::ONE,
-            ask_px: Decimal::from(bid + 1),
-            ask_size: Decimal::ONE,
-        }
+        Quote::new(
+            Arc::from("X"),
+            (Some(Decimal::from(bid)), Some(Decimal::ONE)),
+            (Some(Decimal::from(bid + 1)), Some(Decimal::ONE)),
+        )
     }
 
     #[test]

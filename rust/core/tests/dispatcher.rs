@@ -17,10 +17,10 @@ fn sym(s: &str) -> Symbol {
 fn quote(s: &str, bid: i64) -> Quote {
     Quote {
         symbol: sym(s),
-        bid_px: Decimal::from(bid),
-        bid_size: Decimal::ONE,
-        ask_px: Decimal::from(bid + 1),
-        ask_size: Decimal::ONE,
+        bid_px: Some(Decimal::from(bid)),
+        bid_size: Some(Decimal::ONE),
+        ask_px: Some(Decimal::from(bid + 1)),
+        ask_size: Some(Decimal::ONE),
     }
 }
 

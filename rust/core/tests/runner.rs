@@ -27,10 +27,10 @@ impl Delegate<u32, u32> for Recorder {
 fn quote(s: &Symbol) -> Quote {
     Quote {
         symbol: s.clone(),
-        bid_px: Decimal::ONE,
-        bid_size: Decimal::ONE,
-        ask_px: Decimal::TWO,
-        ask_size: Decimal::ONE,
+        bid_px: Some(Decimal::ONE),
+        bid_size: Some(Decimal::ONE),
+        ask_px: Some(Decimal::TWO),
+        ask_size: Some(Decimal::ONE),
     }
 }
 

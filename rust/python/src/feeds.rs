@@ -95,7 +95,7 @@ impl PyFeed {
         self.feed.location()
     }
 
-    /// Counters: frames, quotes, trades, duplicates, errors, connects, reconnects, renewals.
+    /// Counters: frames, quotes, trades, duplicates, stale, errors, connects, reconnects, renewals.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         for (k, v) in self.feed.stats().counters() {

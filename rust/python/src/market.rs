@@ -93,7 +93,16 @@ fn symbol_arg(symbol: &str) -> PyResult<m::Symbol> {
     Ok(Arc::from(symbol))
 }
 
-/// Best bid and offer for a symbol.
+/// Best bid and offer for a symbol: `Quote(symbol, bid_px, bid_size, ask_px, ask_size)`.
+///
+/// Prices and sizes are `decimal.Decimal` (pass a Decimal, str or int; a
+/// float is refused as inexact). A side of the book that is empty is `None`,
+/// never 0: a thin product may have bids and no asks, and an idle product's
+/// first ticker has neither. The feeds deliver an empty side as `None` price
+/// and `None` size (a venue's `null`, `""`, missing field, or price 0 with no
+/// size); a price sent without its size keeps the price with a `None` size.
+/// `near`/`far` and their sizes are then `None` for that side, and `spread`
+/// and `mid_price` are `None` unless both prices are there.
 #[pyclass(frozen, eq, module = "exo._core", name = "Quote")]
 #[derive(Clone, PartialEq)]
 pub struct PyQuote {
@@ -113,10 +122,10 @@ impl PyQuote {
         Ok(PyQuote {
             inner: m::Quote {
                 symbol: symbol_arg(symbol)?,
-                bid_px: to_decimal(bid_px, "bid_px")?,
-                bid_size: to_decimal(bid_size, "bid_size")?,
-                ask_px: to_decimal(ask_px, "ask_px")?,
-                ask_size: to_decimal(ask_size, "ask_size")?,
+                bid_px: to_opt_decimal(Some(bid_px), "bid_px")?,
+                bid_size: to_opt_decimal(Some(bid_size), "bid_size")?,
+                ask_px: to_opt_decimal(Some(ask_px), "ask_px")?,
+                ask_size: to_opt_decimal(Some(ask_size), "ask_size")?,
             },
         })
     }
@@ -125,82 +134,121 @@ impl PyQuote {
     fn symbol(&self) -> &str {
         &self.inner.symbol
     }
+    /// Best bid price, or None when the bid side is empty.
     #[getter]
-    fn bid_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.bid_px.into_pyobject(py)
+    fn bid_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.bid_px.map(|d| d.into_pyobject(py)).transpose()
     }
+    /// Size at the best bid, or None.
     #[getter]
-    fn bid_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.bid_size.into_pyobject(py)
+    fn bid_size<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.bid_size.map(|d| d.into_pyobject(py)).transpose()
     }
+    /// Best ask price, or None when the ask side is empty.
     #[getter]
-    fn ask_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.ask_px.into_pyobject(py)
+    fn ask_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.ask_px.map(|d| d.into_pyobject(py)).transpose()
     }
+    /// Size at the best ask, or None.
     #[getter]
-    fn ask_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.ask_size.into_pyobject(py)
+    fn ask_size<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.ask_size.map(|d| d.into_pyobject(py)).transpose()
     }
-    /// Price on the order's own side (the bid for a buy).
-    fn near<'py>(&self, py: Python<'py>, side: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    /// Price on the order's own side (the bid for a buy), or None if empty.
+    fn near<'py>(
+        &self,
+        py: Python<'py>,
+        side: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.inner
             .near(Side::arg(side, "side")?)
             .0
-            .into_pyobject(py)
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Size on the order's own side.
+    /// Size on the order's own side, or None.
     fn near_size<'py>(
         &self,
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
         self.inner
             .near(Side::arg(side, "side")?)
             .1
-            .into_pyobject(py)
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Price the order would trade against (the ask for a buy).
-    fn far<'py>(&self, py: Python<'py>, side: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.far(Side::arg(side, "side")?).0.into_pyobject(py)
+    /// Price the order would trade against (the ask for a buy), or None if empty.
+    fn far<'py>(
+        &self,
+        py: Python<'py>,
+        side: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .far(Side::arg(side, "side")?)
+            .0
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Size the order would trade against.
+    /// Size the order would trade against, or None.
     fn far_size<'py>(
         &self,
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.far(Side::arg(side, "side")?).1.into_pyobject(py)
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .far(Side::arg(side, "side")?)
+            .1
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Ask minus bid.
+    /// Ask minus bid, or None when a side is empty.
     #[getter]
-    fn spread<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.spread().into_pyobject(py)
+    fn spread<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.spread().map(|d| d.into_pyobject(py)).transpose()
     }
-    /// Midway between bid and ask.
+    /// Midway between bid and ask, or None when a side is empty.
     #[getter]
-    fn mid_price<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.mid_price().into_pyobject(py)
+    fn mid_price<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .mid_price()
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Pickles exactly, decimals as text.
-    fn __getnewargs__(&self) -> (String, String, String, String, String) {
+    /// Pickles exactly, decimals as text (None stays None).
+    #[allow(clippy::type_complexity)]
+    fn __getnewargs__(
+        &self,
+    ) -> (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) {
         let q = &self.inner;
+        let t = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
         (
             q.symbol.to_string(),
-            q.bid_px.to_string(),
-            q.bid_size.to_string(),
-            q.ask_px.to_string(),
-            q.ask_size.to_string(),
+            t(q.bid_px),
+            t(q.bid_size),
+            t(q.ask_px),
+            t(q.ask_size),
         )
     }
     fn __repr__(&self) -> String {
         let q = &self.inner;
+        let r = |d: Option<rust_decimal::Decimal>| match d {
+            Some(d) => format!("'{}'", show(d)),
+            None => "None".to_string(),
+        };
         format!(
-            "Quote(symbol='{}', bid_px='{}', bid_size='{}', ask_px='{}', ask_size='{}')",
+            "Quote(symbol='{}', bid_px={}, bid_size={}, ask_px={}, ask_size={})",
             &*q.symbol,
-            show(q.bid_px),
-            show(q.bid_size),
-            show(q.ask_px),
-            show(q.ask_size)
+            r(q.bid_px),
+            r(q.bid_size),
+            r(q.ask_px),
+            r(q.ask_size)
         )
     }
 }

@@ -6,8 +6,11 @@
 //! while one is renewed, and the old one may lag: prints can arrive out of
 //! order, so sequential ids are remembered in a window rather than as a
 //! high-water mark (which would drop a late, never-seen print).
+//!
+//! It also keeps each symbol's newest quote [`Stamp`], so an older quote is
+//! never delivered after a newer one (see [`Dedup::fresh`]).
 
-use super::TradeId;
+use super::{Stamp, TradeId};
 use crate::market::Symbol;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::VecDeque;
@@ -17,7 +20,13 @@ use std::collections::VecDeque;
 pub struct Dedup {
     seq: HashMap<Symbol, SeqWindow>,
     recent_text: HashMap<Symbol, (HashSet<String>, VecDeque<String>)>,
+    newest: HashMap<Symbol, Stamp>,
 }
+
+/// A sequence number this far below the newest is taken as the venue having
+/// restarted its numbering (accepted), not as a late frame: a lagging
+/// connection is seconds behind, a few thousand updates at most.
+pub const SEQ_RESET_GAP: u64 = 1_000_000;
 
 /// How many trade ids are remembered per symbol.
 pub const WINDOW: u64 = 4096;
@@ -105,10 +114,29 @@ impl Dedup {
         }
     }
 
+    /// True when a quote stamped `stamp` is not older than the newest one
+    /// delivered for `symbol` (and remembers it as the newest).
+    pub fn fresh(&mut self, symbol: &Symbol, stamp: Stamp) -> bool {
+        let Some(last) = self.newest.get_mut(symbol) else {
+            self.newest.insert(symbol.clone(), stamp);
+            return true;
+        };
+        let fresh = match (*last, stamp) {
+            (Stamp::Seq(a), Stamp::Seq(b)) => b > a || a - b > SEQ_RESET_GAP,
+            (Stamp::Millis(a), Stamp::Millis(b)) => b >= a,
+            _ => true, // a venue that changed its key: start again
+        };
+        if fresh {
+            *last = stamp;
+        }
+        fresh
+    }
+
     /// Forgets a symbol (it was unsubscribed).
     pub fn forget(&mut self, symbol: &Symbol) {
         self.seq.remove(symbol);
         self.recent_text.remove(symbol);
+        self.newest.remove(symbol);
     }
 }
 

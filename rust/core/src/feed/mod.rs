@@ -3,7 +3,18 @@
 //!
 //! The invariant: a feed delivers only symbols the dispatcher subscribed, and
 //! each print once (trades are de-duplicated by the venue's trade id, so the
-//! overlap of a renewed connection or a repeated ticker never double counts).
+//! overlap of a renewed connection or a repeated ticker never double counts),
+//! and never an older quote after a newer one (quotes are ordered by the
+//! venue's ordering key where it has one, see [`Stamp`]; older ones are
+//! dropped and counted as `stale`).
+//!
+//! What a frame carries is delivered: a missing side of the book (`null`,
+//! `""`, absent, or price 0 with no size) is an empty side (`None`, see
+//! [`Quote`]), never a reason to drop the frame; prices and sizes are read
+//! exactly from JSON strings or JSON numbers (their text, never an f64).
+//! A value that is there but is not a decimal number (`"abc"`, `true`,
+//! `"1_000"`) makes the frame bad: it is counted as an error and reported,
+//! and nothing in it is delivered.
 //!
 //! - [`Venue`]: a venue's protocol: subscribe messages and frame parsing
 //!   ([`coinbase`], [`binance`], [`bitmex`]).
@@ -28,7 +39,7 @@ pub mod sink;
 use crate::market::{Quote, Symbol, Trade};
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap as HashMap;
-use std::str::FromStr;
+use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -45,11 +56,44 @@ pub enum TradeId {
     Text(String),
 }
 
+/// A venue's ordering key for a quote: an older stamp never replaces a newer
+/// one of the same symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// An update id or sequence number, increasing per symbol (Binance
+    /// bookTicker `u`, Coinbase ticker `sequence`): a quote is stale unless
+    /// its id is greater than the newest delivered one.
+    Seq(u64),
+    /// A venue time in milliseconds (BitMEX quote `timestamp`): several
+    /// quotes may share one, so a quote is stale only when its time is
+    /// earlier than the newest delivered one's.
+    Millis(u64),
+}
+
+/// Milliseconds since 0000-01-01 from an ISO 8601 UTC time
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (BitMEX's only format); `None` for any other
+/// text, so such a quote is delivered without ordering. Only the order of
+/// the values matters (months are counted as 31 days).
+pub fn iso_millis(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.len() != 24 || &b[4..5] != b"-" || b[10] != b'T' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<u64> {
+        b[r].iter().try_fold(0u64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
+        })
+    };
+    let days = (n(0..4)? * 12 + n(5..7)?) * 31 + n(8..10)?;
+    let secs = ((days * 24 + n(11..13)?) * 60 + n(14..16)?) * 60 + n(17..19)?;
+    Some(secs * 1000 + n(20..23)?)
+}
+
 /// What one frame held.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    /// Quotes, in frame order.
-    pub quotes: Vec<Quote>,
+    /// Quotes with their ordering key, if the venue sent one, in frame order.
+    pub quotes: Vec<(Quote, Option<Stamp>)>,
     /// Prints with their ids, in frame order.
     pub trades: Vec<(Trade, Option<TradeId>)>,
     /// The frame was a subscription acknowledgement.
@@ -119,15 +163,128 @@ pub enum FrameError {
     Oversized(usize, usize),
 }
 
-/// Parses a decimal field sent as text or as a JSON number's raw text.
+/// Checks the JSON number grammar: `-?digits(.digits)?([eE][+-]?digits)?`
+/// (leading zeros allowed). Nothing else is a price or a size: no `_`, no
+/// `+`, no spaces, no `inf`/`nan`.
+///
+/// Returns `None` when it is not a number, else whether it has an exponent.
+fn number_shape(t: &[u8]) -> Option<bool> {
+    let mut i = usize::from(t.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < t.len() && t[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    if !digits(&mut i) {
+        return None;
+    }
+    if t.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return None;
+        }
+    }
+    let exponent = matches!(t.get(i), Some(b'e' | b'E'));
+    if exponent {
+        i += 1;
+        if matches!(t.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return None;
+        }
+    }
+    (i == t.len()).then_some(exponent)
+}
+
+/// The most significant digits a mantissa may have so that it is always
+/// held exactly (a Decimal's 96-bit integer holds any 28 digits).
+const MAX_DIGITS: usize = 28;
+
+/// Parses a decimal field sent as text or as a JSON number's raw text
+/// (quotes around it are removed). Exact: the digits are read as written,
+/// and a number a Decimal cannot hold exactly (more than 28 significant
+/// digits or places, or beyond ±7.9e28) is refused, never rounded.
 pub fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
-    let t = text.trim_matches('"');
-    Decimal::from_str(t)
-        .or_else(|_| Decimal::from_scientific(t))
-        .map_err(|_| FrameError::BadNumber {
-            field,
-            value: t.chars().take(40).collect(),
-        })
+    let t = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    let bad = || FrameError::BadNumber {
+        field,
+        value: t.chars().take(40).collect(),
+    };
+    let Some(exponent) = number_shape(t.as_bytes()) else {
+        return Err(bad());
+    };
+    if exponent {
+        let e = t.find(['e', 'E']).unwrap_or(t.len());
+        // from_scientific rounds a long mantissa: refuse one that is too long.
+        let mantissa = t[..e].trim_start_matches('-');
+        let mantissa = match mantissa.find('.') {
+            Some(_) => mantissa.trim_end_matches('0'),
+            None => mantissa,
+        };
+        let digits = mantissa.bytes().filter(u8::is_ascii_digit);
+        if digits.skip_while(|&c| c == b'0').count() > MAX_DIGITS {
+            return Err(bad());
+        }
+        return Decimal::from_scientific(t).map_err(|_| bad());
+    }
+    match Decimal::from_str_exact(t) {
+        Ok(d) => Ok(d),
+        // Trailing zeros past 28 places lose nothing: drop them and retry.
+        Err(_) if t.contains('.') && t.ends_with('0') => {
+            Decimal::from_str_exact(t.trim_end_matches('0').trim_end_matches('.'))
+                .map_err(|_| bad())
+        }
+        Err(_) => Err(bad()),
+    }
+}
+
+/// Reads an optional price or size given raw: absent, `null` and `""` are
+/// `None`; a JSON string or number holding a decimal is its exact value;
+/// anything else is [`FrameError::BadNumber`].
+pub fn opt_decimal(
+    field: &'static str,
+    raw: Option<&RawValue>,
+) -> Result<Option<Decimal>, FrameError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') if text.len() == 2 => Ok(None),
+        Some(b'n') if text == "null" => Ok(None),
+        _ => match decimal(field, text) {
+            Ok(d) => Ok(Some(d)),
+            // Escapes in a number are odd but valid JSON: decode, then read
+            // (off the hot path: only a string that did not read as is).
+            Err(e) if text.starts_with('"') && text.contains('\\') => {
+                let s: String = serde_json::from_str(text).map_err(|_| e)?;
+                if s.is_empty() {
+                    Ok(None)
+                } else {
+                    decimal(field, &s).map(Some)
+                }
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// A required price or size, given raw (see [`opt_decimal`]).
+pub fn req_decimal(field: &'static str, raw: Option<&RawValue>) -> Result<Decimal, FrameError> {
+    need(field, opt_decimal(field, raw)?)
+}
+
+/// A print when the frame carries one: a price and a quantity above zero (a
+/// print of nothing, as an idle product's first ticker sends, is no print).
+pub fn print(symbol: Symbol, px: Option<Decimal>, qty: Option<Decimal>) -> Option<Trade> {
+    match (px, qty) {
+        (Some(px), Some(qty)) if qty > Decimal::ZERO => Some(Trade::new(symbol, qty, px)),
+        _ => None,
+    }
 }
 
 /// Unwraps a required field.
@@ -165,6 +322,9 @@ pub struct FeedStats {
     pub trades: AtomicU64,
     /// Prints dropped as duplicates.
     pub duplicates: AtomicU64,
+    /// Quotes dropped because a newer one of the symbol was already delivered
+    /// (e.g. from the lagging connection during a renewal).
+    pub stale: AtomicU64,
     /// Frames or connections that went wrong.
     pub errors: AtomicU64,
     /// Connections opened.
@@ -184,6 +344,7 @@ impl FeedStats {
             ("quotes", l(&self.quotes)),
             ("trades", l(&self.trades)),
             ("duplicates", l(&self.duplicates)),
+            ("stale", l(&self.stale)),
             ("errors", l(&self.errors)),
             ("connects", l(&self.connects)),
             ("reconnects", l(&self.reconnects)),
@@ -205,7 +366,8 @@ pub fn snippet(frame: &str) -> String {
     s
 }
 
-/// Delivers a parsed frame: quotes and first-seen prints of subscribed symbols.
+/// Delivers a parsed frame: quotes not older than the symbol's newest, and
+/// first-seen prints, of subscribed symbols.
 pub fn deliver(
     parsed: &mut Parsed,
     subscribed: &impl Fn(&Symbol) -> bool,
@@ -213,11 +375,18 @@ pub fn deliver(
     sink: &MarketSink,
     stats: &FeedStats,
 ) {
-    for q in parsed.quotes.drain(..) {
-        if subscribed(&q.symbol) {
-            stats.quotes.fetch_add(1, Ordering::Relaxed);
-            sink.quote(q);
+    for (q, stamp) in parsed.quotes.drain(..) {
+        if !subscribed(&q.symbol) {
+            continue;
         }
+        if let Some(stamp) = stamp {
+            if !dedup.fresh(&q.symbol, stamp) {
+                stats.stale.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        }
+        stats.quotes.fetch_add(1, Ordering::Relaxed);
+        sink.quote(q);
     }
     for (t, id) in parsed.trades.drain(..) {
         if !subscribed(&t.symbol) {
@@ -238,14 +407,116 @@ pub fn deliver(
 mod tests {
     use super::*;
 
+    fn bnb(u: u64, bid: &str) -> String {
+        format!(
+            r#"{{"stream":"bnbusdt@bookTicker","data":{{"u":{u},"s":"BNBUSDT","b":"{bid}","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}}}"#
+        )
+    }
+
+    /// Parses and delivers each frame; returns the sink's pending quote's bid.
+    fn run(venue: &dyn Venue, frames: &[String]) -> (MarketSink, FeedStats) {
+        let (sink, stats, mut dedup, mut p) = (
+            MarketSink::new(),
+            FeedStats::default(),
+            Dedup::default(),
+            Parsed::default(),
+        );
+        for f in frames {
+            p.clear();
+            venue.parse(f, &mut p).unwrap();
+            deliver(&mut p, &|_| true, &mut dedup, &sink, &stats);
+        }
+        (sink, stats)
+    }
+
+    #[test]
+    fn an_older_binance_book_ticker_never_replaces_a_newer_one() {
+        let (sink, stats) = run(
+            &binance::Binance,
+            &[
+                bnb(400900301, "25.30"),
+                bnb(400900299, "25.10"),
+                bnb(400900301, "25.20"),
+            ],
+        );
+        let (_, (q, n)) = sink.quotes.pop().unwrap();
+        assert_eq!(q.bid_px, Some(Decimal::new(2530, 2)));
+        assert_eq!(n, 1);
+        assert_eq!(stats.stale.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.quotes.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn coinbase_orders_quotes_by_sequence_per_product() {
+        let t = |seq: u64, product: &str, bid: &str| {
+            format!(
+                r#"{{"type":"ticker","sequence":{seq},"product_id":"{product}","best_bid":"{bid}","best_bid_size":"1","best_ask":"200","best_ask_size":"1"}}"#
+            )
+        };
+        let (sink, stats) = run(
+            &coinbase::Coinbase,
+            &[t(10, "A", "101"), t(9, "A", "100"), t(5, "B", "50")],
+        );
+        let mut got = Vec::new();
+        sink.quotes.pop_all(&mut got);
+        let bids: Vec<_> = got
+            .iter()
+            .map(|(_, (q, _))| (q.symbol.to_string(), q.bid_px))
+            .collect();
+        assert!(bids.contains(&("A".into(), Some(Decimal::from(101)))));
+        assert!(
+            bids.contains(&("B".into(), Some(Decimal::from(50)))),
+            "per product"
+        );
+        assert_eq!(stats.stale.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn bitmex_orders_quotes_by_timestamp_and_keeps_equal_times() {
+        let q = |ts: &str, bid: u32| {
+            format!(
+                r#"{{"table":"quote","action":"insert","data":[{{"timestamp":"{ts}","symbol":"XBTUSD","bidSize":1,"bidPrice":{bid},"askPrice":99999,"askSize":1}}]}}"#
+            )
+        };
+        let (sink, stats) = run(
+            &bitmex::BitMex,
+            &[
+                q("2026-01-01T00:00:00.002Z", 10),
+                q("2026-01-01T00:00:00.002Z", 11),
+                q("2026-01-01T00:00:00.001Z", 9),
+            ],
+        );
+        let (_, (quote, n)) = sink.quotes.pop().unwrap();
+        assert_eq!((quote.bid_px, n), (Some(Decimal::from(11)), 2));
+        assert_eq!(stats.stale.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_sequence_far_below_the_newest_is_a_venue_restart() {
+        let mut d = Dedup::default();
+        let s: Symbol = Arc::from("X");
+        assert!(d.fresh(&s, Stamp::Seq(5_000_000)));
+        assert!(!d.fresh(&s, Stamp::Seq(4_000_000)));
+        assert!(d.fresh(&s, Stamp::Seq(3)), "restarted numbering");
+        assert!(d.fresh(&s, Stamp::Seq(4)));
+        d.forget(&s);
+        assert!(d.fresh(&s, Stamp::Seq(1)), "forgotten on unsubscribe");
+    }
+
     #[test]
     fn decimals_parse_from_text_and_raw_numbers() {
         assert_eq!(decimal("p", "\"1.5\"").unwrap(), Decimal::new(15, 1));
         assert_eq!(decimal("p", "2e3").unwrap(), Decimal::from(2000));
-        assert!(matches!(
-            decimal("p", "abc"),
-            Err(FrameError::BadNumber { .. })
-        ));
+        assert_eq!(decimal("p", "-0.5").unwrap(), Decimal::new(-5, 1));
+        assert_eq!(decimal("p", "1E-2").unwrap(), Decimal::new(1, 2));
+        for bad in [
+            "abc", "1_000", "+1", " 1", "1.", ".5", "1e", "", "-", "NaN", "1e99999",
+        ] {
+            assert!(
+                matches!(decimal("p", bad), Err(FrameError::BadNumber { .. })),
+                "{bad:?}"
+            );
+        }
     }
 }
 
