@@ -480,3 +480,15 @@ async def test_a_quote_seen_by_several_orders_shows_its_size_once(errors: Errors
         await paper.drain()
         assert (ca.cum_qty, cb.cum_qty) == (D("1"), D("1"))
         await paper.stop()
+
+
+async def test_an_empty_far_side_is_no_liquidity(setup: Any) -> None:
+    _, paper, h = setup
+    paper.on_quote(exo.Quote("BTC-USD", "100", "1", None, None))
+    ioc = h.child("1", "101", time_in_force=TimeInForce.IOC)
+    await paper.send(ioc.new())
+    market = h.child("1", None, ord_type=OrdType.MARKET, time_in_force=TimeInForce.IOC)
+    await paper.send(market.new())
+    await settled(paper, h, 5)
+    assert ioc.ord_status == OrdStatus.CANCELED and ioc.cum_qty == 0
+    assert market.ord_status == OrdStatus.REJECTED and "NO_LIQUIDITY" in (market.text or "")
