@@ -1,4 +1,5 @@
-# The verbs: run, test, bench, lint, fmt. Each sets up what it needs.
+# The verbs: run, test, lint, fmt, docs, bench, fuzz-http, soak, wheel (`make` lists them).
+# Each sets up what it needs.
 SHELL  := /bin/bash
 PYTHON ?= python3
 VENV   := .venv
@@ -14,14 +15,15 @@ EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=
 VENUES := "cryptography>=42" "simplefix>=1.0.17" "quickfix-py>=0.0.3; python_version >= '3.11' and python_version < '3.13'"
 
 # The documentation site (make docs): mkdocs-material, API pages by mkdocstrings from the docstrings.
-DOCS := "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
+# ruff: mkdocstrings formats the signatures with it.
+DOCS := "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26" ruff
 
 # `make` alone only prints the verbs: nothing is built or installed.
 help:
 	@echo "make run        the example: HTTP order entry, paper fills on the bundled replay (Ctrl-C stops)"
 	@echo "make develop    .venv with exo built in place (make run/test do it for you)"
 	@echo "make test       cargo test + pytest (what CI runs)"
-	@echo "make lint       cargo fmt --check, clippy, ruff, mypy"
+	@echo "make lint       cargo fmt --check, clippy, ruff (check, format), mypy, stubtest"
 	@echo "make fmt        cargo fmt, ruff format"
 	@echo "make docs       the documentation site (mkdocs) in site/"
 	@echo "make bench      the benchmarks and benches/REPORT.md (minutes; a quiet machine)"
@@ -29,7 +31,7 @@ help:
 	@echo "make fuzz-feeds proptest (PROPTEST_CASES) then libFuzzer (FUZZ_SECONDS) on the feed parsers"
 	@echo "make soak       the example at --speed max with orders and cancels, SOAK_SECONDS (600)"
 	@echo "make wheel      a release wheel for manylinux2014 (zig as the linker)"
-	@echo "make clean      remove .venv and target/"
+	@echo "make clean      remove .venv, target/ and site/"
 
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
 wheel: $(PY)
@@ -42,10 +44,11 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-# Rebuild the extension when Rust or packaging sources change.
+# Rebuild the extension when Rust or packaging sources change. PIP_QUIET:
+# maturin's pip would otherwise list every extra it skips ("Ignoring ...").
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
 	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "pytest-timeout>=2.3" "websockets>=13" "redis>=5.0.1,<9" "limits>=4.0,<6" "$(UVLOOP)" $(EXAMPLE) $(VENUES)
-	$(VENV)/bin/maturin develop --release -q
+	PIP_QUIET=1 $(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 
 develop: $(STAMP)

@@ -1,4 +1,4 @@
-"""Every Dispatcher rule from DESIGN.md, through the Python Engine."""
+"""Every Dispatcher rule (README, "Rules the engine enforces"), through the Python Engine."""
 
 from __future__ import annotations
 

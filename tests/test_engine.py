@@ -170,6 +170,13 @@ async def test_engine_not_running_says_how_to_start() -> None:
     assert engine.quote(quote()) == 0
 
 
+@pytest.mark.parametrize("bad", [-1, "5", None, float("nan"), float("inf"), True])
+def test_a_bad_stop_timeout_is_refused_when_the_engine_is_made(bad: Any) -> None:
+    # Not at stop(), which would fail half-way and leave the engine running.
+    with pytest.raises(ValueError, match=r"stop_timeout must be a number of seconds, 0 or more, got "):
+        exo.Engine(factory(), stop_timeout=bad)
+
+
 async def test_quotes_pushed_from_many_threads_reach_the_delegate() -> None:
     async with exo.Engine(factory()) as engine:
         await engine.submit(exo.Order("BUY", "X"))

@@ -261,11 +261,35 @@ def test_unknown_fields_are_400_naming_each(example: Example) -> None:
         json.dumps({"side": "BUY", "symbol": "BTC-USD", "orderQty": "1", "stopPx": "100", "account": "IOC"}),
     )
     assert r.status_code == 400, r.text
-    assert [e["field"] for e in r.json()["errors"]] == ['"stopPx"', '"account"']
+    assert [e["field"] for e in r.json()["errors"]] == ["stopPx", "account"]
     assert r.json()["detail"].startswith(
         '"stopPx" is not a field of a NEW order '
         "(the fields are side, symbol, orderQty, ordType, price, timeInForce)"
     )
+
+
+def test_an_unknown_field_is_named_escaped_and_cut(example: Example) -> None:
+    for name, shown in (("a\nb", "a\\nb"), ("k" * 100, "k" * 40)):
+        r = _post(example, json.dumps({"side": "BUY", "symbol": "BTC-USD", "orderQty": "1", name: 1}))
+        assert r.status_code == 400, r.text
+        assert r.json()["errors"][0]["field"] == shown
+        assert "\n" not in r.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"side": "BUY", "symbol": "BTC-USD", "orderQty": "1", "\\ud800": 1}',
+        '{"side": "\\udfff", "symbol": "BTC-USD", "orderQty": "1"}',
+        '{"side": "BUY", "symbol": "BTC-\\ud83d", "orderQty": "1"}',
+    ],
+)
+def test_a_lone_surrogate_escape_is_400_saying_so(example: Example, body: str) -> None:
+    r = _post(example, body)
+    assert r.status_code == 400, r.text
+    assert r.json() == {
+        "detail": "malformed JSON body: a \\u escape is a lone UTF-16 surrogate, not a character"
+    }
 
 
 # -- item 7: no Nagle stall on kept-alive connections -----------------------------

@@ -12,6 +12,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from tests.test_example import Example, start  # noqa: F401  (start: the fixture)
 
 ROOT = Path(__file__).parent.parent
@@ -69,3 +71,18 @@ def test_the_stop_line_promises_a_resume_only_when_orders_are_live(
     assert rc == 0
     resume = "stopped: 1 live order(s) cleaned up, not canceled; they resume on the next start"
     assert resume in busy.err.text()
+
+
+@pytest.mark.parametrize("bad", ["-1", "ten", "1.5"])
+def test_keep_done_must_be_a_whole_number_of_zero_or_more(bad: str) -> None:
+    # -1 used to be taken, and the first finished order then emptied the kept
+    # ones and failed on an empty dict.
+    done = subprocess.run(
+        [sys.executable, "-m", "exo", "example", "--keep-done", bad],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert done.returncode == 2
+    assert f"argument --keep-done: expected a whole number, 0 or more, got '{bad}'" in done.stderr

@@ -126,6 +126,33 @@ def test_order_carries_user_fields_and_identity() -> None:
         exo.Order("hold", "X")
 
 
+def test_an_int_quantity_is_its_digits_never_through_a_float() -> None:
+    o = exo.Order("BUY", "X", order_qty=10, price=999999999999999)
+    assert str(o.order_qty) == "10"
+    assert str(o.price) == "999999999999999"
+
+
+def test_a_quantity_or_price_assigned_later_keeps_the_grammar() -> None:
+    o = exo.Order("BUY", "X", order_qty="1")
+    with pytest.raises(ValueError, match=r"order_qty must be a positive decimal .* got '-5'"):
+        o.order_qty = "-5"
+    with pytest.raises(TypeError, match=r"price: expected a Decimal, str or int, got float 1\.5"):
+        o.price = 1.5
+    assert o.order_qty == Decimal(1) and not hasattr(o, "price")
+    o.order_qty = "2.5"
+    assert o.order_qty == Decimal("2.5") and isinstance(o.order_qty, Decimal)
+    o.limit_px = 1.5  # the user's own fields are the user's business
+    assert o.limit_px == 1.5
+
+    class Sliced(exo.Order):
+        def __init__(self, qty: str) -> None:
+            super().__init__("BUY", "X")
+            self.order_qty = qty
+
+    with pytest.raises(ValueError, match="order_qty must be positive, not zero"):
+        Sliced("0")
+
+
 def test_order_cancel_and_replace_keep_identity() -> None:
     o = exo.Order("BUY", "X", order_qty=Decimal(2))
     with pytest.raises(ValueError, match="submit the NEW first"):

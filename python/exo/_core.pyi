@@ -29,7 +29,6 @@ from typing_extensions import Self, disjoint_base, final
 
 __all__ = [
     "ConflatingQueue",
-    "EngineCore",
     "ExecType",
     "Feed",
     "LoopRunner",
@@ -631,9 +630,6 @@ class LoopRunner:
         """Removes every order and returns ``[(order_id, delegate), ...]`` for
         clean-up; drops the Python callbacks so no reference cycle outlives
         the engine."""
-
-EngineCore = LoopRunner
-"""The former name of LoopRunner, kept until exo.engine and exo.journal use the new one."""
 
 @final
 class Feed:

@@ -6,7 +6,7 @@ words a rule violation on its own:
 - ``new_order_id()``: the id exo assigns to a NEW without one;
 - ``accepts(core, order, known)``: whether the core's dispatcher would take an
   instruction now. When it would not, the caller hands the instruction to the
-  core anyway (``EngineCore.submit``), which refuses it and reports the
+  core anyway (``LoopRunner.submit``), which refuses it and reports the
   violation to ``on_error`` in the core's own words (rust/core/src/error.rs).
 
 The id is the core's own (``exo._core.new_order_id``, the uuid crate's
@@ -19,12 +19,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from exo._core import EngineCore, MsgType, new_order_id
+from exo._core import LoopRunner, MsgType, new_order_id
 
 __all__ = ["accepts", "new_order_id"]
 
 
-def accepts(core: EngineCore, order: Any, known: tuple[Any, str] | None) -> bool:
+def accepts(core: LoopRunner, order: Any, known: tuple[Any, str] | None) -> bool:
     """True when the core's dispatcher would accept ``order`` (an ``exo.Order``
     with a symbol and, for CANCEL/REPLACE, an order_id) right now.
 

@@ -3,7 +3,7 @@ hands its awaitable over until the core hears how it ended.
 
 The core calls ``spawn(key, order_id, awaitable, update)`` when a delegate's
 action returned an awaitable; the order stays busy (new data merges into its
-next Update) until ``EngineCore.complete_async`` is called with the result.
+next Update) until ``LoopRunner.complete_async`` is called with the result.
 In between: the intake hears that the action started and finished (a journal
 takes no ``state()`` mid-action and counts the Update as applied when it
 ends), and on stop the running actions get a timeout, then are cancelled.
@@ -16,7 +16,7 @@ import traceback
 from collections.abc import Awaitable
 from typing import Any
 
-from exo._core import EngineCore, Update
+from exo._core import LoopRunner, Update
 from exo.intake import Intake
 
 __all__ = ["AsyncActions", "describe_failure"]
@@ -35,7 +35,7 @@ class AsyncActions:
         self._loop = loop
         self._intake = intake
         self._tasks: set[asyncio.Task[None]] = set()
-        self.core: EngineCore | None = None
+        self.core: LoopRunner | None = None
         """Set once the core exists; it is told how each action ended."""
 
     def spawn(self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update) -> None:

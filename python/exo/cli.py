@@ -56,6 +56,16 @@ def _non_negative(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
+    return value
+
+
 def _speed(text: str) -> float | None:
     if text.strip().lower() in ("max", "0"):
         return None
@@ -133,8 +143,8 @@ def parser() -> argparse.ArgumentParser:
         "--redis",
         default=None,
         metavar="URL",
-        help=f"keep orders in Redis (redis://[:password@]host:port/db) so a restart resumes them "
-        f"[{ENV['redis']}]",
+        help="keep orders in Redis (redis://[[user]:password@]host[:port][/db], rediss://, unix://) "
+        f"so a restart resumes them [{ENV['redis']}]",
     )
     ex.add_argument(
         "--http",
@@ -165,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
     )
     ex.add_argument(
         "--keep-done",
-        type=int,
+        type=_count,
         default=_env("keep_done", "10000"),
         metavar="N",
         help=f"finished orders kept for GET /v1/orders/{{id}} (the oldest go first) [{ENV['keep_done']}]",

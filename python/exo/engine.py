@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from exo._core import EngineCore, Feed, Quote, Report, Trade, Update
+from exo._core import Feed, LoopRunner, Quote, Report, Trade, Update
 from exo.actions import AsyncActions, describe_failure
 from exo.intake import DirectIntake, Intake
 from exo.journal import JournaledIntake
@@ -133,7 +133,12 @@ class Engine:
         self._on_error = _log_error if on_error is None else on_error
         self._on_subscribe = on_subscribe
         self._on_unsubscribe = on_unsubscribe
-        self._stop_timeout = stop_timeout
+        # Checked here: stop() is no place to find out (it would fail half-way).
+        if isinstance(stop_timeout, bool) or not (
+            isinstance(stop_timeout, (int, float)) and 0 <= stop_timeout < float("inf")
+        ):
+            raise ValueError(f"stop_timeout must be a number of seconds, 0 or more, got {stop_timeout!r}")
+        self._stop_timeout = float(stop_timeout)
         if not (isinstance(spin, (int, float)) and 0 <= spin <= 1):
             raise ValueError(f"spin must be a number of seconds between 0 and 1, got {spin!r}")
         self._spin = float(spin)
@@ -149,7 +154,7 @@ class Engine:
         self._store = store
         self._intake: Intake | None = None
         self._actions: AsyncActions | None = None
-        self._core: EngineCore | None = None
+        self._core: LoopRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_fd: int | None = None
         self._done: dict[str, list[asyncio.Future[None]]] = {}
@@ -181,7 +186,7 @@ class Engine:
             intake = JournaledIntake(self._store, self._factory, self._report_error)
         await intake.open()
         actions = AsyncActions(loop, intake)
-        core = EngineCore(
+        core = LoopRunner(
             intake.factory,
             self._idle_interval,
             self._report_error,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from exo._core import EngineCore, Update
+from exo._core import LoopRunner, Update
 
 __all__ = ["DirectIntake", "Intake"]
 
@@ -35,16 +35,16 @@ class Intake:
     def __init__(self, factory: Callable[..., Any]) -> None:
         self.factory: Callable[..., Any] = factory
         """What the core calls to make the delegate of a NEW: ``factory(order)``."""
-        self._core: EngineCore | None = None
+        self._core: LoopRunner | None = None
 
     async def open(self) -> None:
         """Before the core exists: opens what the intake needs."""
 
-    async def start(self, core: EngineCore) -> None:
+    async def start(self, core: LoopRunner) -> None:
         """The core runs: from now on ``submit``/``report`` go to it."""
         self._core = core
 
-    def _running(self) -> EngineCore:
+    def _running(self) -> LoopRunner:
         assert self._core is not None, "intake not started"
         return self._core
 

@@ -46,7 +46,8 @@ def _checked(name: str, value: Any) -> Any:
         return value
     if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
         raise TypeError(f"{name}: expected a Decimal, str or int, got {type(value).__name__} {value!r:.40}")
-    text = value if isinstance(value, str) else format(value, "f")
+    # format(int, "f") would go through a float (10 -> "10.000000"): an int is its digits.
+    text = value if isinstance(value, str) else str(value) if isinstance(value, int) else format(value, "f")
     try:
         return parse_decimal(text)
     except ValueError as exc:
@@ -61,7 +62,8 @@ class Order(_OrderIdentity):
     (``order.order_qty``). Subclass it to give your fields a fixed shape.
     ``order_qty`` and ``price`` are positive decimals in exo's one grammar
     (``parse_decimal``: ``[0-9]{1,15}(\\.[0-9]{1,13})?``, no sign or exponent),
-    stored as ``Decimal``; anything else is a ValueError (a float: TypeError).
+    stored as ``Decimal``; anything else is a ValueError (a float: TypeError),
+    when the order is made and whenever one of them is assigned later.
     ``order.cancel()`` and ``order.replace(**changes)`` make the follow-up
     instructions for a live order.
     """
@@ -79,7 +81,14 @@ class Order(_OrderIdentity):
         self.msg_type = msg_type
         self.order_id = order_id
         for name, value in fields.items():
-            setattr(self, name, _checked(name, value))
+            setattr(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # order_qty and price keep the grammar however they are set: in the
+        # constructor, by replace(), or assigned later (order.order_qty = ...).
+        if name in DECIMAL_FIELDS:
+            value = _checked(name, value)
+        super().__setattr__(name, value)
 
     def _copy(self, msg_type: MsgType, changes: dict[str, Any]) -> Self:
         if self.order_id is None:
@@ -92,7 +101,7 @@ class Order(_OrderIdentity):
         new.side, new.symbol, new.order_id = self.side, self.symbol, self.order_id
         new.msg_type = msg_type
         for name, value in changes.items():
-            setattr(new, name, _checked(name, value))
+            setattr(new, name, value)
         return new
 
     def cancel(self) -> Self:

@@ -251,20 +251,26 @@ class Health(BaseModel):
 
 
 def _explain(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
-    """One sentence per bad field, e.g. ``orderQty must be a positive decimal ...``."""
-    errors = []
+    """One sentence per bad field, e.g. ``orderQty must be a positive decimal ...``;
+    an unknown field is named in quotes in the sentence and bare in ``errors``
+    (both JSON-escaped and cut, as sent: ``"price" is not a field ...``)."""
+    errors, sentences = [], []
     for e in exc.errors(include_url=False):
         field = ".".join(str(part) for part in e["loc"]) or "body"
         message = e["msg"].removeprefix("Value error, ")
+        shown = field
         if e["type"] == "missing":
             message = "is required"
         elif e["type"] == "extra_forbidden":
-            field = _show(field)
+            shown = _show(field)
+            field = json.dumps(field)[1:-1][:_ECHO]
             message = f"is not a field of a NEW order (the fields are {', '.join(NewOrder.model_fields)})"
         elif e["type"] == "model_type":
-            field, message = "body", "must be a JSON object with side, symbol and orderQty"
+            field = shown = "body"
+            message = "must be a JSON object with side, symbol and orderQty"
         errors.append({"field": field, "message": message})
-    return "; ".join(f"{e['field']} {e['message']}" for e in errors), errors
+        sentences.append(f"{shown} {message}")
+    return "; ".join(sentences), errors
 
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
@@ -315,7 +321,7 @@ def parse_body(raw: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise ValueError(f"malformed JSON body: not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(
+        payload = json.loads(
             text,
             parse_float=_Number,
             parse_int=_Number,
@@ -326,6 +332,14 @@ def parse_body(raw: bytes) -> Any:
         raise ValueError(f"malformed JSON body: {exc}") from None
     except (ValueError, RecursionError) as exc:
         raise ValueError(f"malformed JSON body: {exc}") from None
+    try:
+        json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        # "\ud800" alone is valid JSON text but no Unicode character (RFC 8259 8.2).
+        raise ValueError(
+            "malformed JSON body: a \\u escape is a lone UTF-16 surrogate, not a character"
+        ) from None
+    return payload
 
 
 class _TooLarge(Exception):

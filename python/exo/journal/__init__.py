@@ -26,7 +26,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from exo._core import EngineCore, Update
+from exo._core import LoopRunner, Update
 from exo.intake import Intake
 from exo.journal.checkpoints import CheckpointWriter
 from exo.journal.health import StoreHealth
@@ -69,7 +69,7 @@ class JournaledIntake(Intake):
         """Opens the store (``StoreUnavailable`` says why it cannot)."""
         await self.store.open()
 
-    async def start(self, core: EngineCore) -> None:
+    async def start(self, core: LoopRunner) -> None:
         """Recovers the store's live orders into ``core``, then starts the writers."""
         await super().start(core)
         await recover(self.store, self._user_factory, self._report_error, core, self._orders)

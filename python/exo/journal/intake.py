@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from exo._core import EngineCore, MsgType
+from exo._core import LoopRunner, MsgType
 from exo._core import Order as _CoreOrder
 from exo._corelink import accepts, new_order_id
 from exo.journal.health import StoreHealth
@@ -47,7 +47,7 @@ class IntakeWriter:
         self._health = health
         self._report_error = report_error
         self._forget = forget
-        self._core: EngineCore | None = None
+        self._core: LoopRunner | None = None
         self._queue: list[tuple[Entry, asyncio.Future[Any], OrderRecord]] = []
         self._unsettled: dict[str, asyncio.Future[Any]] = {}  # NEWs queued, not handed over yet
         self._doubt: list[Entry] = []  # written or not: undo once the store answers
@@ -56,7 +56,7 @@ class IntakeWriter:
         self._idle.set()
         self.closing = False
 
-    def start(self, core: EngineCore) -> asyncio.Task[None]:
+    def start(self, core: LoopRunner) -> asyncio.Task[None]:
         """Starts the writer task, which hands entries to ``core``."""
         self._core = core
         return asyncio.get_running_loop().create_task(self._run(), name="exo-journal")
@@ -77,12 +77,12 @@ class IntakeWriter:
 
     # -- submit / report ----------------------------------------------------------
 
-    def _open(self, what: str) -> EngineCore:
+    def _open(self, what: str) -> LoopRunner:
         if self.closing or self._core is None:
             raise RuntimeError(f"the engine is stopping: no more {what}")
         return self._core
 
-    async def _settled(self, order_id: str, what: str) -> EngineCore:
+    async def _settled(self, order_id: str, what: str) -> LoopRunner:
         """Waits until no NEW of ``order_id`` is between the journal and the
         engine, so the core knows every order the journal does."""
         while (waiting := self._unsettled.get(order_id)) is not None:

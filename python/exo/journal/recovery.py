@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from exo._core import EngineCore
+from exo._core import LoopRunner
 from exo.journal.records import OrderRecord
 from exo.store import REPORT, Store, StoredOrder
 
@@ -24,7 +24,7 @@ async def recover(
     store: Store,
     factory: Callable[..., Any],
     report_error: Callable[[str, str], None],
-    core: EngineCore,
+    core: LoopRunner,
     orders: dict[str, OrderRecord],
 ) -> None:
     """Restores every live order of ``store`` into ``core`` and tracks it in
@@ -55,7 +55,7 @@ def _restore(
     store: Store,
     factory: Callable[..., Any],
     report_error: Callable[[str, str], None],
-    core: EngineCore,
+    core: LoopRunner,
     orders: dict[str, OrderRecord],
     stored: StoredOrder,
 ) -> int | None:

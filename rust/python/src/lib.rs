@@ -57,8 +57,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<update::PyUpdate>()?;
     m.add_class::<queue::PyConflatingQueue>()?;
     m.add_class::<engine::LoopRunner>()?;
-    // The name exo.engine and exo.journal knew it by, until they switch.
-    m.add("EngineCore", m.getattr("LoopRunner")?)?;
     m.add_function(wrap_pyfunction!(engine::new_order_id, m)?)?;
     m.add_class::<feeds::PyFeed>()?;
     m.add_function(wrap_pyfunction!(parse_decimal, m)?)?;
