@@ -11,6 +11,8 @@ UVLOOP := uvloop>=0.19
 # fastapi-offline (the docs' assets, offline): the `example` extra in pyproject.toml;
 # httpx and schemathesis for its tests.
 EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "fastapi-offline>=1.7" "httpx>=0.27" "schemathesis>=4"
+# Venues (exo.venues.Binance/BitMEX/FIX): the `venues` extra; quickfix-py has wheels for 3.11/3.12 only.
+VENUES := "cryptography>=42" "simplefix>=1.0.17" "quickfix-py>=0.0.3; python_version >= '3.11' and python_version < '3.13'"
 
 # The documentation site (make docs): mkdocs-material, API pages by mkdocstrings from the docstrings.
 # ruff: mkdocstrings formats the signatures with it.
@@ -45,7 +47,7 @@ $(PY):
 # Rebuild the extension when Rust or packaging sources change. PIP_QUIET:
 # maturin's pip would otherwise list every extra it skips ("Ignoring ...").
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "pytest-timeout>=2.3" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)" $(EXAMPLE)
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "pytest-timeout>=2.3" "websockets>=13" "redis>=5.0.1,<9" "limits>=4.0,<6" "$(UVLOOP)" $(EXAMPLE) $(VENUES)
 	PIP_QUIET=1 $(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 

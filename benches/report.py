@@ -49,6 +49,7 @@ DESIGN_ROWS = [
     ("RSS after", "memory per idle live order; 100,000 orders start and end"),
     ("feed saturated, 100 orders", "feed saturated, 100 orders, light work"),
     ("order entry over a kept-alive", "order entry over a kept-alive HTTP connection, POST -> 202"),
+    ("round trip delegate -> paper venue", "delegate -> paper venue -> report -> next Update, round trip"),
 ]
 """(substring of a figure, the DESIGN.md row it covers), in DESIGN.md's order."""
 

@@ -97,6 +97,12 @@ class Example:
         order_id: str = r.json()["orderID"]
         return order_id
 
+    def submit_body(self, body: dict[str, str]) -> str:
+        r = self.http.post("/v1/orders", json=body)
+        assert r.status_code == 202, r.text
+        order_id: str = r.json()["orderID"]
+        return order_id
+
     def fills(self, order_id: str) -> list[tuple[Decimal, Decimal]]:
         found = []
         for line in self.out.wait(lambda _: True, 0):
@@ -368,7 +374,9 @@ def test_restart_with_redis_resumes_a_half_filled_order(
     # Picked up exactly where the first run stopped (it may have filled more since).
     assert Decimal(resumed.json()["fills"]) >= len(first.fills(order_id))
     assert f"order {order_id} resumed: BUY 1000 BTC-USD, {before} filled" in second.err.text()
-    second.wait_line(f"{order_id} done", timeout=20)
+    # A guard, not a speed test: each fill is now a child order round trip
+    # (IOC to the paper venue, reports journaled in Redis), ~3,000 of them.
+    second.wait_line(f"{order_id} done", timeout=90)
 
     after = sum(q for q, _ in second.fills(order_id))
     assert before + after == Decimal(1000)
@@ -387,3 +395,114 @@ def test_bad_flag_exits_with_a_message(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "replay file not found" in done.stderr
+
+
+# -- child orders through the paper venue ------------------------------------------
+
+
+def test_get_shows_the_child_orders_whose_reports_made_the_fills(example: Example) -> None:
+    order_id = example.submit("BUY", "ETH-USD", "0.5")
+    example.wait_line(f"{order_id} done")
+    body = example.http.get(f"/v1/orders/{order_id}").json()
+    children = body["childOrders"]
+    assert children and all(c["ordType"] == "LIMIT" and c["timeInForce"] == "IOC" for c in children)
+    filled = [c for c in children if Decimal(c["cumQty"]) > 0]
+    assert sum(Decimal(c["cumQty"]) for c in filled) == Decimal("0.5")
+    assert all(c["clOrdID"] and c["secondaryOrderID"] for c in filled)
+    assert {c["ordStatus"] for c in children} <= {"FILLED", "CANCELED"}
+
+
+def test_unknown_symbol_is_400_naming_it(example: Example) -> None:
+    r = example.http.post("/v1/orders", json={"side": "BUY", "symbol": "DOGE-USD", "orderQty": "1"})
+    assert r.status_code == 400
+    assert r.json()["detail"] == "unknown symbol 'DOGE-USD': venue paper lists BTC-USD, ETH-USD"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"price": "100.001"}, "price 100.001 is not a positive multiple of the tick size 0.01"),
+        ({"ordType": "LIMIT"}, "needs a price for ordType LIMIT"),
+        ({"ordType": "MARKET", "price": "100"}, "which a MARKET order must not have"),
+        ({"timeInForce": "IOC"}, "applies to a LIMIT order only"),
+        ({"price": "100", "timeInForce": "DAY"}, "timeInForce"),
+        ({"price": "-1"}, "price must be a positive decimal of ASCII digits"),
+    ],
+)
+def test_bad_limit_fields_are_400(example: Example, extra: dict[str, str], message: str) -> None:
+    r = example.http.post("/v1/orders", json={"side": "BUY", "symbol": "BTC-USD", "orderQty": "1", **extra})
+    assert r.status_code == 400, r.text
+    assert message in r.json()["detail"]
+
+
+def test_limit_order_rests_then_fills_when_the_market_reaches_it(
+    start: Callable[..., Example], tmp_path: Path
+) -> None:
+    ex = start("--feed", f"replay:{_ticker_replay(tmp_path / 'book.ndjson')}")
+    resting = ex.submit_body({"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5", "price": "100.5"})
+    crossing = ex.submit_body({"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5", "price": "101"})
+    ex.wait_line(f"{crossing} done")
+    body = ex.http.get(f"/v1/orders/{resting}").json()
+    (child,) = body["childOrders"]
+    assert (body["ordStatus"], child["ordStatus"], child["price"]) == ("NEW", "NEW", "100.5")
+    assert ex.fills(resting) == []
+    assert sum(q for q, _ in ex.fills(crossing)) == Decimal("0.5")
+    assert {px for _, px in ex.fills(crossing)} == {Decimal(101)}
+
+
+def test_post_only_that_would_cross_ends_canceled(start: Callable[..., Example], tmp_path: Path) -> None:
+    ex = start("--feed", f"replay:{_ticker_replay(tmp_path / 'book.ndjson')}")
+    order_id = ex.submit_body(
+        {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5", "price": "101", "timeInForce": "post_only"}
+    )
+    ex.wait_line(f"{order_id} canceled")
+    (child,) = ex.http.get(f"/v1/orders/{order_id}").json()["childOrders"]
+    assert child["ordStatus"] == "REJECTED" and child["text"].startswith("POST_ONLY_WOULD_CROSS")
+
+
+def test_delete_cancels_a_resting_limit_child(start: Callable[..., Example], tmp_path: Path) -> None:
+    ex = start("--feed", f"replay:{_ticker_replay(tmp_path / 'book.ndjson')}")
+    order_id = ex.submit_body({"side": "SELL", "symbol": "BTC-USD", "orderQty": "2", "price": "105"})
+    until_child = time.monotonic() + 10
+    while not ex.http.get(f"/v1/orders/{order_id}").json()["childOrders"]:
+        assert time.monotonic() < until_child
+        time.sleep(0.02)
+    assert ex.http.delete(f"/v1/orders/{order_id}").status_code == 202
+    ex.wait_line(f"{order_id} canceled")
+    body = ex.http.get(f"/v1/orders/{order_id}").json()
+    assert body["ordStatus"] == "CANCELED" and body["childOrders"][0]["ordStatus"] == "CANCELED"
+
+
+def test_kill_9_then_restart_fills_exactly_order_qty_from_reports(
+    start: Callable[..., Example], redis_url: str
+) -> None:
+    first = start("--redis", redis_url, "--speed", "1")
+    order_id = first.submit("BUY", "BTC-USD", "200")
+    first.wait_fills(order_id, 10)
+    rc, _ = first.stop(signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+
+    second = start("--redis", redis_url, "--speed", "max")
+    resumed = re.search(rf"order {order_id} resumed: BUY 200 BTC-USD, (\S+) filled", second.err.text())
+    assert resumed, second.err.text()
+    checkpointed = Decimal(resumed[1])
+    second.wait_line(f"{order_id} done", timeout=30)
+    # Reports journaled after the last checkpoint are applied (and printed) again
+    # on the restart, once: the checkpoint plus the second run's fills is the order.
+    assert checkpointed + sum(q for q, _ in second.fills(order_id)) == Decimal(200)
+    body = second.http.get(f"/v1/orders/{order_id}").json()
+    assert (body["ordStatus"], Decimal(body["cumQty"])) == ("FILLED", Decimal(200))
+
+
+def test_get_all_live_orders_shows_their_child_orders(start: Callable[..., Example], tmp_path: Path) -> None:
+    ex = start("--feed", f"replay:{_ticker_replay(tmp_path / 'book.ndjson')}")
+    order_id = ex.submit_body({"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5", "price": "99"})
+    deadline = time.monotonic() + 10
+    while True:
+        (order,) = [o for o in ex.http.get("/v1/orders").json()["orders"] if o["orderID"] == order_id]
+        if order["childOrders"]:
+            break
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    assert (order["ordType"], order["price"], order["timeInForce"]) == ("LIMIT", "99", "GTC")
+    assert order["childOrders"][0]["ordStatus"] in ("PENDING_NEW", "NEW")

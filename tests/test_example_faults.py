@@ -74,7 +74,8 @@ def test_redis_down_for_10s_refuses_orders_clearly_keeps_serving_and_loses_nothi
         assert _new(first).status_code == 503
         time.sleep(0.5)
     assert _frames(first) > frames
-    assert len(first.fills(order_id)) > fills
+    # Fills are execution reports, journaled before they count: they wait for
+    # the store (the paper venue sends them again), none is lost.
     assert first.proc.poll() is None
 
     redis.start()  # same dir: the AOF is replayed
@@ -85,6 +86,7 @@ def test_redis_down_for_10s_refuses_orders_clearly_keeps_serving_and_loses_nothi
     assert r.status_code == 202, r.text
     small = r.json()["orderID"]
     first.wait_line(f"{small} done")
+    first.wait_fills(order_id, fills + 1)
     assert first.http.get(f"/v1/orders/{order_id}").json()["ordStatus"] in ("NEW", "PARTIALLY_FILLED")
 
     rc, _ = first.stop(signal.SIGTERM)

@@ -240,3 +240,49 @@ async def test_a_delegate_with_the_old_snapshot_method_is_warned_about(
         "test_a_delegate_with_the_old_snapshot_method_is_warned_about.<locals>.OldStyle"
     )
     assert "Rename snapshot() to state()" in warnings[0]
+
+
+async def test_async_actions_finishing_during_stop_are_all_checkpointed(store: exo.Store) -> None:
+    """stop() waits for async actions after intake closed; each one's result
+    must reach the checkpoint, also after the writer wrote another's."""
+    releases = {"a": asyncio.Event(), "b": asyncio.Event()}
+    started: dict[str, asyncio.Event] = {"a": asyncio.Event(), "b": asyncio.Event()}
+
+    class Slow:
+        def __init__(self, order: exo.Order, state: dict[str, Any] | None = None) -> None:
+            self.name: str = order.name
+            self.n = state["n"] if state else 0
+
+        async def action(self, update: exo.Update) -> bool:
+            if update.reports:
+                started[self.name].set()
+                await releases[self.name].wait()
+                self.n += len(update.reports)
+            return False
+
+        def state(self) -> dict[str, Any]:
+            return {"n": self.n}
+
+    engine = exo.Engine(Slow, store=store)
+    await engine.start()
+    for name in ("a", "b"):
+        oid = await engine.submit(exo.Order("BUY", "X", name=name))
+        assert oid is not None
+        await engine.report(exo.Report(oid, "NEW"))
+        await started[name].wait()
+    stopping = asyncio.ensure_future(engine.stop())
+    await asyncio.sleep(0.05)  # intake closed; both actions still in flight
+    releases["a"].set()
+    await asyncio.sleep(0.05)  # a's checkpoint written; the writer finds nothing more
+    releases["b"].set()
+    await stopping
+
+    states: dict[str, Any] = {}
+
+    def remember(order: exo.Order, state: dict[str, Any] | None = None) -> Slow:
+        states[order.name] = state
+        return Slow(order, state)
+
+    async with exo.Engine(remember, store=store):
+        await until(lambda: len(states) == 2)
+    assert states == {"a": {"n": 1}, "b": {"n": 1}}

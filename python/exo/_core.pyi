@@ -29,6 +29,7 @@ from typing_extensions import Self, disjoint_base, final
 
 __all__ = [
     "ConflatingQueue",
+    "ExecType",
     "Feed",
     "LoopRunner",
     "MsgType",
@@ -75,6 +76,13 @@ class Side:
     def parse(text: str) -> Side:
         """The side named ``text``, case-insensitive (``"buy"`` works).
         Raises ``ValueError`` for any other text, listing BUY, SELL."""
+    @property
+    def fix(self) -> str:
+        """The value on the FIX wire, one character (``Side.BUY.fix == "1"``)."""
+    @staticmethod
+    def from_fix(c: str) -> Side:
+        """The value for a FIX wire character; raises ``ValueError`` for an
+        unknown one, naming the tag."""
     def __int__(self) -> int:
         """0 for BUY, 1 for SELL."""
 
@@ -98,6 +106,13 @@ class MsgType:
         """The message type named ``text``, case-insensitive. Raises
         ``ValueError`` for any other text (FIX codes such as ``"D"`` too),
         listing NEW, CANCEL, REPLACE."""
+    @property
+    def fix(self) -> str:
+        """The value on the FIX wire, one character (``MsgType.NEW.fix == "D"``)."""
+    @staticmethod
+    def from_fix(c: str) -> MsgType:
+        """The value for a FIX wire character; raises ``ValueError`` for an
+        unknown one, naming the tag."""
     def __int__(self) -> int:
         """0 for NEW, 1 for CANCEL, 2 for REPLACE."""
 
@@ -132,8 +147,72 @@ class OrdStatus:
         """The status named ``text``, case-insensitive (``"filled"`` works).
         Raises ``ValueError`` for any other text, FIX codes included, listing
         the nine names."""
+    @property
+    def fix(self) -> str:
+        """The value on the FIX wire, one character (``OrdStatus.FILLED.fix == "2"``)."""
+    @staticmethod
+    def from_fix(c: str) -> OrdStatus:
+        """The value for a FIX wire character; raises ``ValueError`` for an
+        unknown one, naming the tag."""
     def __int__(self) -> int:
         """0-8, in the order the statuses are listed (not the FIX code)."""
+
+@final
+class ExecType:
+    """What one execution report says happened, FIX tag 150 ExecType (4.4
+    values: a fill is ``TRADE``; 4.2's PartialFill/Fill are gone). ``int()``
+    is the position in the list below, not the FIX code."""
+
+    NEW: ExecType
+    """The order was accepted (150=0)."""
+    DONE_FOR_DAY: ExecType
+    """Done for the day (150=3)."""
+    CANCELED: ExecType
+    """Canceled, solicited or not (150=4)."""
+    REPLACED: ExecType
+    """A replace took effect (150=5)."""
+    PENDING_CANCEL: ExecType
+    """A cancel request was received (150=6)."""
+    STOPPED: ExecType
+    """Stopped (150=7)."""
+    REJECTED: ExecType
+    """The order was rejected (150=8)."""
+    SUSPENDED: ExecType
+    """Suspended (150=9)."""
+    PENDING_NEW: ExecType
+    """The order was received, not yet accepted (150=A)."""
+    CALCULATED: ExecType
+    """Calculated (150=B)."""
+    EXPIRED: ExecType
+    """Expired by its time in force (150=C)."""
+    RESTATED: ExecType
+    """Restated by the venue (150=D)."""
+    PENDING_REPLACE: ExecType
+    """A replace request was received (150=E)."""
+    TRADE: ExecType
+    """A fill, partial or complete (150=F)."""
+    TRADE_CORRECT: ExecType
+    """A fill corrected (150=G)."""
+    TRADE_CANCEL: ExecType
+    """A fill busted (150=H)."""
+    ORDER_STATUS: ExecType
+    """An answer to a status request (150=I)."""
+    @property
+    def name(self) -> str:
+        """The upper-case name, e.g. ``"PENDING_NEW"``."""
+    @staticmethod
+    def parse(text: str) -> ExecType:
+        """The exec type named ``text``, case-insensitive. Raises
+        ``ValueError`` for any other text, listing the names."""
+    @property
+    def fix(self) -> str:
+        """The value on the FIX wire, one character (``ExecType.TRADE.fix == "F"``)."""
+    @staticmethod
+    def from_fix(c: str) -> ExecType:
+        """The value for a FIX wire character; raises ``ValueError`` for an
+        unknown one, naming the tag."""
+    def __int__(self) -> int:
+        """0-16, in the order listed (not the FIX code)."""
 
 @final
 class Quote:
@@ -272,7 +351,8 @@ class Order:
 
 @disjoint_base
 class Report:
-    """An execution report for one order (FIX 35=8 ExecutionReport), as the
+    """An execution report for one order (FIX 35=8 ExecutionReport, or an
+    OrderCancelReject 35=9 when ``cxl_rej_response_to`` is set), as the
     counterparty sent it; the delegate reads it in its next Update.
 
     ``Report(order_id, ord_status, last_qty=None, last_px=None, *, symbol=...,
@@ -301,6 +381,11 @@ class Report:
         cum_qty: _DecimalLike | None = None,
         avg_px: _DecimalLike | None = None,
         text: str | None = None,
+        exec_type: ExecType | str | None = None,
+        orig_cl_ord_id: str | None = None,
+        order_qty: _DecimalLike | None = None,
+        price: _DecimalLike | None = None,
+        cxl_rej_response_to: MsgType | str | None = None,
         **extra: Any,
     ) -> Self: ...
     @property
@@ -349,6 +434,22 @@ class Report:
     @property
     def text(self) -> str | None:
         """Free text from the counterparty (FIX 58 Text), e.g. a reject reason."""
+    @property
+    def exec_type(self) -> ExecType | None:
+        """What this report says happened (FIX 150 ExecType)."""
+    @property
+    def orig_cl_ord_id(self) -> str | None:
+        """The client order id a replace or cancel refers to (FIX 41 OrigClOrdID)."""
+    @property
+    def order_qty(self) -> Decimal | None:
+        """The order's quantity as the counterparty holds it (FIX 38 OrderQty)."""
+    @property
+    def price(self) -> Decimal | None:
+        """The order's limit price as the counterparty holds it (FIX 44 Price)."""
+    @property
+    def cxl_rej_response_to(self) -> MsgType | None:
+        """Set when this report is an OrderCancelReject (35=9): the request
+        rejected, CANCEL or REPLACE (FIX 434 CxlRejResponseTo)."""
     @property
     def extra(self) -> dict[str, Any]:
         """The extra keyword arguments given at construction (a copy)."""

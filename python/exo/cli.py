@@ -30,6 +30,8 @@ ENV = {
     "summary": "EXO_SUMMARY",
     "keep_done": "EXO_KEEP_DONE",
     "log_level": "EXO_LOG_LEVEL",
+    "venue": "EXO_VENUE",
+    "testnet": "EXO_TESTNET",
 }
 """Environment variable per ``exo example`` option."""
 
@@ -99,8 +101,9 @@ def parser() -> argparse.ArgumentParser:
         "example",
         help="run the example: orders over HTTP, paper fills on replayed or live quotes",
         description=(
-            "Orders over HTTP (POST/GET/DELETE /v1/orders), each filled on paper against the far "
-            "side of every quote; fills print as '<order_id> fill <qty> @ <px>'. By default it "
+            "Orders over HTTP (POST/GET/DELETE /v1/orders), each worked through child orders sent "
+            "to a venue (the paper venue fills them against the live quotes); every fill report "
+            "prints as '<order_id> fill <qty> @ <px>'. By default it "
             "replays the bundled Coinbase sample in a loop and keeps orders in process: no "
             "network, no Redis. Ctrl-C or SIGTERM stops it (live orders are cleaned up, not "
             "canceled). Each option can also be set by the environment variable shown."
@@ -112,6 +115,21 @@ def parser() -> argparse.ArgumentParser:
         default=_env("feed", "replay"),
         metavar="coinbase|binance|bitmex|replay|replay:PATH",
         help=f"market data: a live venue, the bundled sample, or an NDJSON recording [{ENV['feed']}]",
+    )
+    ex.add_argument(
+        "--venue",
+        default=_env("venue", "paper"),
+        choices=["paper", "binance", "bitmex", "fix"],
+        type=str.lower,
+        help=f"where child orders go: paper fills them in process against the feed; binance, bitmex "
+        f"and fix read their keys and endpoints from EXO_BINANCE_*, EXO_BITMEX_*, EXO_FIX_* "
+        f"(never from flags; see README) [{ENV['venue']}]",
+    )
+    ex.add_argument(
+        "--testnet",
+        action="store_true",
+        default=_env("testnet", "") in ("1", "true", "yes"),
+        help=f"binance/bitmex: use the venue's testnet [{ENV['testnet']}]",
     )
     ex.add_argument(
         "--speed",
@@ -207,6 +225,8 @@ def _example(args: argparse.Namespace) -> int:
         token=args.token or _env("token", None) or None,
         summary=args.summary,
         keep_done=args.keep_done,
+        venue=args.venue,
+        testnet=args.testnet,
     )
     return asyncio.run(run(settings))
 

@@ -366,6 +366,11 @@ class Engine:
         else:
             self._spinning = False
 
+    def report_error(self, order_id: str, message: str) -> None:
+        """Hands ``message`` to the engine's ``on_error`` (for parts around the
+        engine, e.g. a venue with a report no child claims)."""
+        self._report_error(order_id, message)
+
     def _report_error(self, order_id: str, message: str) -> None:
         try:
             self._on_error(order_id, message)

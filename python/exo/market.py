@@ -15,10 +15,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from exo._core import MsgType, OrdStatus, Quote, Report, Side, Trade, Update, parse_decimal
+from exo._core import ExecType, MsgType, OrdStatus, Quote, Report, Side, Trade, Update, parse_decimal
 from exo._core import Order as _OrderIdentity
 
-__all__ = ["MsgType", "OrdStatus", "Order", "Quote", "Report", "Side", "Trade", "Update", "parse_decimal"]
+__all__ = [
+    "ExecType",
+    "MsgType",
+    "OrdStatus",
+    "Order",
+    "Quote",
+    "Report",
+    "Side",
+    "Trade",
+    "Update",
+    "parse_decimal",
+]
 
 DECIMAL_FIELDS = ("order_qty", "price")
 """Order fields that are a positive price or quantity (FIX OrderQty, Price):

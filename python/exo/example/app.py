@@ -1,8 +1,11 @@
 """The example's HTTP API (FastAPI): order entry, progress, cancel, metrics.
 
     POST   /v1/orders        {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"} -> 202 {"orderID": ...}
+                             optional: "ordType" MARKET|LIMIT, "price" (a LIMIT), "timeInForce"
+                             GTC|IOC|FOK|POST_ONLY; a symbol the venue does not list, a quantity
+                             off its lot or a price off its tick is a 400
     GET    /v1/orders        the live orders
-    GET    /v1/orders/{id}   the order and its progress, or 404
+    GET    /v1/orders/{id}   the order, its progress and its child orders, or 404
     DELETE /v1/orders/{id}   202 and a CANCEL to its delegate; 404 unknown; 409 already done
     GET    /metrics          Prometheus
     GET    /healthz          200 once the engine runs
@@ -31,12 +34,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.security import HTTPBearer
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 import exo
+from exo.child import OrdType, TimeInForce
 from exo.engine import Engine
 from exo.example.metrics import CONTENT_TYPE, Metrics
 from exo.example.paper import Book, PaperOrder
+from exo.instrument import InstrumentError
 from exo.market import OrdStatus, Side, parse_decimal
 from exo.store import StoreUnavailable
 
@@ -119,15 +134,50 @@ class NewOrder(BaseModel):
             )
         return value
 
-    @field_validator("orderQty", mode="before")
+    ordType: Annotated[OrdType | None, WithJsonSchema({"type": "string", "enum": ["MARKET", "LIMIT"]})] = (
+        Field(default=None, description="MARKET (the default without a price) or LIMIT (needs a price)")
+    )
+    price: Annotated[Decimal | None, WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN})] = Field(
+        default=None, description='A LIMIT order\'s price, in the same grammar as orderQty ("60000.5")'
+    )
+    timeInForce: Annotated[
+        TimeInForce, WithJsonSchema({"type": "string", "enum": ["GTC", "IOC", "FOK", "POST_ONLY"]})
+    ] = Field(default=TimeInForce.GTC, description="GTC (default), IOC, FOK or POST_ONLY; with a price")
+
+    @field_validator("orderQty", "price", mode="before")
     @classmethod
-    def _order_qty(cls, value: Any) -> Decimal:
+    def _decimal(cls, value: Any, info: ValidationInfo) -> Decimal | None:
+        if value is None and info.field_name == "price":
+            return None
         if not isinstance(value, str):  # a JSON number arrives as _Number, its text
             raise ValueError(f'must be a positive decimal such as "0.5", got {_show(value)}')
         try:
             return parse_decimal(value)
         except ValueError as exc:
             raise ValueError(f"{exc}, got {_show(value)}") from None
+
+    @field_validator("ordType", "timeInForce", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str) and not isinstance(value, _Number) and value.isascii():
+            return value.upper()
+        raise ValueError(f"must be one of the names listed (ASCII, any case), got {_show(value)}")
+
+    @model_validator(mode="after")
+    def _limit(self) -> NewOrder:
+        if self.ordType is None:
+            self.ordType = OrdType.LIMIT if self.price is not None else OrdType.MARKET
+        if self.ordType is OrdType.LIMIT and self.price is None:
+            raise ValueError("needs a price for ordType LIMIT")
+        if self.ordType is OrdType.MARKET and self.price is not None:
+            raise ValueError("has a price, which a MARKET order must not have (send ordType LIMIT)")
+        if self.ordType is OrdType.MARKET and self.timeInForce is not TimeInForce.GTC:
+            raise ValueError(
+                "has timeInForce, which applies to a LIMIT order only (a MARKET order takes what is shown)"
+            )
+        return self
 
 
 class OrderAccepted(BaseModel):
@@ -143,18 +193,38 @@ class CancelAccepted(BaseModel):
     ordStatus: str = Field(description="PENDING_CANCEL")
 
 
+class ChildView(BaseModel):
+    """One child order sent to the venue (FIX names; decimals as strings)."""
+
+    clOrdID: str | None
+    secondaryOrderID: str | None
+    ordType: str
+    timeInForce: str
+    price: str | None
+    orderQty: str
+    cumQty: str
+    leavesQty: str
+    avgPx: str | None
+    ordStatus: str | None
+    text: str | None
+
+
 class OrderView(BaseModel):
-    """An order and its progress (FIX names; decimals as strings)."""
+    """An order, its progress and its child orders (FIX names; decimals as strings)."""
 
     orderID: str
     side: str
     symbol: str
     orderQty: str
+    ordType: str
+    price: str | None
+    timeInForce: str
     cumQty: str
     leavesQty: str
     avgPx: str | None
     ordStatus: str
     fills: int
+    childOrders: list[ChildView]
 
 
 class OrderList(BaseModel):
@@ -303,7 +373,7 @@ def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None =
     app = FastAPIOffline(
         title="exo example",
         version=exo.__version__,
-        summary="Orders over HTTP, filled on paper against the far side of each quote.",
+        summary="Orders over HTTP, worked through child orders that a paper venue fills against the quotes.",
         redoc_url=None,
     )
     bearer = HTTPBearer(auto_error=False, description="Set with --token or EXO_TOKEN")
@@ -375,7 +445,20 @@ def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None =
         except ValidationError as exc:
             detail, errors = _explain(exc)
             return _error(400, detail, errors=errors)
-        order = PaperOrder(new.side, new.symbol, order_qty=new.orderQty)
+        venue = book.venue
+        if venue is not None:
+            try:  # refused at entry, rather than sitting NEW forever
+                venue.instrument(new.symbol).check(new.orderQty, new.price)
+            except InstrumentError as exc:
+                return _error(400, str(exc))
+        order = PaperOrder(
+            new.side,
+            new.symbol,
+            order_qty=new.orderQty,
+            price=new.price,
+            ord_type=new.ordType,
+            time_in_force=new.timeInForce,
+        )
         try:
             order_id = await engine.submit(order)
         except StoreUnavailable as exc:

@@ -31,8 +31,10 @@ from exo.example.paper import Book, Progress
 from exo.feeds import Feed
 from exo.redis_store import RedisStore
 from exo.store import MemoryStore, Store, StoreUnavailable
+from exo.venues import Paper, VenueBase
+from exo.venues.config import KINDS, from_env
 
-__all__ = ["Settings", "http_server", "listen", "make_feed", "run"]
+__all__ = ["Settings", "http_server", "listen", "make_feed", "make_venue", "run"]
 
 log = logging.getLogger("exo.example")
 
@@ -57,6 +59,11 @@ class Settings:
     """Seconds between summary lines; 0 turns them off."""
     keep_done: int = 10_000
     """Finished orders kept for GET (the oldest are dropped first)."""
+    venue: str = "paper"
+    """Where child orders go: paper (in process, fills against the feed), or
+    binance, bitmex, fix configured from environment variables."""
+    testnet: bool = False
+    """Real venues: their test endpoints (Binance spot testnet, BitMEX testnet)."""
 
 
 def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
@@ -76,6 +83,17 @@ def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
             raise ValueError(f"replay file not found: {path}")
         return feeds.Replay(path, speed=speed, repeat=True)
     raise ValueError(f"unknown feed {spec!r}: expected coinbase, binance, bitmex, replay or replay:PATH")
+
+
+def make_venue(spec: str, testnet: bool = False) -> VenueBase:
+    """The venue named by ``--venue``: paper, or binance, bitmex, fix
+    configured from environment variables (``exo.venues.config``)."""
+    kind = spec.strip().lower()
+    if kind == "paper":
+        return Paper()
+    if kind in KINDS:
+        return from_env(kind, testnet=testnet)
+    raise ValueError(f"unknown venue {spec!r}: expected paper, {', '.join(KINDS)}")
 
 
 def _describe_feed(feed: Feed, speed: float | None) -> str:
@@ -154,6 +172,7 @@ async def run(settings: Settings) -> int:
     """Runs until SIGINT/SIGTERM; returns the process exit code."""
     try:
         feed = make_feed(settings.feed, settings.speed)
+        venue = make_venue(settings.venue, settings.testnet)
         sock = listen(settings.host, settings.port)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
@@ -161,9 +180,9 @@ async def run(settings: Settings) -> int:
     host, port = sock.getsockname()[:2]
     store: Store = MemoryStore() if settings.redis is None else RedisStore(settings.redis)
     metrics = Metrics()
-    book = Book(observer=metrics, keep_done=settings.keep_done)
+    book = Book(observer=metrics, keep_done=settings.keep_done, venue=venue)
     engine = Engine(
-        book.factory,
+        venue.delegates(book.factory),
         idle_interval=settings.idle,
         on_error=lambda order_id, message: log.warning("order %s: %s", order_id, message),
         on_subscribe=lambda symbol: log.info("subscribed %s", symbol),
@@ -172,6 +191,7 @@ async def run(settings: Settings) -> int:
         store=store,
     )
     metrics.watch(engine)
+    venue.attach(engine)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -196,7 +216,14 @@ async def run(settings: Settings) -> int:
             log.error("%s", exc)
             sock.close()
             return 1
+        try:
+            await venue.start()  # reconciles the children of the orders recovered
+        except (RuntimeError, OSError, TimeoutError) as exc:  # refused key, unreachable venue
+            log.error("venue %s: %s", venue.name, exc)
+            sock.close()
+            return 1
         log.info("feed: %s", _describe_feed(feed, settings.speed))
+        log.info("venue: %s (instruments %s)", venue.name, ", ".join(sorted(venue.instruments)))
         if not store.durable:
             log.info("orders end with the process; --redis URL keeps them across restarts")
         server = http_server(create_app(engine, book, metrics, settings.token))
@@ -232,6 +259,10 @@ async def run(settings: Settings) -> int:
         except Exception:  # whatever stopped the server, the engine still stops cleanly
             log.exception("HTTP server failed")
         live = engine.live
+        # The venue first: its last reports are dropped rather than refused by a
+        # stopping engine; requests still on its wire end as "status unknown",
+        # so actions in flight finish, and a restart reconciles those children.
+        await venue.stop()
         await engine.stop()
         log.info(
             "stopped: %d live order(s) cleaned up, not canceled%s",
@@ -244,3 +275,4 @@ async def run(settings: Settings) -> int:
             loop.remove_signal_handler(sig)
         if engine.running:
             await engine.stop()
+        await venue.stop()

@@ -2,7 +2,7 @@
 //! `cargo bench` run on this crate alone).
 //!
 //! The map, one line per module:
-//! - [`market`]: Side, MsgType, OrdStatus, Quote, Trade (and how prints merge), Report.
+//! - [`market`]: Side, MsgType, OrdStatus, ExecType, Quote, Trade (and how prints merge), Report.
 //! - [`queue`]: ConflatingQueue, a keyed queue where a key keeps its place until popped.
 //! - [`decimal`]: the one strict grammar for prices and quantities users send.
 //! - [`update`]: Update, everything merged for one order since its last hand-over, and the merge rules.
@@ -31,7 +31,9 @@ pub use decimal::{parse_decimal, DecimalError};
 pub use delegate::{BoxDelegate, Delegate, RustRunner};
 pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
 pub use error::{DispatchError, Kind};
-pub use market::{new_order_id, MsgType, OrdStatus, OrderId, Quote, Report, Side, Symbol, Trade};
+pub use market::{
+    new_order_id, ExecType, MsgType, OrdStatus, OrderId, Quote, Report, Side, Symbol, Trade,
+};
 pub use process::{OrderProcess, State};
 pub use queue::ConflatingQueue;
 pub use runner::{Handler, Identity, Runner, Verdict};

@@ -53,6 +53,30 @@ pub enum OrdStatus {
     PendingReplace,
 }
 
+/// What one execution report says happened (FIX ExecType, tag 150, 4.4 values).
+/// A fill is `Trade`; FIX 4.4 dropped 4.2's PartialFill/Fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum ExecType {
+    New,
+    DoneForDay,
+    Canceled,
+    Replaced,
+    PendingCancel,
+    Stopped,
+    Rejected,
+    Suspended,
+    PendingNew,
+    Calculated,
+    Expired,
+    Restated,
+    PendingReplace,
+    Trade,
+    TradeCorrect,
+    TradeCancel,
+    OrderStatus,
+}
+
 macro_rules! names {
     ($ty:ty, $what:literal, $($variant:ident => $name:literal),+ $(,)?) => {
         impl $ty {
@@ -89,6 +113,42 @@ names!(OrdStatus, "ord_status",
     New => "NEW", PartiallyFilled => "PARTIALLY_FILLED", Filled => "FILLED",
     Canceled => "CANCELED", PendingCancel => "PENDING_CANCEL", Rejected => "REJECTED",
     PendingNew => "PENDING_NEW", Expired => "EXPIRED", PendingReplace => "PENDING_REPLACE");
+names!(ExecType, "exec_type",
+    New => "NEW", DoneForDay => "DONE_FOR_DAY", Canceled => "CANCELED", Replaced => "REPLACED",
+    PendingCancel => "PENDING_CANCEL", Stopped => "STOPPED", Rejected => "REJECTED",
+    Suspended => "SUSPENDED", PendingNew => "PENDING_NEW", Calculated => "CALCULATED",
+    Expired => "EXPIRED", Restated => "RESTATED", PendingReplace => "PENDING_REPLACE",
+    Trade => "TRADE", TradeCorrect => "TRADE_CORRECT", TradeCancel => "TRADE_CANCEL",
+    OrderStatus => "ORDER_STATUS");
+
+macro_rules! fix_values {
+    ($ty:ty, $tag:literal, $($variant:ident => $c:literal),+ $(,)?) => {
+        impl $ty {
+            /// The value on the FIX wire (a one-character enumeration).
+            pub fn fix(self) -> char {
+                match self { $(<$ty>::$variant => $c),+ }
+            }
+            /// The value for a FIX wire character, e.g. `'0'`.
+            pub fn from_fix(c: char) -> Result<Self, String> {
+                match c {
+                    $($c => Ok(<$ty>::$variant),)+
+                    other => Err(format!(concat!("unknown FIX ", $tag, " value {:?}"), other)),
+                }
+            }
+        }
+    };
+}
+
+fix_values!(Side, "Side(54)", Buy => '1', Sell => '2');
+fix_values!(MsgType, "MsgType(35)", New => 'D', Cancel => 'F', Replace => 'G');
+fix_values!(OrdStatus, "OrdStatus(39)",
+    New => '0', PartiallyFilled => '1', Filled => '2', Canceled => '4', PendingCancel => '6',
+    Rejected => '8', PendingNew => 'A', Expired => 'C', PendingReplace => 'E');
+fix_values!(ExecType, "ExecType(150)",
+    New => '0', DoneForDay => '3', Canceled => '4', Replaced => '5', PendingCancel => '6',
+    Stopped => '7', Rejected => '8', Suspended => '9', PendingNew => 'A', Calculated => 'B',
+    Expired => 'C', Restated => 'D', PendingReplace => 'E', Trade => 'F', TradeCorrect => 'G',
+    TradeCancel => 'H', OrderStatus => 'I');
 
 /// Best bid and offer for a symbol.
 ///
@@ -274,6 +334,17 @@ pub struct Report {
     pub avg_px: Option<Decimal>,
     /// Free text, e.g. a reject reason.
     pub text: Option<String>,
+    /// What this report says happened (FIX ExecType, 150).
+    pub exec_type: Option<ExecType>,
+    /// The client order id this request replaced or canceled (FIX OrigClOrdID, 41).
+    pub orig_cl_ord_id: Option<String>,
+    /// The order's quantity as the counterparty holds it (FIX OrderQty, 38).
+    pub order_qty: Option<Decimal>,
+    /// The order's limit price as the counterparty holds it (FIX Price, 44).
+    pub price: Option<Decimal>,
+    /// Set when this report is an OrderCancelReject (35=9): which request was
+    /// rejected, `Cancel` or `Replace` (FIX CxlRejResponseTo, 434).
+    pub cxl_rej_response_to: Option<MsgType>,
 }
 
 impl Report {
@@ -295,6 +366,11 @@ impl Report {
             cum_qty: None,
             avg_px: None,
             text: None,
+            exec_type: None,
+            orig_cl_ord_id: None,
+            order_qty: None,
+            price: None,
+            cxl_rej_response_to: None,
         }
     }
 }
@@ -405,6 +481,21 @@ mod tests {
             Ok(OrdStatus::PartiallyFilled)
         );
         assert!("hold".parse::<Side>().unwrap_err().contains("BUY, SELL"));
+    }
+
+    #[test]
+    fn fix_values_round_trip() {
+        for &e in ExecType::ALL {
+            assert_eq!(ExecType::from_fix(e.fix()), Ok(e));
+        }
+        for &s in OrdStatus::ALL {
+            assert_eq!(OrdStatus::from_fix(s.fix()), Ok(s));
+        }
+        assert_eq!(ExecType::Trade.fix(), 'F');
+        assert_eq!(OrdStatus::PendingNew.fix(), 'A');
+        assert!(ExecType::from_fix('Z')
+            .unwrap_err()
+            .contains("ExecType(150)"));
     }
 
     #[test]

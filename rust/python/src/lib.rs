@@ -49,6 +49,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<market::Side>()?;
     m.add_class::<market::MsgType>()?;
     m.add_class::<market::OrdStatus>()?;
+    m.add_class::<market::ExecType>()?;
     m.add_class::<market::PyQuote>()?;
     m.add_class::<market::PyTrade>()?;
     m.add_class::<market::PyOrder>()?;

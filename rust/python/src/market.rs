@@ -1,4 +1,4 @@
-//! Python classes for the market vocabulary: Side, MsgType, OrdStatus, Quote,
+//! Python classes for the market vocabulary: Side, MsgType, OrdStatus, ExecType, Quote,
 //! Trade, Order and Report. Decimal fields are held as rust_decimal and turned
 //! into `decimal.Decimal` only when read.
 
@@ -41,6 +41,14 @@ macro_rules! py_enum {
             fn parse(text: &str) -> PyResult<Self> {
                 text.parse::<$core>().map(Self::from).map_err(PyValueError::new_err)
             }
+            /// The value on the FIX wire, e.g. `'0'`.
+            #[getter]
+            fn fix(&self) -> char { <$core>::from(*self).fix() }
+            /// The value for a FIX wire character (`OrdStatus.from_fix("2")` is FILLED).
+            #[staticmethod]
+            fn from_fix(c: char) -> PyResult<Self> {
+                <$core>::from_fix(c).map(Self::from).map_err(PyValueError::new_err)
+            }
         }
 
         impl $py {
@@ -68,6 +76,13 @@ py_enum!(OrdStatus, m::OrdStatus, "OrdStatus",
     NEW => New, PARTIALLY_FILLED => PartiallyFilled, FILLED => Filled, CANCELED => Canceled,
     PENDING_CANCEL => PendingCancel, REJECTED => Rejected, PENDING_NEW => PendingNew,
     EXPIRED => Expired, PENDING_REPLACE => PendingReplace);
+py_enum!(ExecType, m::ExecType, "ExecType",
+    NEW => New, DONE_FOR_DAY => DoneForDay, CANCELED => Canceled, REPLACED => Replaced,
+    PENDING_CANCEL => PendingCancel, STOPPED => Stopped, REJECTED => Rejected,
+    SUSPENDED => Suspended, PENDING_NEW => PendingNew, CALCULATED => Calculated,
+    EXPIRED => Expired, RESTATED => Restated, PENDING_REPLACE => PendingReplace,
+    TRADE => Trade, TRADE_CORRECT => TradeCorrect, TRADE_CANCEL => TradeCancel,
+    ORDER_STATUS => OrderStatus);
 
 fn symbol_arg(symbol: &str) -> PyResult<m::Symbol> {
     if symbol.trim().is_empty() {
@@ -424,7 +439,8 @@ impl PyReport {
     #[new]
     #[pyo3(signature = (order_id, ord_status, last_qty=None, last_px=None, *, symbol=None, side=None,
         secondary_order_id=None, cl_ord_id=None, exec_id=None, transact_time=None, exec_inst=None,
-        leaves_qty=None, cum_qty=None, avg_px=None, text=None, **extra))]
+        leaves_qty=None, cum_qty=None, avg_px=None, text=None, exec_type=None, orig_cl_ord_id=None,
+        order_qty=None, price=None, cxl_rej_response_to=None, **extra))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         order_id: &str,
@@ -442,6 +458,11 @@ impl PyReport {
         cum_qty: Option<&Bound<'_, PyAny>>,
         avg_px: Option<&Bound<'_, PyAny>>,
         text: Option<String>,
+        exec_type: Option<&Bound<'_, PyAny>>,
+        orig_cl_ord_id: Option<String>,
+        order_qty: Option<&Bound<'_, PyAny>>,
+        price: Option<&Bound<'_, PyAny>>,
+        cxl_rej_response_to: Option<&Bound<'_, PyAny>>,
         extra: Option<Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
         if order_id.trim().is_empty() {
@@ -482,6 +503,17 @@ impl PyReport {
                 cum_qty: to_opt_decimal(cum_qty, "cum_qty")?,
                 avg_px: to_opt_decimal(avg_px, "avg_px")?,
                 text,
+                exec_type: exec_type
+                    .filter(|s| !s.is_none())
+                    .map(|s| ExecType::arg(s, "exec_type"))
+                    .transpose()?,
+                orig_cl_ord_id,
+                order_qty: to_opt_decimal(order_qty, "order_qty")?,
+                price: to_opt_decimal(price, "price")?,
+                cxl_rej_response_to: cxl_rej_response_to
+                    .filter(|s| !s.is_none())
+                    .map(|s| MsgType::arg(s, "cxl_rej_response_to"))
+                    .transpose()?,
             },
             extra: extra.filter(|d| !d.is_empty()).map(Bound::unbind),
         })
@@ -551,6 +583,30 @@ impl PyReport {
     fn text(&self) -> Option<&str> {
         self.inner.text.as_deref()
     }
+    #[getter]
+    fn exec_type(&self) -> Option<ExecType> {
+        self.inner.exec_type.map(ExecType::from)
+    }
+    #[getter]
+    fn orig_cl_ord_id(&self) -> Option<&str> {
+        self.inner.orig_cl_ord_id.as_deref()
+    }
+    #[getter]
+    fn order_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .order_qty
+            .map(|d| d.into_pyobject(py))
+            .transpose()
+    }
+    #[getter]
+    fn price<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.price.map(|d| d.into_pyobject(py)).transpose()
+    }
+    /// Set on an OrderCancelReject: the request rejected (CANCEL or REPLACE).
+    #[getter]
+    fn cxl_rej_response_to(&self) -> Option<MsgType> {
+        self.inner.cxl_rej_response_to.map(MsgType::from)
+    }
     /// The extra keyword arguments given at construction.
     #[getter]
     fn extra<'py>(&self, py: Python<'py>) -> Bound<'py, PyDict> {
@@ -599,6 +655,14 @@ impl PyReport {
         kw.set_item("cum_qty", dec(r.cum_qty))?;
         kw.set_item("avg_px", dec(r.avg_px))?;
         kw.set_item("text", &r.text)?;
+        kw.set_item("exec_type", r.exec_type.map(|e| e.name()))?;
+        kw.set_item("orig_cl_ord_id", &r.orig_cl_ord_id)?;
+        kw.set_item("order_qty", dec(r.order_qty))?;
+        kw.set_item("price", dec(r.price))?;
+        kw.set_item(
+            "cxl_rej_response_to",
+            r.cxl_rej_response_to.map(|m| m.name()),
+        )?;
         Ok((args, kw))
     }
     fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<bool> {
@@ -620,6 +684,12 @@ impl PyReport {
             "Report(order_id='{}', ord_status={}",
             &*r.order_id, r.ord_status
         );
+        if let Some(e) = r.exec_type {
+            s.push_str(&format!(", exec_type={e}"));
+        }
+        if let Some(c) = &r.cl_ord_id {
+            s.push_str(&format!(", cl_ord_id='{c}'"));
+        }
         if let (Some(q), Some(p)) = (r.last_qty, r.last_px) {
             s.push_str(&format!(", last_qty='{}', last_px='{}'", show(q), show(p)));
         }

@@ -1,0 +1,148 @@
+"""kill -9 of the engine with a child order live at a real venue adapter: no
+report is lost or applied twice. The engine (venue_child.py, a separate
+process on a real redis-server) sends one GTC child of 10; the loopback
+venue, in this process, fills it in parts before, while and after the engine
+is dead. The final delegate state must hold each venue fill exactly once,
+summing to what the venue's own record says it filled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.venue_servers.binance import BinanceServer
+from tests.venue_servers.bitmex import BitMEXServer
+from tests.venue_servers.fix import FixAcceptor, need_quickfix
+
+CHILD = str(Path(__file__).with_name("venue_child.py"))
+KEY, SECRET = "crash-key", "crash-secret-0123456789"
+
+
+class Venue:
+    """The loopback venue of one kind, seen the same way by the test."""
+
+    def __init__(self, kind: str, tmp: Path) -> None:
+        self.kind, self.tmp = kind, tmp
+        self.server: Any = None
+
+    async def start(self) -> dict[str, Any]:
+        if self.kind == "binance":
+            self.server = BinanceServer(KEY, secret=SECRET, market={"BTCUSDT": (Decimal(1), Decimal(99999))})
+            await self.server.start()
+            return {"key": KEY, "secret": SECRET, "url": self.server.url}
+        if self.kind == "bitmex":
+            self.server = BitMEXServer(KEY, SECRET, market={"XBTUSD": (Decimal(1), Decimal(99999))})
+            await self.server.start()
+            return {
+                "key": KEY,
+                "secret": SECRET,
+                "rest_url": self.server.rest_url,
+                "ws_url": self.server.ws_url,
+            }
+        self.server = FixAcceptor(market={"BTC-USD": (Decimal(1), Decimal(99999))})
+        await self.server.start()
+        return {"port": self.server.port, "store": str(self.tmp / "fixstore")}
+
+    def cl_ord_ids(self) -> list[str]:
+        if self.kind == "binance":
+            return [o["clientOrderId"] for o in self.server.orders.values()]
+        if self.kind == "bitmex":
+            return [o["clOrdID"] for o in self.server.orders.values()]
+        return list(self.server.orders)
+
+    def venue_fills(self) -> tuple[int, Decimal]:
+        """(number of fills, quantity) in the venue's own record."""
+        if self.kind == "binance":
+            return len(self.server.trades), self.server.filled_qty()
+        if self.kind == "bitmex":
+            n = sum(1 for e in self.server.executions if e["execType"] == "Trade")
+            return n, self.server.filled_qty()
+        return len(self.server.fills), self.server.filled_qty()
+
+    def describe(self) -> str:
+        """What the venue saw (for a failure message)."""
+        if self.kind != "fix":
+            return f"{self.kind}: {self.venue_fills()}"
+        seen = [(m.get(35), m.get(34), m.get(43), m.get(58)) for m in self.server.received]
+        return f"fix: next_out {self.server.next_out}, expected_in {self.server.expected_in}, received {seen}"
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
+def _progress(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+async def _until(pred: Any, timeout: float = 30.0) -> None:
+    async def _wait() -> None:
+        while not pred():
+            await asyncio.sleep(0.02)
+
+    await asyncio.wait_for(_wait(), timeout)
+
+
+def _cum(path: Path) -> Decimal:
+    lines = [x for x in _progress(path) if not x.startswith("DONE")]
+    return Decimal(lines[-1]) if lines else Decimal(-1)
+
+
+@pytest.fixture(params=["binance", "bitmex", "fix"])
+async def venue(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Venue]:
+    if request.param == "fix":
+        need_quickfix()
+    v = Venue(request.param, tmp_path)
+    v.endpoint = await v.start()  # type: ignore[attr-defined]
+    yield v
+    await v.stop()
+
+
+async def test_kill_9_mid_fills_loses_and_repeats_no_report(
+    venue: Venue, redis_url: str, tmp_path: Path
+) -> None:
+    progress, log_path = tmp_path / "progress", tmp_path / "engine.log"
+    args = [sys.executable, CHILD, venue.kind, redis_url, json.dumps(venue.endpoint), str(progress)]  # type: ignore[attr-defined]
+    with log_path.open("ab") as log:
+        first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            await _until(lambda: bool(venue.cl_ord_ids()))
+            [cl] = venue.cl_ord_ids()
+            await venue.server.fill(cl, Decimal(2))
+            await _until(lambda: _cum(progress) == 2)
+            await venue.server.fill(cl, Decimal(3))  # in flight when the engine dies
+            first.kill()
+            first.wait()
+            await venue.server.fill(cl, Decimal(2))  # while the engine is dead
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        second = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            try:
+                await _until(lambda: _cum(progress) == 7)
+            except TimeoutError:
+                raise AssertionError(
+                    f"{venue.describe()}\nprogress {_progress(progress)}\n{log_path.read_text()[-3000:]}"
+                ) from None
+            await venue.server.fill(cl, Decimal(3))
+            await _until(lambda: any(x.startswith("DONE") for x in _progress(progress)))
+            assert await asyncio.to_thread(second.wait, 30) == 0, log_path.read_text()[-3000:]
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+    done = next(x for x in _progress(progress) if x.startswith("DONE"))
+    trades = json.loads(done[5:])
+    n, qty = venue.venue_fills()
+    assert len(trades) == n == 4, trades  # each venue fill handed to the delegate once
+    assert len({exec_id for exec_id, _ in trades}) == n
+    assert sum(Decimal(q) for _, q in trades) == qty == 10
