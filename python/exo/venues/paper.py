@@ -70,6 +70,10 @@ _CLOSED_KEPT = 1_000
 """Closed orders remembered (for too-late-to-cancel answers and status queries)."""
 _TRADES_KEPT = 1_000
 """Fills remembered for reconciliation ("fills since the last one seen")."""
+_BATCH_MAX = 64
+"""Reports handed over at once: a store journals them in one write, and a
+backlog (the engine slower than the venue) costs a task per report only for
+this many, not for the whole outbox."""
 
 
 @dataclass
@@ -502,7 +506,7 @@ class Paper(VenueBase):
                 await asyncio.sleep(delay)
             batch = [first]
             now = time.monotonic()
-            while not outbox.empty():
+            while not outbox.empty() and len(batch) < _BATCH_MAX:
                 item = outbox.get_nowait()
                 if item[0] > now:
                     held = item
