@@ -108,6 +108,9 @@ pub struct Parsed {
     /// Symbols seen on this feed, so each frame reuses one shared name
     /// instead of allocating it.
     symbols: HashMap<Box<str>, Symbol>,
+    /// The last symbol handed out: a feed's frames mostly repeat it, and
+    /// comparing with it is cheaper than hashing.
+    last: Option<Symbol>,
 }
 
 impl Parsed {
@@ -122,7 +125,13 @@ impl Parsed {
 
     /// The shared name for `text` (allocated the first time only).
     pub fn symbol(&mut self, text: &str) -> Symbol {
+        if let Some(s) = &self.last {
+            if **s == *text {
+                return s.clone();
+            }
+        }
         if let Some(s) = self.symbols.get(text) {
+            self.last = Some(s.clone());
             return s.clone();
         }
         let s: Symbol = std::sync::Arc::from(text);
