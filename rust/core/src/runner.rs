@@ -181,7 +181,7 @@ impl<D, I, R> Runner<D, I, R> {
         Runner {
             dispatcher: Mutex::new(Dispatcher::new(idle_interval)),
             batch: Mutex::new(Batch {
-                taken: Vec::with_capacity(BATCH),
+                taken: Vec::new(),
                 results: Vec::with_capacity(BATCH),
                 effects: Vec::new(),
             }),
@@ -525,11 +525,11 @@ impl<D, I, R> Runner<D, I, R> {
             // many fast hand-overs (< ~8 us), and a refresh comes at most
             // that many hand-overs late.
             let (mut now, mut stride) = (start, CLOCK_STRIDE);
-            // By value, with the rest still reachable for an in-place refresh:
-            // the common path moves each Update once.
-            let mut taken = std::mem::take(&mut b.taken).into_iter();
-            for i in 0u32.. {
-                // Read after the first hand-over too: one slow action
+            // Each Update moves once out of the buffer (which keeps its
+            // allocation for the next batch: no malloc per batch) and once
+            // into the handler; a refresh merges into it in between.
+            for (i, mut h) in (0u32..).zip(b.taken.drain(..)) {
+                // Read before the second hand-over too: one slow action
                 // switches to a read each.
                 if i == 1 || (i > 0 && i % stride == 0) {
                     now = Instant::now();
@@ -543,22 +543,14 @@ impl<D, I, R> Runner<D, I, R> {
                 if now.saturating_duration_since(start) >= REFRESH_AFTER
                     && self.arrivals.load(Ordering::Relaxed) != taken_epoch
                 {
-                    if let Some(h) = taken.as_mut_slice().first_mut() {
-                        self.lock().refresh(h.key, &h.order_id, &mut h.update);
-                    }
+                    self.lock().refresh(h.key, &h.order_id, &mut h.update);
                 }
-                let Some(h) = taken.next() else {
-                    break;
-                };
                 let mut delegate = h.delegate;
                 let staleness = h.update.arrived.map(|a| now.saturating_duration_since(a));
                 let verdict =
                     handler.hand_over(h.key, &h.order_id, &mut delegate, h.update, staleness);
                 b.results.push((h.key, h.order_id, delegate, verdict));
             }
-            // The buffer went with the iterator: one allocation per batch,
-            // sized like this one (a small batch costs a small malloc).
-            b.taken = Vec::with_capacity(n);
             let now = start;
             let mut again = more;
             {
