@@ -573,6 +573,10 @@ class LoopRunner:
     def max_spin(self) -> float:
         """Seconds the loop keeps polling at most after a wake-up from
         another thread (0: never)."""
+    @property
+    def polling(self) -> bool:
+        """True while the loop polls (the idle strategy spins or yields)
+        rather than sleeping until the wake-up descriptor is written."""
     def start(self) -> int:
         """Starts the idle timer and the feeds; returns the file descriptor
         the loop must watch (``loop.add_reader(fd, core.on_wakeup)``)."""
