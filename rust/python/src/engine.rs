@@ -208,9 +208,10 @@ impl Wake {
             // attaching is free: schedule run_ready directly.
             Python::attach(|py| self.call_soon(py, |s| &s.run_ready));
         } else {
-            // Dekker-style with park(): either this load sees the loop still
-            // polling (and the next poll sees `pending`), or park() sees
-            // `pending` after clearing `polling`, or both (a spurious wake-up).
+            // Dekker-style with the loop parking (`backoff` clears `polling`,
+            // then `poll` looks at `pending` again): either this load sees
+            // the loop still polling (and its next poll sees `pending`), or
+            // the parking loop sees `pending`, or both (a spurious wake-up).
             self.pending.store(true, Ordering::SeqCst);
             if !self.polling.load(Ordering::SeqCst) {
                 self.pipe.signal();
