@@ -91,8 +91,13 @@ async def _until(pred: Any, timeout: float = 30.0) -> None:
 
 
 def _cum(path: Path) -> Decimal:
-    lines = [x for x in _progress(path) if not x.startswith("DONE")]
-    return Decimal(lines[-1]) if lines else Decimal(-1)
+    lines = [x for x in _progress(path) if not x.startswith(("DONE", "SENT"))]
+    return Decimal(lines[-1].split()[0]) if lines else Decimal(-1)
+
+
+def _child_cl_ord_ids(path: Path) -> set[str]:
+    """The cl_ord_ids the delegate's child had, as its actions recorded them."""
+    return {x.split()[1] for x in _progress(path) if not x.startswith("DONE")}
 
 
 @pytest.fixture(params=["binance", "bitmex", "fix"])
@@ -144,5 +149,54 @@ async def test_kill_9_mid_fills_loses_and_repeats_no_report(
     trades = json.loads(done[5:])
     n, qty = venue.venue_fills()
     assert len(trades) == n == 4, trades  # each venue fill handed to the delegate once
+    assert len({exec_id for exec_id, _ in trades}) == n
+    assert sum(Decimal(q) for _, q in trades) == qty == 10
+
+
+async def test_kill_9_between_send_and_first_report_reconciles_the_journaled_child(
+    venue: Venue, redis_url: str, tmp_path: Path
+) -> None:
+    """The engine dies right after its child's request left (no report
+    applied, no checkpoint holding the child): the request was journaled
+    before it was sent, so the restarted engine puts the child back in flight
+    under the same cl_ord_id and asks the venue about it, instead of
+    forgetting a live order and sending a second one. Its fills, made while the
+    engine was dead and after, reach the delegate exactly once."""
+    progress, log_path = tmp_path / "progress", tmp_path / "engine.log"
+    args = [sys.executable, CHILD, venue.kind, redis_url, json.dumps(venue.endpoint), str(progress)]  # type: ignore[attr-defined]
+    with log_path.open("ab") as log:
+        first = subprocess.Popen([*args, "hold"], stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            await _until(lambda: any(x.startswith("SENT") for x in _progress(progress)))
+            first.kill()  # the send returned; no report or checkpoint has the child
+            first.wait()
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+        [sent] = [x.split()[1] for x in _progress(progress) if x.startswith("SENT")]
+        assert venue.cl_ord_ids() == [sent]
+        await venue.server.fill(sent, Decimal(4))  # while the engine is dead
+        second = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            try:
+                await _until(lambda: _cum(progress) == 4)
+            except TimeoutError:
+                raise AssertionError(
+                    f"{venue.describe()}\nprogress {_progress(progress)}\n{log_path.read_text()[-3000:]}"
+                ) from None
+            await venue.server.fill(sent, Decimal(6))
+            await _until(lambda: any(x.startswith("DONE") for x in _progress(progress)))
+            assert await asyncio.to_thread(second.wait, 30) == 0, log_path.read_text()[-3000:]
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+    assert venue.cl_ord_ids() == [sent]  # no second order was sent
+    assert _child_cl_ord_ids(progress) == {sent}  # the restarted delegate worked the same child
+    done = next(x for x in _progress(progress) if x.startswith("DONE"))
+    trades = json.loads(done[5:])
+    n, qty = venue.venue_fills()
+    assert len(trades) == n == 2, trades
     assert len({exec_id for exec_id, _ in trades}) == n
     assert sum(Decimal(q) for _, q in trades) == qty == 10

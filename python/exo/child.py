@@ -334,6 +334,47 @@ class ChildOrder:
             self._status, self.cl_ord_id = None, None
             self.cl_ord_ids.clear()
 
+    # -- after a restart ----------------------------------------------------------
+
+    @classmethod
+    def resumed(cls, request: NewOrderSingle) -> ChildOrder:
+        """The child a journaled NewOrderSingle stands for, PENDING_NEW with
+        that request in flight: the child of a delegate whose saved state
+        predates the send (the process died between the send and the next
+        checkpoint). Its status is then asked of the venue (see exo.venues)."""
+        child = cls(
+            request.order_id,
+            request.symbol,
+            request.side,
+            request.order_qty,
+            request.price,
+            request.ord_type,
+            request.time_in_force,
+        )
+        child.cl_ord_id = request.cl_ord_id
+        child.cl_ord_ids.append(request.cl_ord_id)
+        child._status = OrdStatus.PENDING_NEW
+        child.pending = request
+        return child
+
+    def resume(self, request: OrderCancelReplaceRequest | OrderCancelRequest) -> bool:
+        """Puts back a replace or cancel of this child journaled before a
+        restart that the saved state misses: its cl_ord_id is the child's again
+        (its reports route here) and, if the child is live with nothing in
+        flight, it is the pending request again (PENDING_REPLACE/CANCEL).
+        Returns True if it is pending. Raises ChildOrderError if the request
+        amends another order."""
+        if not self.owns(request.orig_cl_ord_id):
+            raise ChildOrderError(
+                f"resume: {request.cl_ord_id} amends {request.orig_cl_ord_id}, not child {self.cl_ord_id}"
+            )
+        if not self.owns(request.cl_ord_id):
+            self.cl_ord_ids.append(request.cl_ord_id)
+        if self.is_done or self.pending is not None:
+            return False
+        self.pending, self.acknowledged = request, False
+        return True
+
     # -- reports ----------------------------------------------------------------
 
     def owns(self, cl_ord_id: str | None) -> bool:
