@@ -396,3 +396,54 @@ def test_exec_type_and_ord_status_know_their_fix_values() -> None:
     assert TimeInForce.IOC.fix == "3" and OrdType.LIMIT.fix == "2"
     with pytest.raises(ValueError, match="ExecType\\(150\\)"):
         ExecType.from_fix("Z")
+
+
+# -- after a restart: a request journaled before the crash, missing from the saved state
+
+
+def test_resumed_child_is_pending_new_under_the_journaled_cl_ord_id() -> None:
+    sent = ChildOrder("p1", "BTC-USD", "BUY", D("2"), price=D("100"), time_in_force=TimeInForce.IOC)
+    req = sent.new()
+    c = ChildOrder.resumed(req)
+    assert (c.cl_ord_id, c.cl_ord_ids, c.ord_status, c.pending) == (
+        req.cl_ord_id,
+        [req.cl_ord_id],
+        OrdStatus.PENDING_NEW,
+        req,
+    )
+    assert (c.order_qty, c.price, c.time_in_force, c.is_live) == (D("2"), D("100"), TimeInForce.IOC, True)
+    assert c.apply(fill(c, "2", "99.5", "FILLED"))
+    assert c.ord_status == OrdStatus.FILLED and c.pending is None and c.cum_qty == 2
+    with pytest.raises(ChildOrderError, match="new\\(\\) once only"):
+        c.new()
+
+
+def test_resume_makes_a_journaled_replace_pending_again() -> None:
+    c = working("2")
+    saved = pickle.loads(pickle.dumps(c))
+    req = c.replace(price=D("101"))
+    assert saved.resume(req) is True
+    assert saved.ord_status == OrdStatus.PENDING_REPLACE and saved.owns(req.cl_ord_id)
+    assert saved.apply(
+        rep(saved, "NEW", "REPLACED", cl_ord_id=req.cl_ord_id, orig_cl_ord_id=req.orig_cl_ord_id)
+    )
+    assert saved.price == D("101") and saved.cl_ord_id == req.cl_ord_id
+
+
+def test_resume_on_a_child_with_a_request_in_flight_only_routes_it() -> None:
+    c = working()
+    saved = pickle.loads(pickle.dumps(c))
+    cancel = c.cancel()
+    saved.pending = saved.replace(price=D("101"))  # another request in flight in the saved state
+    assert saved.resume(cancel) is False
+    assert (
+        saved.owns(cancel.cl_ord_id)
+        and saved.pending is not None
+        and saved.pending.msg_type == MsgType.REPLACE
+    )
+
+
+def test_resume_of_another_orders_request_raises() -> None:
+    other = working()
+    with pytest.raises(ChildOrderError, match="not child"):
+        working().resume(other.cancel())
