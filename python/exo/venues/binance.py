@@ -28,7 +28,14 @@ What the adapter guarantees:
 - on a CANCELED report ``c`` is the cancel request's id and ``C`` the
   original order's (cl_ord_id and orig_cl_ord_id of the Report);
 - ``order.cancelReplace`` (cancel + new order at Binance) is reported as one
-  REPLACED with the cumulative quantity carried over;
+  REPLACED with the cumulative quantity carried over; it is sent with
+  ``cancelReplaceMode=STOP_ON_FAILURE`` (no new order unless the old one was
+  canceled: ALLOW_FAILURE could leave two live orders for one child). When it
+  fails, ``data`` says which half did (docs: 400 -2022 both/cancel failed, 409
+  -2021 one half failed): a failed cancel leaves the order as it was (the
+  replace is rejected with the cancel's reason); a cancel that succeeded with
+  a new order that failed is the replace rejected (the new order's reason)
+  and then the child CANCELED, with the fills it had;
 - the ORDERS rate limits (per 10 s and per day) are enforced before sending;
   a 429 (or 418) from the venue raises ``RateLimited`` and stops all sending
   until its ``retryAfter``.
@@ -99,11 +106,14 @@ _EXEC_TYPE = {
 class BinanceError(RuntimeError):
     """A request the venue refused (code and msg from its error object)."""
 
-    def __init__(self, code: int, msg: str, status: int | None = None) -> None:
+    def __init__(self, code: int, msg: str, status: int | None = None, data: Any = None) -> None:
         super().__init__(f"Binance error {code}: {msg}")
         self.code = code
         self.msg = msg
         self.status = status
+        self.data = data
+        """The error's ``data`` (order.cancelReplace: cancelResult, newOrderResult,
+        cancelResponse, newOrderResponse), or None."""
 
 
 class StatusUnknown(ConnectionError):
@@ -398,7 +408,7 @@ class Binance(TrackingVenue):
                 until = retry_ms / 1000 if retry_ms else time.time() + 1.0
                 self._blocked_until = max(self._blocked_until, until)
                 raise RateLimited(f"{self.name}: {code} {text} (HTTP {msg.get('status')}); not sent")
-            raise BinanceError(code, text, msg.get("status"))
+            raise BinanceError(code, text, msg.get("status"), err.get("data"))
         return msg.get("result")
 
     async def _transmit(self, request: Request) -> None:
@@ -483,12 +493,66 @@ class Binance(TrackingVenue):
             await self._request("order.cancelReplace", self._auth(params))
         except BinanceError as exc:
             child.replacing = None
-            held = self._held_cancels.pop(child.cl_ord_id, None)
-            if exc.status == 409 and held is not None:
-                # The cancel half happened, the new order failed: the order is canceled.
-                await self._on_execution(held)
-                return
-            await self._cancel_reject(req, child, exc.msg)
+            await self._replace_failed(req, child, exc)
+
+    async def _replace_failed(
+        self, req: OrderCancelReplaceRequest, child: Tracked, exc: BinanceError
+    ) -> None:
+        """An order.cancelReplace that did not wholly succeed; its ``data``
+        says which half failed (Binance spot WebSocket API, order.cancelReplace;
+        errors -2021 "Order cancel-replace partially failed." (409) and -2022
+        "Order cancel-replace failed." (400)):
+
+        - cancelResult SUCCESS, newOrderResult FAILURE: the old order is
+          canceled and the new one rejected: the replace is rejected with the
+          new order's reason, then the child is CANCELED with the fills it had
+          (from the cancel's executionReport if it came first, else from
+          ``cancelResponse``, with the id the stream uses so a later copy is
+          dropped);
+        - cancelResult FAILURE (newOrderResult NOT_ATTEMPTED under
+          STOP_ON_FAILURE): the order is as it was (e.g. it filled meanwhile:
+          the fills come on the stream): the replace is rejected with the
+          cancel's reason;
+        - cancelResult FAILURE, newOrderResult SUCCESS (ALLOW_FAILURE only,
+          which exo never sends): also rejected, and on_error names the new
+          order left live at the venue;
+        - no ``data`` (the request itself was refused): rejected.
+        """
+        data = exc.data if isinstance(exc.data, dict) else {}
+        held = self._held_cancels.pop(child.cl_ord_id, None)
+        canceled = data.get("cancelResult") == "SUCCESS" or (not data and exc.status == 409)
+        if not canceled:
+            await self._cancel_reject(req, child, _half_text(data.get("cancelResponse"), exc))
+            if data.get("newOrderResult") == "SUCCESS":
+                self._error(
+                    req.order_id,
+                    f"venue {self.name}: order.cancelReplace left the new order {req.cl_ord_id} live "
+                    f"although its cancel failed; cancel it at the venue",
+                )
+            return
+        await self._cancel_reject(req, child, _half_text(data.get("newOrderResponse"), exc))
+        if held is not None:
+            await self._on_execution(held)
+            return
+        response = data.get("cancelResponse")
+        if not isinstance(response, dict) or "orderId" not in response:
+            return  # the stream's CANCELED (or reconciliation) closes the child
+        executed = Decimal(str(response.get("executedQty", "0")))
+        cum = child.base_cum + executed
+        notional = child.base_notional + Decimal(str(response.get("cummulativeQuoteQty", "0")))
+        child.secondary_order_id = str(response["orderId"])
+        status, fields = child.report(
+            "CANCELED",
+            "CANCELED",
+            _exec_id(req.symbol, response["orderId"], "CANCELED", None),
+            cl_ord_id=response.get("clientOrderId") or child.cl_ord_id,
+            orig_cl_ord_id=child.cl_ord_id,
+            cum_qty=cum,
+            avg_px=(notional / cum) if cum else None,
+            transact_time=from_millis(response.get("transactTime")),
+            text=f"canceled by order.cancelReplace {req.cl_ord_id}, whose new order failed",
+        )
+        await self._emit(status, fields, child)
 
     # ---- reports ---------------------------------------------------------------
 
@@ -640,6 +704,14 @@ class Binance(TrackingVenue):
                 transact_time=from_millis(order.get("updateTime")),
             )
             await self._emit(status, fields, child)
+
+
+def _half_text(half: Any, exc: BinanceError) -> str:
+    """The reason one half of an order.cancelReplace failed (its own
+    ``{code, msg}``), else the error's."""
+    if isinstance(half, dict) and "msg" in half:
+        return f"{half.get('code')}: {half['msg']}"
+    return f"{exc.code}: {exc.msg}"
 
 
 def _safe(exc: BaseException) -> str:
