@@ -230,3 +230,45 @@ def test_resume_of_a_cancel_for_no_held_child_is_reported(errors: Errors) -> Non
     assert wire.resume(h, "o1", [cancel]) == []
     [(order_id, message)] = errors
     assert order_id == "o1" and cancel.cl_ord_id in message and "no child of the order holds" in message
+
+
+async def test_a_journaled_request_that_never_left_is_rejected_after_the_restart(errors: Errors) -> None:
+    """The process died between the journal write and the send: the venue
+    never had the order. After the restart the child is put back and the
+    venue asked; it answers that the order does not exist, so the child is
+    REJECTED (never reached the venue) and the delegate may send again."""
+    from exo.venues import Binance, Credentials
+    from tests.venue_servers.binance import BinanceServer
+
+    creds = Credentials("k", secret="s" * 16)
+    server = BinanceServer("k", secret="s" * 16, market={"BTCUSDT": (D(1), D(99999))})
+    await server.start()
+    store = exo.MemoryStore()
+    try:
+        venue = Binance(creds, url=server.url, reconnect_delay=0.05)
+        engine = exo.Engine(venue.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
+        venue.attach(engine)
+        async with engine:
+            await venue.start()
+            oid = await engine.submit(exo.Order("BUY", "BTCUSDT")) or ""
+            await until(lambda: bool(Holder.instances))
+            c = ChildOrder(oid, "BTCUSDT", "BUY", D(1), price=D(100))
+            Holder.instances[0].children.append(c)
+            assert await engine.journal_request(c.new()) is True  # ... and then the process died
+            await venue.stop()
+        Holder.instances.clear()
+
+        venue = Binance(creds, url=server.url, reconnect_delay=0.05)
+        engine = exo.Engine(venue.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
+        venue.attach(engine)
+        async with engine:
+            [h] = Holder.instances
+            [c2] = h.children
+            assert c2.cl_ord_id == c.cl_ord_id and c2.ord_status == OrdStatus.PENDING_NEW
+            await venue.start()  # reconcile: order.status answers -2013
+            await until(lambda: c2.ord_status == OrdStatus.REJECTED)
+            assert c2.text == "-2013: the order never reached the venue"
+            await venue.stop()
+    finally:
+        await server.stop()
+    assert not server.orders and errors == []

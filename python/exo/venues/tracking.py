@@ -179,7 +179,10 @@ class Tracker:
                     child.cl_ord_id,
                     child.price,
                     secondary_order_id=child.secondary_order_id,
-                    ord_status=child.ord_status,
+                    # PENDING_NEW: the venue never acknowledged it (None, as for a
+                    # request this adapter sent): a venue that does not know it
+                    # then says it never arrived, a REJECTED.
+                    ord_status=None if child.ord_status is OrdStatus.PENDING_NEW else child.ord_status,
                     cum_qty=child.cum_qty,
                     notional=child.notional,
                 )
