@@ -535,3 +535,55 @@ async def test_replace_whose_new_order_fails_cancels_the_child_with_its_fills(
     await reports.wait_for(lambda r: r.cl_ord_id == nxt.cl_ord_id and status_is("NEW")(r))
     assert len([r for r in reports.status("CANCELED") if r.cxl_rej_response_to is None]) == 1
     assert reports.filled() == hmac_server.filled_qty() == Decimal("0.25")
+
+
+async def test_replace_whose_cancel_fails_but_new_order_is_placed_is_rejected_and_reported(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    """cancelResult FAILURE, newOrderResult SUCCESS (409, -2021): what
+    ALLOW_FAILURE can give, here from a venue that ignored STOP_ON_FAILURE.
+    The replace is rejected with the cancel's reason (the old order is as it
+    was) and on_error names the new order left live at the venue."""
+    b, reports = venue
+    hmac_server.ignore_stop_on_failure = True
+    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000", order_id="P1"))
+    req = c.new()
+    await b.send(req)
+    await reports.wait_for(status_is("NEW"))
+    hmac_server.hold_reports()
+    await hmac_server.fill(req.cl_ord_id, Decimal("1"))  # the cancel half will fail: filled
+    rep = c.replace(Decimal("1"), Decimal("59500"))
+    await b.send(rep)
+    rej = await reports.wait_for(lambda r: r.cxl_rej_response_to is not None)
+    assert rej.cl_ord_id == rep.cl_ord_id and rej.text == "-2011: Unknown order sent."
+    [(order_id, message)] = reports.errors
+    assert order_id == "P1" and rep.cl_ord_id in message and "left the new order" in message
+    stray = hmac_server.by_client_id(rep.cl_ord_id)
+    assert stray is not None and stray["status"] == "NEW"
+    await hmac_server.release_reports()
+    await reports.wait_for(status_is("FILLED"))
+    assert c.ord_status is not None and c.ord_status.name == "FILLED" and c.cum_qty == 1
+
+
+async def test_replace_whose_both_halves_fail_is_rejected_with_the_cancels_reason(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    """cancelResult FAILURE, newOrderResult FAILURE (400, -2022): nothing
+    changed at the venue; the replace is rejected, no error is raised."""
+    b, reports = venue
+    hmac_server.ignore_stop_on_failure = True
+    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
+    req = c.new()
+    await b.send(req)
+    await reports.wait_for(status_is("NEW"))
+    hmac_server.place_faults.append("reject")  # the new half fails too
+    hmac_server.hold_reports()
+    await hmac_server.fill(req.cl_ord_id, Decimal("1"))
+    rep = c.replace(Decimal("1"), Decimal("59500"))
+    await b.send(rep)
+    rej = await reports.wait_for(lambda r: r.cxl_rej_response_to is not None)
+    assert rej.cl_ord_id == rep.cl_ord_id and rej.text == "-2011: Unknown order sent."
+    assert reports.errors == [] and hmac_server.by_client_id(rep.cl_ord_id) is None
+    await hmac_server.release_reports()
+    await reports.wait_for(status_is("FILLED"))
+    assert c.cum_qty == 1

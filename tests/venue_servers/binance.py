@@ -61,6 +61,9 @@ class BinanceServer:
     """order.cancelReplace: publish the new order's events before the cancel's."""
     replace_events_after_response: bool = False
     """order.cancelReplace: publish its executionReports only after its response."""
+    ignore_stop_on_failure: bool = False
+    """order.cancelReplace: try the new order even when the cancel failed under
+    STOP_ON_FAILURE (a venue contradicting the request, as under ALLOW_FAILURE)."""
     _held: list[str] | None = None
     _after_response: list[str] = field(default_factory=list)
     order_limit: int = 50
@@ -335,7 +338,7 @@ class BinanceServer:
         if cancel_frames is not None:
             held = self._hold_reports() if self.replace_events_after_response else None
         new_result, new = "NOT_ATTEMPTED", None
-        if cancel_ok or mode == "ALLOW_FAILURE":
+        if cancel_ok or mode == "ALLOW_FAILURE" or self.ignore_stop_on_failure:
             try:
                 new = await self._place({k: v for k, v in p.items() if not k.startswith("cancel")})
                 new_result = "SUCCESS"
