@@ -245,9 +245,10 @@ class VenueBase:
         delegate's ``children`` (a list, or a dict keyed by cl_ord_id), a
         replace/cancel as the pending request of the child it amends. All are
         routed, so ``reconcile`` asks the venue about them. Returns the
-        children changed. A request that fits no child (its child is closed,
-        or the delegate lists no ``children``) is routed and reported to
-        on_error: its reports still reach the order."""
+        children changed. Reported to on_error: a NewOrderSingle for a
+        delegate with no ``children`` list or dict (it stays routed: its
+        reports still reach the order), and a replace/cancel of a child the
+        delegate does not hold (its reports are not applied)."""
         holder = getattr(delegate, "children", None)
         children: list[ChildOrder] = (
             list(holder.values()) if isinstance(holder, Mapping) else list(holder or ())
