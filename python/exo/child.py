@@ -199,7 +199,7 @@ class ChildOrder:
         without the fields added since): those get their defaults, so a
         checkpoint written before an upgrade still restores."""
         if not isinstance(state, dict):
-            state = {f.name: value for f, value in zip(fields(self), state)}
+            state = {f.name: value for f, value in zip(fields(self), state, strict=False)}  # shorter: older
         for f in fields(self):
             if f.name in state:
                 value = state[f.name]
@@ -258,6 +258,13 @@ class ChildOrder:
     def leaves_qty(self) -> Decimal:
         """Quantity still working at the venue (0 once closed)."""
         return Decimal(0) if self.is_done else self.order_qty - self.cum_qty
+
+    @property
+    def requests_in_flight(self) -> list[Request]:
+        """The request in flight, then those put back after a restart that
+        wait for it (``resume``), oldest first."""
+        queued: list[Request] = list(self._resumed or ())
+        return queued if self.pending is None else [self.pending, *queued]
 
     @property
     def avg_px(self) -> Decimal | None:

@@ -61,6 +61,9 @@ class BinanceServer:
     """order.cancelReplace: publish the new order's events before the cancel's."""
     replace_events_after_response: bool = False
     """order.cancelReplace: publish its executionReports only after its response."""
+    drop_reports: bool = False
+    """While set, executionReports are not published (lost with the connection:
+    the user data stream does not replay them; order.status/myTrades find them)."""
     ignore_stop_on_failure: bool = False
     """order.cancelReplace: try the new order even when the cancel failed under
     STOP_ON_FAILURE (a venue contradicting the request, as under ALLOW_FAILURE)."""
@@ -544,6 +547,8 @@ class BinanceServer:
         return held
 
     async def _push(self, frame: str) -> None:
+        if self.drop_reports:
+            return
         for c in list(self.conns):
             if c.subscribed:
                 try:

@@ -35,7 +35,11 @@ What the adapter guarantees:
   -2021 one half failed): a failed cancel leaves the order as it was (the
   replace is rejected with the cancel's reason); a cancel that succeeded with
   a new order that failed is the replace rejected (the new order's reason)
-  and then the child CANCELED, with the fills it had;
+  and then the child CANCELED, with the fills it had; a replace whose outcome
+  was never heard (a restart, a lost connection) is settled by asking for the
+  replacement order: if it exists, the old order's missed fills then REPLACED
+  are reported as the stream would have; if not, the replace is rejected and
+  the old order mended as it stands;
 - the ORDERS rate limits (per 10 s and per day) are enforced before sending;
   a 429 (or 418) from the venue raises ``RateLimited`` and stops all sending
   until its ``retryAfter``.
@@ -651,6 +655,9 @@ class Binance(TrackingVenue):
         if child is None:
             return 0
         before = self.counters["reports"]
+        if child.replacing is not None:
+            await self._settle_replace(child)
+            return self.counters["reports"] - before
         try:
             order = await self._request(
                 "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": child.cl_ord_id})
@@ -664,15 +671,85 @@ class Binance(TrackingVenue):
         await self._mend(child, order)
         return self.counters["reports"] - before
 
+    async def _settle_replace(self, child: Tracked) -> None:
+        """A cancelReplace whose outcome was never heard (exo restarted with it
+        in flight): the replacement order (``child.replacing``) is asked for.
+        If it exists the replace happened (``_mend`` reports it REPLACED, then
+        its fills); if not, the replace is rejected and the old order is
+        mended as it stands (canceled if the cancel half went through)."""
+        replacing = child.replacing
+        assert replacing is not None
+        try:
+            new = await self._request(
+                "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": replacing})
+            )
+        except BinanceError as exc:
+            if exc.code != -2013:  # "Order does not exist."
+                log.warning("%s: status of %s not known (%s): asked again at the next reconcile",
+                            self.name, replacing, exc)  # fmt: skip
+                return
+            new = None
+        if new is not None:
+            await self._mend(child, new)
+            return
+        child.replacing = None
+        await self.deliver(
+            child.ord_status.name if child.ord_status is not None else "NEW",
+            symbol=child.symbol,
+            side=child.side,
+            cl_ord_id=replacing,
+            orig_cl_ord_id=child.cl_ord_id,
+            cxl_rej_response_to="REPLACE",
+            cum_qty=child.cum_qty,
+            text="-2013: the replacement order does not exist at the venue",
+        )
+        old = await self._request(
+            "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": child.cl_ord_id})
+        )
+        await self._mend(child, old)
+
+    async def _replace_done(self, child: Tracked, new: dict[str, Any]) -> None:
+        """The replacement order ``new`` (an order.status / openOrders row)
+        exists: the old order's fills the stream did not deliver are emitted,
+        then REPLACED, as the stream would have said it."""
+        old = await self._request(
+            "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": child.cl_ord_id})
+        )
+        if child.replacing != new["clientOrderId"]:
+            return  # the stream's event of the new order got there first: REPLACED already
+        await self._mend_fills(child, old)
+        self._held_cancels[child.cl_ord_id] = {"z": old["executedQty"], "Z": old["cummulativeQuoteQty"]}
+        event = {"c": new["clientOrderId"], "i": new["orderId"], "q": new["origQty"], "p": new["price"]}
+        await self._replaced(child, {**event, "T": new.get("time")})
+
     async def _mend(self, child: Tracked, order: dict[str, Any]) -> None:
         """Emit the fills and the status ``order`` (an order.status result)
         shows beyond what was handed on, with the ids the stream uses."""
+        if child.replacing is not None:
+            if order.get("clientOrderId") != child.replacing:
+                await self._settle_replace(child)  # the old order: the replace's outcome first
+                return
+            await self._replace_done(child, order)
         child.secondary_order_id = str(order["orderId"])
         if child.ord_status is None:
             status, fields = child.report(
                 "NEW", "NEW", f"{order['orderId']}-NEW", transact_time=from_millis(order.get("time"))
             )
             await self._emit(status, fields, child)
+        await self._mend_fills(child, order)
+        venue_status = _ORD_STATUS.get(order["status"], order["status"])
+        if venue_status in ("CANCELED", "EXPIRED", "REJECTED") and child.live:
+            status, fields = child.report(
+                venue_status,
+                venue_status,
+                f"{order['orderId']}-{venue_status}",
+                transact_time=from_millis(order.get("updateTime")),
+            )
+            await self._emit(status, fields, child)
+
+    async def _mend_fills(self, child: Tracked, order: dict[str, Any]) -> None:
+        """Emit the fills of ``order`` (an order.status result) not handed on
+        yet, from ``myTrades``, with the trade ids the stream uses."""
         if child.base_cum + Decimal(order["executedQty"]) > child.cum_qty:
             trades = await self._request(
                 "myTrades", self._auth({"symbol": child.symbol, "orderId": int(order["orderId"])})
@@ -695,15 +772,6 @@ class Binance(TrackingVenue):
                     transact_time=from_millis(trade.get("time")),
                 )
                 await self._emit(status, fields, child)
-        venue_status = _ORD_STATUS.get(order["status"], order["status"])
-        if venue_status in ("CANCELED", "EXPIRED", "REJECTED") and child.live:
-            status, fields = child.report(
-                venue_status,
-                venue_status,
-                f"{order['orderId']}-{venue_status}",
-                transact_time=from_millis(order.get("updateTime")),
-            )
-            await self._emit(status, fields, child)
 
 
 def _half_text(half: Any, exc: BinanceError) -> str:

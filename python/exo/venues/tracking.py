@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from exo.market import OrdStatus
+from exo.market import MsgType, OrdStatus
 from exo.venues.base import VenueBase
 
 __all__ = ["TERMINAL", "Tracked", "Tracker", "TrackingVenue", "cancel_reject", "dispatch", "from_millis"]
@@ -187,6 +187,9 @@ class Tracker:
                     notional=child.notional,
                 )
             )
+            for request in child.requests_in_flight:
+                if request.msg_type is MsgType.REPLACE:
+                    t.replacing = request.cl_ord_id  # its outcome is asked of the venue
         elif child.cum_qty > t.cum_qty:
             t.cum_qty, t.notional = child.cum_qty, child.notional
         for cl in child.cl_ord_ids:
