@@ -67,6 +67,12 @@ class Venue:
         else:
             self.server.drop_reports = lose
 
+    def order_count(self) -> int:
+        """Orders the venue holds (the FIX acceptor indexes each under all its ClOrdIDs)."""
+        if self.kind == "fix":
+            return len({id(o) for o in self.server.orders.values()})
+        return len(self.server.orders)
+
     def cl_ord_ids(self) -> list[str]:
         if self.kind == "binance":
             return [o["clientOrderId"] for o in self.server.orders.values()]
@@ -273,3 +279,53 @@ async def test_kill_9_between_replace_and_its_report_reconciles_the_replaced_chi
     n, qty = venue.venue_fills()
     assert len(trades) == n == 2, trades
     assert sum(Decimal(q) for _, q in trades) == qty == 10
+
+
+async def test_kill_9_between_cancel_and_its_report_reconciles_the_canceled_child(
+    venue: Venue, redis_url: str, tmp_path: Path
+) -> None:
+    """The engine dies right after a cancel left, a fill of 3 not applied by
+    the delegate yet and the venue's cancel report lost: the restarted engine has
+    the cancel in flight again and learns from the venue that the child is
+    CANCELED with cum 3, the fill counted once."""
+    progress, log_path = tmp_path / "progress", tmp_path / "engine.log"
+    args = [sys.executable, CHILD, venue.kind, redis_url, json.dumps(venue.endpoint), str(progress)]  # type: ignore[attr-defined]
+    with log_path.open("ab") as log:
+        first = subprocess.Popen(
+            [*args, "hold-cancel"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log
+        )
+        assert first.stdin is not None
+        try:
+            await _until(lambda: "ACKED" in _progress(progress))
+            [cl] = venue.cl_ord_ids()
+            await venue.server.fill(cl, Decimal(3))  # on its way to the engine; the delegate waits
+            venue.lose_reports(True)
+            first.stdin.write(b"go\n")
+            first.stdin.flush()
+            await _until(lambda: any(x.startswith("SENT") for x in _progress(progress)))
+            first.kill()
+            first.wait()
+        finally:
+            if first.poll() is None:
+                first.kill()
+                first.wait()
+            first.stdin.close()
+            venue.lose_reports(False)
+        second = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            try:
+                await _until(lambda: any(x.startswith("DONE") for x in _progress(progress)))
+            except TimeoutError:
+                raise AssertionError(
+                    f"{venue.describe()}\nprogress {_progress(progress)}\n{log_path.read_text()[-3000:]}"
+                ) from None
+            assert await asyncio.to_thread(second.wait, 30) == 0, log_path.read_text()[-3000:]
+        finally:
+            if second.poll() is None:
+                second.kill()
+                second.wait()
+    last = [x for x in _progress(progress) if not x.startswith(("DONE", "SENT", "ACKED"))][-1].split()
+    assert (Decimal(last[0]), last[2]) == (3, "CANCELED"), last  # canceled with its fill, not FILLED
+    trades = json.loads(next(x for x in _progress(progress) if x.startswith("DONE"))[5:])
+    assert venue.venue_fills() == (1, Decimal(3)) and [q for _, q in trades] == ["3"]
+    assert venue.order_count() == 1
