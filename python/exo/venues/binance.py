@@ -272,6 +272,8 @@ class Binance(TrackingVenue):
         self._ready = asyncio.Event()
         self._stopping = False
         self._held_cancels: dict[str, dict[str, Any]] = {}
+        self._replacing_now: set[str] = set()
+        """ClOrdIDs of cancelReplace requests awaiting their response here."""
         self._blocked_until = 0.0
         self.connects = 0
         """How many times a connection was established (1 + reconnects)."""
@@ -493,11 +495,14 @@ class Binance(TrackingVenue):
             "quantity": str(req.order_qty - child.cum_qty),
             "newOrderRespType": "ACK",
         }
+        self._replacing_now.add(req.cl_ord_id)
         try:
             await self._request("order.cancelReplace", self._auth(params))
         except BinanceError as exc:
             child.replacing = None
             await self._replace_failed(req, child, exc)
+        finally:
+            self._replacing_now.discard(req.cl_ord_id)
 
     async def _replace_failed(
         self, req: OrderCancelReplaceRequest, child: Tracked, exc: BinanceError
@@ -679,6 +684,8 @@ class Binance(TrackingVenue):
         mended as it stands (canceled if the cancel half went through)."""
         replacing = child.replacing
         assert replacing is not None
+        if replacing in self._replacing_now:
+            return  # its response (and the stream) will say: asking now could race it
         try:
             new = await self._request(
                 "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": replacing})
