@@ -191,18 +191,16 @@ class ChildOrder:
     """Replaces/cancels put back after a restart that wait for the request in
     flight before them to settle (see ``resume``)."""
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]  # by field order: compact
 
-    def __setstate__(self, state: dict[str, Any] | list[Any]) -> None:
-        """Also takes a child pickled by an older exo (a list, by field order,
-        without the fields added since): those get their defaults, so a
-        checkpoint written before an upgrade still restores."""
-        if not isinstance(state, dict):
-            state = {f.name: value for f, value in zip(fields(self), state, strict=False)}  # shorter: older
-        for f in fields(self):
-            if f.name in state:
-                value = state[f.name]
+    def __setstate__(self, state: list[Any]) -> None:
+        """Also takes a child pickled by an older exo, whose state lacks the
+        fields added since (new fields go last): those get their defaults, so
+        a checkpoint written before an upgrade still restores."""
+        for i, f in enumerate(fields(self)):
+            if i < len(state):
+                value = state[i]
             elif f.default_factory is not MISSING:
                 value = f.default_factory()
             else:
