@@ -317,6 +317,24 @@ class Engine:
         store, journaled first, as ``submit``."""
         return await self._running_intake().report(report)
 
+    async def journal_request(self, request: Any) -> bool:
+        """Journals a child order's request (``exo.child.NewOrderSingle``,
+        ``OrderCancelReplaceRequest`` or ``OrderCancelRequest``) for its
+        parent ``request.order_id`` before a venue sends it, so that a restart
+        after a crash knows its cl_ord_id (VENUES.md: the ClOrdID is journaled
+        before the request is sent). Venues call it (``exo.venues.VenueBase.send``);
+        a delegate need not.
+
+        Returns True once durable; False without a store (nothing is kept) or
+        when the parent is not live. Raises ``StoreUnavailable`` when the store
+        cannot take it: the request must not be sent."""
+        return await self._running_intake().request(request)
+
+    @property
+    def journals_requests(self) -> bool:
+        """True when ``journal_request`` keeps requests (the engine has a store)."""
+        return self._store is not None
+
     def quote(self, quote: Quote) -> int:
         """Pushes a quote to every live order of its symbol; returns how many
         (0 when the engine is not running or stopping). Safe from any thread;
