@@ -198,14 +198,14 @@ async def _fill(client: Any, stream: str, n: int) -> list[str]:
 async def test_pending_entries_are_read_first_after_a_restart(client: Any) -> None:
     ids = await _fill(client, "s", 5)
     first = read(client, "s", "c1", block_ms=10, count=3)
-    batch = await anext(first)
+    batch = await first.__anext__()
     assert [m.id for m in batch] == ids[:3]  # read, never ACKed: the consumer "dies"
     await first.aclose()
     again = read(client, "s", "c1", block_ms=10, count=10)
-    assert [m.id for m in await anext(again)] == ids[:3]  # its own pending first (ID 0)
-    assert [m.id for m in await anext(again)] == ids[3:]  # then new ones (>)
+    assert [m.id for m in await again.__anext__()] == ids[:3]  # its own pending first (ID 0)
+    assert [m.id for m in await again.__anext__()] == ids[3:]  # then new ones (>)
     await client.xack("s", GROUP, *ids)
-    assert await anext(again) == []  # blocked, nothing came
+    assert await again.__anext__() == []  # blocked, nothing came
     await again.aclose()
 
 
@@ -252,7 +252,7 @@ async def test_a_blocking_read_needs_a_connection_whose_timeout_exceeds_the_bloc
         with pytest.raises(RedisTimeoutError):  # the pitfall, as redis-py shows it
             await shared.xreadgroup(GROUP, "c", {"s": ">"}, block=600)
         batches = read(own, "s", "c", block_ms=600)
-        assert await anext(batches) == []  # blocked the full time, then an empty batch
+        assert await batches.__anext__() == []  # blocked the full time, then an empty batch
         await batches.aclose()
     finally:
         await shared.aclose()

@@ -82,11 +82,12 @@ class _Owned:
     another engine, never calls the user's delegate again and ends the order
     here (``dropped``)."""
 
-    __slots__ = ("claimed_at", "dropped", "inner", "instructions", "node", "order_id", "reports")
+    __slots__ = ("claimed_at", "dropped", "epoch", "inner", "instructions", "node", "order_id", "reports")
 
-    def __init__(self, node: EngineNode, order_id: str, inner: Any, counts: tuple[int, int]) -> None:
+    def __init__(self, node: EngineNode, order_id: str, epoch: int, inner: Any, counts: tuple[int, int]) -> None:
         self.node = node
         self.order_id = order_id
+        self.epoch = epoch
         self.inner = inner
         self.instructions, self.reports = counts
         self.dropped = False
@@ -270,7 +271,7 @@ class EngineNode:
         inner_state = None if state is None else state.get("inner")
         counts = (0, 0) if state is None else (int(state["instructions"]), int(state["reports"]))
         inner = self._user_factory(order) if inner_state is None else self._user_factory(order, state=inner_state)
-        owned = _Owned(self, order.order_id, inner, counts)
+        owned = _Owned(self, order.order_id, self.store.epochs.get(order.order_id, 0), inner, counts)
         claimed = self._claiming.get(order.order_id)
         if claimed is not None:
             owned.claimed_at = claimed
@@ -388,9 +389,11 @@ class EngineNode:
         if not isinstance(got, Lease):
             return True  # another engine owns it, or it completed: nothing to do here
         self._own(got)
-        stored = await self.store.load([oid])
-        if stored:  # journaled by an engine that died before its ACK: recover, do not restart
-            self._restore(stored[0], claimed=False)
+        if await self._client.exists(self.store.keys(oid)[0]):
+            # Journaled by an engine that died before its ACK: recover, do not restart.
+            stored = await self.store.load([oid])
+            if stored:
+                self._restore(stored[0], claimed=False)
             return True
         order.order_id = oid
         result = await self.engine.submit(order)
@@ -510,9 +513,13 @@ class EngineNode:
 
     async def _scan_loop(self) -> None:
         period = self.lease_s / 4
-        while True:
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._scan_now.wait(), period * (0.8 + 0.4 * random.random()))
+        while not self._stopping:
+            # Not asyncio.wait_for: on 3.11 a cancel racing its timeout can be lost.
+            wake = asyncio.ensure_future(self._scan_now.wait())
+            try:
+                await asyncio.wait({wake}, timeout=period * (0.8 + 0.4 * random.random()))
+            finally:
+                wake.cancel()
             self._scan_now.clear()
             try:
                 await self.scan()
@@ -617,7 +624,7 @@ class EngineNode:
             if doc is None:
                 continue
             doc = {**doc, "instructions": owned.instructions, "reports": owned.reports, "engine": self.name}
-            docs.append((oid, doc))
+            docs.append((oid, owned.epoch, doc))
             if done:
                 self._finished.pop(oid, None)
         try:

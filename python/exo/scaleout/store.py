@@ -237,14 +237,16 @@ class FencedStore(RedisStore):
             pipe.srem(self.index_key, *removed)
             await self._execute(pipe, "live-order index")
 
-    async def write_progress(self, progress: Sequence[tuple[str, dict[str, Any]]]) -> None:
-        """Writes each order's progress JSON (what GET answers), fenced."""
+    async def write_progress(self, progress: Sequence[tuple[str, int, dict[str, Any]]]) -> None:
+        """Writes each (order_id, epoch, progress) as JSON (what GET answers),
+        fenced by the epoch the order was acquired with (a completed order's
+        last progress lands after its removal, under the same epoch)."""
         calls = []
-        for oid, doc in progress:
+        for oid, epoch, doc in progress:
             lk = lease_keys(self.prefix, oid)
-            calls.append(([self.progress_key(oid), lk.epoch, lk.done], [self._epoch(oid), json.dumps(doc)]))
+            calls.append(([self.progress_key(oid), lk.epoch, lk.done], [epoch, json.dumps(doc)]))
         replies = await self._run(_PROGRESS, calls, f"progress of {len(calls)} orders")
-        for (oid, _), r in zip(progress, replies):
+        for (oid, _, _), r in zip(progress, replies):
             if r == -1:
                 self._refused(oid)
 
