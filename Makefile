@@ -23,7 +23,7 @@ $(PY):
 
 # Rebuild the extension when Rust or packaging sources change.
 $(STAMP): $(PY) pyproject.toml Cargo.toml $(shell find rust -name '*.rs' -o -name Cargo.toml) 
-	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)" $(EXAMPLE)
+	$(PY) -m pip install -q "maturin>=1.7,<2" "pytest>=8" "pytest-asyncio>=0.24" "pytest-benchmark>=4" "pytest-timeout>=2.3" "websockets>=13" "redis>=5.0.1,<9" "$(UVLOOP)" $(EXAMPLE)
 	$(VENV)/bin/maturin develop --release -q
 	touch $(STAMP)
 

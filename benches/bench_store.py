@@ -16,20 +16,16 @@ A real redis-server on 127.0.0.1 (tests/redis_server.py), with AOF on
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from benchkit import median, percentile
 
 import exo
 from exo.store import NEW, REPORT, Checkpoint, Entry
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from redis_server import RedisServer
+from tests.redis_server import RedisServer
 
 WINDOW = 200
 REPORTS = 10_000
@@ -192,7 +188,7 @@ class Restored:
                 box[2].set_result(None)
         return False
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"filled": "1"}
 
 

@@ -19,10 +19,10 @@ import asyncio
 import json
 import os
 import statistics
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import baseline  # benches/ is on sys.path: pytest puts the conftest's folder there
 import pytest

@@ -1,4 +1,4 @@
-"""pytest hooks and fixtures for the benches; the helpers live in benchkit.py."""
+"""pytest hooks and fixtures for the benches: they live in benchkit.py, loaded
+as a plugin."""
 
-from benchkit import *  # noqa: F403 - hooks and fixtures must be visible here
-from benchkit import pytest_terminal_summary  # noqa: F401
+pytest_plugins = ["benchkit"]

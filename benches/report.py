@@ -200,7 +200,7 @@ def plots(series: dict[str, Any]) -> list[tuple[str, str]]:
     loops = [k for k in ("asyncio", "uvloop") if f"handover_us[{k}]" in series]
     if loops:
         fig, axes = plt.subplots(1, len(loops), figsize=(5 * len(loops), 3.6), squeeze=False)
-        for ax, kind in zip(axes[0], loops):
+        for ax, kind in zip(axes[0], loops, strict=False):
             s = series[f"handover_us[{kind}]"]
             cdf(ax, s["exo"], "exo")
             cdf(ax, s["baseline"], "baseline (pure asyncio)")

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from helpers import Errors, Recorder
-from redis_server import RedisServer
+
+from tests.helpers import Errors, Recorder
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ class Tally:
         Tally.wake.set()
         return False
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"seen": self.seen, "filled": str(self.filled)}
 
 

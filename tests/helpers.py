@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Callable, ClassVar
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 import exo
 
@@ -84,7 +85,7 @@ async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> None:
 
 
 class Ledger:
-    """A delegate that keeps what it applied, and says so in snapshot():
+    """A delegate that keeps what it applied, and says so in state():
     instructions as ("i", msg_type, n), reports as ("r", status, text)."""
 
     def __init__(self, order: exo.Order, state: dict[str, Any] | None = None) -> None:
@@ -101,5 +102,5 @@ class Ledger:
         self.changed.set()
         return any(r.ord_status == exo.OrdStatus.FILLED for r in update.reports)
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"seen": self.seen}

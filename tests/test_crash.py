@@ -14,9 +14,8 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import crash_child as plan
-
 import exo
+from tests import crash_child as plan
 
 CHILD = str(Path(__file__).with_name("crash_child.py"))
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from helpers import Errors, Recorder, factory, quote, until
-
 import exo
 from exo import MsgType
+from tests.helpers import Errors, Recorder, factory, quote, until
 
 
 async def test_new_order_creates_a_delegate_that_gets_the_new_first() -> None:
@@ -137,7 +136,7 @@ async def test_reports_and_instructions_arrive_in_order_never_merged() -> None:
             exo.Report(oid, "FILLED", "1", "11"),
         ]
         instructions = [order.replace(n=i) for i in range(3)]
-        for r, i in zip(reports, instructions):
+        for r, i in zip(reports, instructions, strict=True):
             await engine.report(r)
             await engine.submit(i)
         gate.set()

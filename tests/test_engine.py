@@ -11,9 +11,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from helpers import Errors, Recorder, factory, quote, until
 
 import exo
+from tests.helpers import Errors, Recorder, factory, quote, until
 
 
 async def test_one_hand_over_at_a_time_async_action_sees_merged_data() -> None:

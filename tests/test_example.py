@@ -19,7 +19,8 @@ from typing import Any
 
 import httpx
 import pytest
-from redis_server import free_port
+
+from tests.redis_server import free_port
 
 ROOT = Path(__file__).parent.parent
 FILL = re.compile(r"^(?P<id>[0-9a-f]{32}) fill (?P<qty>\d+(?:\.\d+)?) @ (?P<px>\d+(?:\.\d+)?)$")
@@ -141,6 +142,7 @@ def start() -> Iterator[Callable[..., Example]]:
 
     yield _start
     for ex in started:
+        ex.http.close()
         if ex.proc.poll() is None:
             ex.proc.kill()
             ex.proc.wait()

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from feedserver import VenueServer, coinbase_ticker
-from helpers import Errors, Recorder, factory, until
 
 import exo
 from exo import feeds
+from tests.feedserver import VenueServer, coinbase_ticker
+from tests.helpers import Errors, Recorder, factory, until
 
 SAMPLE = Path(__file__).parent.parent / "python" / "exo" / "example" / "data" / "coinbase-sample.ndjson"
 FAST = dict(backoff_initial=0.05, backoff_max=0.2, connects_per_second=50.0)
@@ -225,11 +226,18 @@ async def test_connects_are_rate_limited() -> None:
     async with VenueServer("coinbase") as server:
         server.on_connect = refuse
         feed = feeds.Coinbase(server.url, connects_per_second=5.0, backoff_initial=0.001, backoff_max=0.001)
+        start = time.monotonic()
         async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
             await engine.submit(exo.Order("BUY", "BTC-USD"))
             await server.wait_for(lambda: len(server.connect_times) >= 4)
-        gaps = [b - a for a, b in zip(server.connect_times, server.connect_times[1:])]
-        assert min(gaps) >= 0.18, gaps  # 5 per second: 0.2 s apart
+        # 5 per second: the k-th connect is opened no earlier than k * 0.2 s
+        # after the start. The server notes a connect when its handler runs,
+        # which load can only delay, so each time is a bound that holds on a
+        # busy machine (spacing between two handler runs is not: a late one
+        # followed by a prompt one looks closer than the connects were).
+        since_start = [t - start for t in server.connect_times[:4]]
+        for k, elapsed in enumerate(since_start):
+            assert elapsed >= k * 0.2 * 0.95, since_start
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 import redis
-from helpers import Errors, Ledger, quote, until
-from redis_server import RedisServer
 
 import exo
+from tests.helpers import Errors, Ledger, quote, until
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -123,7 +123,7 @@ async def test_async_delegate_progress_is_checkpointed_after_its_action(store: e
     assert store.codec.loads(stored.state or b"") == {"seen": made[0].seen}
 
 
-async def test_snapshot_must_be_taken_by_a_factory_with_state(store: exo.Store, errors: Errors) -> None:
+async def test_a_delegate_with_state_needs_a_factory_taking_state(store: exo.Store, errors: Errors) -> None:
     async with exo.Engine(Ledgers(), store=store) as engine:
         oid = await engine.submit(exo.Order("BUY", "X"))
     async with exo.Engine(lambda order: Ledger(order), store=store, on_error=errors) as engine:

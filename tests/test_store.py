@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from redis_server import RedisServer, free_port
 
 import exo
 from exo.store import INSTRUCTION, NEW, REPORT, Checkpoint, Entry
+from tests.redis_server import RedisServer, free_port
 
 
 @pytest.fixture(params=["memory", "redis"])

@@ -8,9 +8,9 @@ import threading
 from decimal import Decimal
 
 import pytest
-from helpers import Recorder, factory, quote, until
 
 import exo
+from tests.helpers import Recorder, factory, quote, until
 
 uvloop = pytest.importorskip(
     "uvloop", reason="uvloop is not installed (make test installs it; pip install uvloop)"

@@ -29,8 +29,8 @@ import logging
 import time
 import traceback
 from collections import deque
-from collections.abc import Awaitable
-from typing import Any, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from .market import MsgType, Order, Quote, Report, Trade, Update, merged_volume_and_vwap, new_order_id
 

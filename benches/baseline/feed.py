@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 from .market import Quote, Trade
 

@@ -12,7 +12,7 @@ import enum
 import random
 import time
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
-from typing import Any, Union
+from typing import Any
 
 __all__ = [
     "MsgType",
@@ -27,7 +27,7 @@ __all__ = [
     "to_decimal",
 ]
 
-DecimalLike = Union[Decimal, str, int]
+DecimalLike = Decimal | str | int
 
 AVG_PX_QUANTUM = Decimal("0.00000001")
 """A merged trade's average price has 8 decimal places."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from decimal import Decimal
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 

@@ -3,10 +3,11 @@
 
 import asyncio
 import os
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, TypeAlias
 
-from typing_extensions import Self, TypeAlias, disjoint_base, final
+from typing_extensions import Self, disjoint_base, final
 
 __all__ = [
     "ConflatingQueue",

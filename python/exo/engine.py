@@ -15,7 +15,8 @@ A delegate is never called concurrently with itself: while its ``action`` runs
 With ``store=exo.RedisStore(url)`` every instruction and report is journaled
 before ``submit``/``report`` return and each order's progress is checkpointed
 after its actions, so a restarted engine resumes every live order (see
-``exo.journal`` and ``exo.store``).
+``exo.journal`` and ``exo.store``). Which of the two intakes the engine uses
+(``exo.intake``) is decided once, in ``start()``.
 """
 
 from __future__ import annotations
@@ -23,15 +24,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import traceback
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
 from exo._core import EngineCore, Feed, Quote, Report, Trade, Update
-from exo.journal import Journal
+from exo.actions import AsyncActions, describe_failure
+from exo.intake import DirectIntake, Intake
+from exo.journal import JournaledIntake
 from exo.market import Order
 from exo.store import Store
 
@@ -44,18 +46,34 @@ class Delegate(Protocol):
     """User code for one order.
 
     ``action(update)`` returns True when the order is complete (``def`` or
-    ``async def``). ``clean_up()`` is optional: the engine is stopping; it is
-    not a cancel. ``snapshot()`` is optional: the delegate's own state (bytes or
-    a dict) for a store's checkpoint; its factory then takes ``state=`` too.
+    ``async def``); it is never called again for that order. Optional:
+
+    - ``clean_up()`` (``def`` or ``async def``): the engine is stopping while
+      the order is live; it is not a cancel.
+    - ``state()``: the delegate's saved state (any value the store's codec
+      encodes, e.g. bytes or a dict), taken between actions for a store's
+      checkpoint. On recovery its factory gets it back as ``state=``.
     """
 
     def action(self, update: Update) -> bool | Awaitable[bool]: ...
 
 
-DelegateFactory = Callable[..., Delegate]
-"""Makes a delegate from a NEW order: ``factory(order)``; a class whose
-``__init__`` takes the order works. On recovery from a store, a delegate that
-kept a snapshot is made with ``factory(order, state=snapshot)``."""
+OrderT = TypeVar("OrderT", bound=Order, contravariant=True)
+
+
+class DelegateFactory(Protocol[OrderT]):
+    """Makes the delegate of an order; a class whose ``__init__`` takes the
+    order (and ``state=None``) is one. Generic in the order type, for factories
+    of an ``exo.Order`` subclass: ``DelegateFactory[MyOrder]``.
+
+    Two call shapes: ``factory(order)`` for a NEW, and, on recovery from a
+    store, ``factory(order, state=state)`` with what the delegate's
+    ``state()`` returned at its last checkpoint (only for delegates that
+    define ``state()``; others are made with ``factory(order)`` again). A
+    factory that never meets a store may take the order only.
+    """
+
+    def __call__(self, order: OrderT, /, *, state: Any = None) -> Delegate: ...
 
 
 class EngineStopped(RuntimeError):
@@ -79,10 +97,12 @@ class Engine:
     - ``stop_timeout``: how long ``stop()`` waits for running async actions
       and clean-ups (and for the store's last writes) before giving up on them.
     - ``store``: None (the default) keeps everything in process and journals
-      nothing: live orders end with the engine. ``exo.MemoryStore()`` journals
+      nothing: live orders end with the engine (``exo.intake.DirectIntake``).
+      ``exo.MemoryStore()`` journals
       in memory, so a later Engine given the same store in the same process
       resumes its orders; ``exo.RedisStore(url)`` survives crashes. With a
-      store, ``start()`` recovers every live order it holds.
+      store, ``start()`` recovers every live order it holds
+      (``exo.journal.JournaledIntake``).
     - ``feed``: one ``exo.feeds`` feed or a list of them; each symbol is
       subscribed on the feeds that carry it while it has live orders.
     - ``spin``: seconds the event loop stays busy (polling instead of
@@ -94,7 +114,7 @@ class Engine:
 
     def __init__(
         self,
-        factory: DelegateFactory,
+        factory: DelegateFactory[Any] | Callable[[Any], Delegate],
         idle_interval: float = 1.0,
         on_error: Callable[[str, str], None] | None = None,
         on_subscribe: Callable[[str], None] | None = None,
@@ -127,11 +147,11 @@ class Engine:
         if store is not None and not isinstance(store, Store):
             raise TypeError(f"store must be an exo.Store (MemoryStore, RedisStore) or None, got {store!r}")
         self._store = store
-        self._journal: Journal | None = None
+        self._intake: Intake | None = None
+        self._actions: AsyncActions | None = None
         self._core: EngineCore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_fd: int | None = None
-        self._actions: set[asyncio.Task[None]] = set()
         self._done: dict[str, list[asyncio.Future[None]]] = {}
 
     # -- life cycle ---------------------------------------------------------
@@ -153,73 +173,65 @@ class Engine:
         if self._core is not None:
             raise RuntimeError("engine already started")
         loop = asyncio.get_running_loop()
-        journal = None
+        intake: Intake
         if self._store is None:
             log.info("no store: live orders are kept in process only and end with the engine")
+            intake = DirectIntake(self._factory)
         else:
-            await self._store.open()
-            journal = Journal(self._store, self._factory, self._report_error)
+            intake = JournaledIntake(self._store, self._factory, self._report_error)
+        await intake.open()
+        actions = AsyncActions(loop, intake)
         core = EngineCore(
-            self._factory if journal is None else journal.make_delegate,
+            intake.factory,
             self._idle_interval,
             self._report_error,
             self._order_done,
-            self._spawn,
+            actions.spawn,
             loop.call_soon,
             self._on_subscribe,
             self._on_unsubscribe,
-            None if journal is None else journal.applied,
+            intake.on_applied,
             self.feeds,
         )
+        actions.core = core
         fd = core.start()
         # With spin, a wake-up from a tokio thread keeps the loop busy for
         # `spin` seconds, so the next one finds it awake (no parked-thread
         # wake-up, 20-60 us on a VM) at the cost of a busy core meanwhile.
         loop.add_reader(fd, core.on_wakeup if self._spin == 0 else self._on_wakeup_spin)
-        self._core, self._loop, self._wake_fd, self._journal = core, loop, fd, journal
-        if journal is not None:
-            try:
-                await journal.start(core)
-            except BaseException:
-                await self.stop()
-                raise
+        self._core, self._loop, self._wake_fd = core, loop, fd
+        self._intake, self._actions = intake, actions
+        try:
+            await intake.start(core)
+        except BaseException:
+            await self.stop()
+            raise
         log.debug("engine started (idle_interval=%ss)", self._idle_interval)
 
     async def stop(self) -> None:
         """Stops: no more hand-overs, running async actions get ``stop_timeout``
         to finish (then are cancelled), and every live delegate's ``clean_up()``
         is called and awaited. Orders are not cancelled."""
-        core = self._core
-        if core is None:
+        core, intake, actions = self._core, self._intake, self._actions
+        if core is None or intake is None or actions is None:
             return
-        journal = self._journal
-        if journal is not None:
-            # What was journaled reaches the engine before intake closes.
-            await journal.close_intake(self._stop_timeout)
+        # What was accepted reaches the engine before intake closes.
+        await intake.close_intake(self._stop_timeout)
         core.begin_stop()
-        if self._actions:
-            _, pending = await asyncio.wait(set(self._actions), timeout=self._stop_timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
-        if journal is not None:
-            # Checkpoints while the delegates still exist, before clean_up().
-            await journal.flush(self._stop_timeout)
+        await actions.settle(self._stop_timeout)
+        # Last checkpoints while the delegates still exist, before clean_up().
+        await intake.finish(self._stop_timeout)
         assert self._loop is not None and self._wake_fd is not None
         self._loop.remove_reader(self._wake_fd)
         core.shutdown()
         live = core.close()
-        self._core = None
+        self._core = self._intake = self._actions = None
         await self._clean_up(live)
         for order_id, waiters in self._done.items():
             for fut in waiters:
                 if not fut.done():
                     fut.set_exception(EngineStopped(f"engine stopped before order {order_id} completed"))
         self._done.clear()
-        self._journal = None
-        if self._store is not None:
-            await self._store.close()
         log.debug("engine stopped; %d live order(s) cleaned up", len(live))
 
     async def _clean_up(self, live: list[tuple[str, Any]]) -> None:
@@ -231,7 +243,7 @@ class Engine:
             try:
                 result = clean_up()
             except Exception as exc:
-                self._report_error(order_id, self._describe("clean_up", exc))
+                self._report_error(order_id, describe_failure("clean_up", exc))
                 continue
             if inspect.isawaitable(result):
                 pending.append((order_id, result))
@@ -247,7 +259,7 @@ class Engine:
         for task in done:
             failure = None if task.cancelled() else task.exception()
             if failure is not None:
-                self._report_error(tasks[task], self._describe("clean_up", failure))
+                self._report_error(tasks[task], describe_failure("clean_up", failure))
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -258,10 +270,10 @@ class Engine:
 
     # -- intake ---------------------------------------------------------------
 
-    def _running_core(self) -> EngineCore:
-        if self._core is None:
+    def _running_intake(self) -> Intake:
+        if self._intake is None:
             raise RuntimeError("engine is not running: use 'async with engine:' or await engine.start()")
-        return self._core
+        return self._intake
 
     async def submit(self, order: Order) -> str | None:
         """Submits an instruction and returns its order_id.
@@ -276,19 +288,13 @@ class Engine:
         With a store, the instruction is journaled first; if the store cannot
         take it, ``StoreUnavailable`` is raised and nothing was delivered.
         """
-        core = self._running_core()
-        if self._journal is None:
-            return core.submit(order)
-        return await self._journal.submit(order)
+        return await self._running_intake().submit(order)
 
     async def report(self, report: Report) -> bool:
         """Delivers an execution report to its order's delegate. A report for
         an unknown order is reported to ``on_error`` and returns False. With a
         store, journaled first, as ``submit``."""
-        core = self._running_core()
-        if self._journal is None:
-            return core.report(report)
-        return await self._journal.report(report)
+        return await self._running_intake().report(report)
 
     def quote(self, quote: Quote) -> int:
         """Pushes a quote to every live order of its symbol; returns how many.
@@ -319,11 +325,10 @@ class Engine:
     def stats(self) -> dict[str, int]:
         """Counters: live orders, Updates handed over, errors reported; with a
         store also entries journaled, checkpoints written, store failures."""
-        if self._core is None:
+        if self._core is None or self._intake is None:
             return {"live": 0, "handovers": 0, "errors": 0}
         stats = self._core.stats()
-        if self._journal is not None:
-            stats.update(self._journal.counters)
+        stats.update(self._intake.stats())
         return stats
 
     async def wait_done(self, order_id: str) -> None:
@@ -362,39 +367,7 @@ class Engine:
         except Exception:
             log.exception("on_error raised while reporting order %s: %s", order_id, message)
 
-    @staticmethod
-    def _describe(what: str, exc: BaseException) -> str:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-        return f"{what} raised {type(exc).__name__}: {exc}; the order stays live\n{tb}"
-
     def _order_done(self, order_id: str) -> None:
         for fut in self._done.pop(order_id, ()):
             if not fut.done():
                 fut.set_result(None)
-
-    def _spawn(self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update) -> None:
-        assert self._loop is not None
-        if self._journal is not None:
-            self._journal.action_started(order_id)
-        task = self._loop.create_task(self._run_action(key, order_id, awaitable, update))
-        self._actions.add(task)
-        task.add_done_callback(self._actions.discard)
-
-    async def _run_action(self, key: int, order_id: str, awaitable: Awaitable[Any], update: Update) -> None:
-        core = self._core
-        assert core is not None
-        journal = self._journal
-        try:
-            result = await awaitable
-        except asyncio.CancelledError:
-            # Not counted as applied: with a store, this Update replays on restart.
-            core.complete_async(key, order_id, None, "action cancelled: the engine is stopping")
-            raise
-        except Exception as exc:
-            if journal is not None:
-                journal.action_finished(order_id, update, False)
-            core.complete_async(key, order_id, None, self._describe("action", exc))
-        else:
-            if journal is not None:
-                journal.action_finished(order_id, update, result is True)
-            core.complete_async(key, order_id, result)

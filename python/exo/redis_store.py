@@ -6,14 +6,16 @@ all of one order's keys share a Cluster slot and are updated atomically):
     exo:live                        SET     order_ids of live orders (the index)
     exo:{<order_id>}:order          STRING  the NEW as submitted (codec)
     exo:{<order_id>}:journal        STREAM  entry ID 0-<seq>; k = n|i|r, v = the item (codec)
-    exo:{<order_id>}:checkpoint     HASH    applied = last applied seq, state = snapshot (codec)
+    exo:{<order_id>}:checkpoint     HASH    applied = last applied seq, state = the delegate's state() (codec)
 
 One stream per order holds the NEW marker, instructions and reports in arrival
 order, so replay keeps exactly the order in which they arrived; the engine
 numbers them itself (seq), so a write whose reply was lost can be found and
-undone. A checkpoint and the trim of the entries it covers are one Lua call
-(sent by EVAL, which Redis caches by digest, so a restarted Redis with an empty
-script cache needs nothing special).
+undone. A checkpoint and the trim of the entries it covers are one Lua call.
+The Lua scripts are registered with redis-py's ``register_script``: a call
+sends EVALSHA (the script's SHA1 digest, not its text); in a pipeline redis-py
+first checks with SCRIPT EXISTS and loads what the server lacks, so a
+restarted Redis with an empty script cache needs nothing special.
 
 Uses the ``redis`` package's asyncio client (install ``hiredis`` to parse faster).
 """
@@ -39,6 +41,7 @@ from exo.store import (
 if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.asyncio.client import Pipeline
+    from redis.commands.core import AsyncScript
 
 __all__ = ["RedisStore"]
 
@@ -93,6 +96,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
 end
 return out
 """
+
+_SCRIPTS = {"new": _NEW, "checkpoint": _CHECKPOINT, "load": _LOAD}
 
 _CHUNK = 500
 """Orders per pipeline when loading."""
@@ -154,6 +159,7 @@ class RedisStore(Store):
         self.retention = retention
         self.timeout = timeout
         self._redis: Redis | None = None
+        self._scripts: dict[str, AsyncScript] = {}
 
     def __repr__(self) -> str:
         return f"RedisStore({_redacted(self.url)!r}, prefix={self.prefix!r})"
@@ -209,10 +215,12 @@ class RedisStore(Store):
                 "Is redis-server running there? Expected redis://host:port/db, rediss:// for TLS"
             ) from exc
         self._redis = client
+        self._scripts = {name: client.register_script(lua) for name, lua in _SCRIPTS.items()}
         log.info("store: %r (durable as the Redis server's persistence is configured)", self)
 
     async def close(self) -> None:
         client, self._redis = self._redis, None
+        self._scripts = {}
         if client is not None:
             await client.aclose()
 
@@ -249,14 +257,15 @@ class RedisStore(Store):
 
     async def append(self, entries: Sequence[Entry]) -> list[bool]:
         pipe = self._client().pipeline(transaction=False)
-        dumps = self.codec.dumps
+        dumps = self.encode
+        new = self._scripts["new"]
         for e in entries:
             order_key, journal, checkpoint = self.keys(e.order_id)
             if e.kind == NEW:
                 # Index first: a crash before the order's keys leaves an index
                 # entry that recovery drops, never an order nobody recovers.
                 pipe.sadd(self.index_key, e.order_id)
-                pipe.eval(_NEW, 3, order_key, journal, checkpoint, dumps(e.item), e.seq)
+                await new(keys=[order_key, journal, checkpoint], args=[dumps(e.item), e.seq], client=pipe)
             else:
                 # NOMKSTREAM: no entry for an order that is gone (completed).
                 pipe.xadd(journal, {"k": e.kind, "v": dumps(e.item)}, id=f"0-{e.seq}", nomkstream=True)
@@ -283,10 +292,11 @@ class RedisStore(Store):
 
     async def checkpoint(self, checkpoints: Sequence[Checkpoint]) -> None:
         pipe = self._client().pipeline(transaction=False)
+        script = self._scripts["checkpoint"]
         for c in checkpoints:
             order_key, journal, checkpoint = self.keys(c.order_id)
             flag, state = ("0", b"") if c.state is None else ("1", c.state)
-            pipe.eval(_CHECKPOINT, 3, checkpoint, journal, order_key, c.applied, flag, state)
+            await script(keys=[checkpoint, journal, order_key], args=[c.applied, flag, state], client=pipe)
         await self._execute(pipe, f"checkpoint of {len(checkpoints)} orders")
 
     async def remove(self, order_ids: Sequence[str]) -> None:
@@ -320,13 +330,14 @@ class RedisStore(Store):
         return found
 
     async def _load_chunk(self, ids: list[str]) -> list[StoredOrder]:
-        loads = self.codec.loads
+        loads = self.decode
         pipe = self._client().pipeline(transaction=False)
+        script = self._scripts["load"]
         for order_id in ids:
-            pipe.eval(_LOAD, 3, *self.keys(order_id))
+            await script(keys=list(self.keys(order_id)), client=pipe)
         results = await self._execute(pipe, f"loading {len(ids)} orders")
         found, stale = [], []
-        for order_id, reply in zip(ids, results):
+        for order_id, reply in zip(ids, results, strict=True):
             if reply is None:
                 stale.append(order_id)
                 continue

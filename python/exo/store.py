@@ -11,13 +11,18 @@ Two stores ship with exo:
 
 - ``MemoryStore()``: in-process dicts. No durability: it survives an engine
   restart inside the same process (pass the same instance again), never a
-  crash. It is the default.
+  crash.
 - ``RedisStore(url)`` (``exo.redis_store``): Redis, durable as Redis is
   configured to be (use AOF, ``appendfsync everysec`` or ``always``).
+
+An engine keeps no store unless given one (``Engine(store=None)``, the
+default): then nothing is journaled and live orders end with the engine.
 
 Values are encoded with a codec, ``pickle`` by default: whoever can write to
 the store can run code in the engine, so the store's content is trusted, as
 the engine's own code is. Pass ``codec=`` with ``dumps``/``loads`` to change it.
+The store owns the codec: every value, the journal's items and the delegates'
+states alike, is encoded by ``Store.encode`` and decoded by ``Store.decode``.
 """
 
 from __future__ import annotations
@@ -90,8 +95,8 @@ class Entry:
 @dataclass(frozen=True)
 class Checkpoint:
     """An order's progress: every entry up to ``applied`` reached the delegate,
-    and ``state`` is the delegate's encoded ``snapshot()`` as of then (None when
-    the delegate keeps no state)."""
+    and ``state`` is the delegate's ``state()`` as of then, encoded by
+    ``Store.encode`` (None when the delegate keeps no state)."""
 
     order_id: str
     applied: int
@@ -107,7 +112,7 @@ class StoredOrder:
     applied: int = 0
     """Seq of the last entry the delegate applied; 0: not even the NEW."""
     state: bytes | None = None
-    """The delegate's encoded snapshot at ``applied``, if it keeps one."""
+    """The delegate's encoded ``state()`` at ``applied``, if it keeps one."""
     entries: list[Entry] = field(default_factory=list)
     """Entries after ``applied``, in arrival order (the NEW among them when 0)."""
     last_seq: int = 0
@@ -136,6 +141,15 @@ class Store(ABC):
 
     def __init__(self, codec: Codec | None = None) -> None:
         self.codec: Codec = PickleCodec() if codec is None else codec
+
+    def encode(self, value: Any) -> bytes:
+        """A value (an order, an instruction, a report, a delegate's state) as
+        stored: the codec's ``dumps``."""
+        return self.codec.dumps(value)
+
+    def decode(self, data: bytes) -> Any:
+        """What ``encode`` stored, back: the codec's ``loads``."""
+        return self.codec.loads(data)
 
     async def open(self) -> None:
         """Connects; raises ``StoreUnavailable`` with the reason when it cannot."""
@@ -206,7 +220,7 @@ class MemoryStore(Store):
 
     async def append(self, entries: Sequence[Entry]) -> list[bool]:
         written = []
-        dumps = self.codec.dumps
+        dumps = self.encode
         for e in entries:
             if e.kind == NEW:
                 # A NEW (re)starts the order: whatever was kept under its id goes.
@@ -251,7 +265,7 @@ class MemoryStore(Store):
         return sorted(self._orders)
 
     async def load(self, order_ids: Iterable[str]) -> list[StoredOrder]:
-        loads = self.codec.loads
+        loads = self.decode
         found = []
         for order_id in order_ids:
             kept = self._orders.get(order_id)

@@ -30,7 +30,7 @@ _SECONDS = (5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e
 
 _STORE_COUNTERS = {
     "journaled": "Instructions and reports journaled to the store",
-    "checkpoints": "Checkpoints (applied seq + delegate snapshot) written to the store",
+    "checkpoints": "Checkpoints (applied seq + the delegate's state()) written to the store",
     "store_failures": "Store writes that failed (retried with backoff)",
 }
 

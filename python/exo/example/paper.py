@@ -8,7 +8,7 @@ nothing is left it prints ``<order_id> done``. A CANCEL ends it
 
 The invariant: an order's ``Progress`` (filled quantity, notional, status) is
 changed only by its own delegate, between hand-overs, and is exactly what its
-``snapshot()`` returns; so with a durable store a restarted example resumes
+``state()`` returns; so with a durable store a restarted example resumes
 each order where its last checkpoint left it, and the HTTP API reads the same
 numbers the delegate acts on.
 """
@@ -108,7 +108,7 @@ class Progress:
         }
 
     def state(self) -> dict[str, Any]:
-        """The delegate's snapshot: strings, so any codec can carry it."""
+        """The delegate's saved state: strings, so any codec can carry it."""
         return {
             "filled": str(self.filled),
             "notional": str(self.notional),
@@ -169,7 +169,7 @@ class PaperDelegate:
             observer.observe_action(update, time.perf_counter() - t0, filled)
         return p.done
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return self.progress.state()
 
     def clean_up(self) -> None:
