@@ -29,7 +29,7 @@ class Waiting:
         self.done = any(i.msg_type == MsgType.CANCEL for i in update.instructions)
         return self.done
 
-    def snapshot(self) -> dict[str, Any]:
+    def state(self) -> dict[str, Any]:
         return {"applied": self.applied}
 
 

@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from exo._core import MsgType
-from exo.journal import new_order_id
+from exo._corelink import new_order_id
 from exo.scaleout.client import connect
 from exo.scaleout.lease import lease_keys, owner_of
 from exo.scaleout.streams import intake_stream, partition_of

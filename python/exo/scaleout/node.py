@@ -46,6 +46,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from exo.engine import Engine
+from exo.journal import JournaledIntake
 from exo.scaleout.client import connect
 from exo.scaleout.lease import Lease, Leases
 from exo.scaleout.store import FencedStore
@@ -111,8 +112,8 @@ class _Owned:
         self.node._changed(self, done is True)
         return done is True
 
-    def snapshot(self) -> dict[str, Any]:
-        take = getattr(self.inner, "snapshot", None)
+    def state(self) -> dict[str, Any]:
+        take = getattr(self.inner, "state", None)
         return {"inner": None if take is None else take(), "instructions": self.instructions, "reports": self.reports}
 
     def clean_up(self) -> Any:
@@ -376,7 +377,7 @@ class EngineNode:
         if kind not in (NEW, INSTRUCTION, REPORT) or not oid:
             log.warning("engine %s: entry %s of %s is not an exo intake entry; dropped", self.name, msg.id, msg.stream)
             return True
-        item = self.store.codec.loads(msg.fields[b"v"])
+        item = self.store.decode(msg.fields[b"v"])
         if kind == NEW:
             return await self._take_new(oid, item)
         return await self._route(msg, oid, kind, item)
@@ -441,11 +442,10 @@ class EngineNode:
         if claimed:
             self._claiming[oid] = time.time()
         try:
-            journal = self.engine._journal
-            core = self.engine._core
-            assert journal is not None and core is not None
+            intake = self.engine._intake
+            assert isinstance(intake, JournaledIntake), "the engine runs with its FencedStore"
             # Recovery exactly as after a crash, into the running engine.
-            journal._restore(core, stored)
+            intake.restore(stored)
         finally:
             self._claiming.pop(oid, None)
 

@@ -114,7 +114,7 @@ class FencedStore(RedisStore):
         self.duplicates = 0
         """Intake messages found already journaled (delivered twice, applied once)."""
         self._tags: dict[int, tuple[Any, str]] = {}
-        self._scripts: dict[str, Any] = {}
+        self._fenced_scripts: dict[str, Any] = {}
 
     # -- ownership --------------------------------------------------------------
 
@@ -136,13 +136,13 @@ class FencedStore(RedisStore):
         return f"{self.prefix}:{{{order_id}}}:progress"
 
     def _script(self, source: str) -> Any:
-        script = self._scripts.get(source)
+        script = self._fenced_scripts.get(source)
         if script is None:
-            script = self._scripts[source] = self._client().register_script(source)
+            script = self._fenced_scripts[source] = self._client().register_script(source)
         return script
 
     async def open(self) -> None:
-        self._scripts.clear()
+        self._fenced_scripts.clear()
         await super().open()
 
     async def _run(self, source: str, calls: list[tuple[list[Any], list[Any]]], what: str) -> list[Any]:
@@ -169,7 +169,7 @@ class FencedStore(RedisStore):
     # -- journal ----------------------------------------------------------------
 
     async def append(self, entries: Sequence[Entry]) -> list[bool]:
-        dumps = self.codec.dumps
+        dumps = self.encode
         news, others = [], []
         for n, e in enumerate(entries):
             order_key, journal, checkpoint = self.keys(e.order_id)
