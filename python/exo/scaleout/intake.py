@@ -98,6 +98,39 @@ class Intake:
         await self._send(kind, order.order_id, order)
         return str(order.order_id)
 
+    async def submit_new(self, order: Any, progress: dict[str, Any]) -> str:
+        """A NEW, with what ``progress(order_id)`` answers until its owner's
+        first action (so a GET right after the POST finds the order)."""
+        from redis.exceptions import RedisError
+
+        if getattr(order, "msg_type", None) != MsgType.NEW:
+            raise TypeError(f"submit_new takes a NEW order, got {order!r}")
+        if order.order_id is None:
+            order.order_id = new_order_id()
+        progress = {**progress, "orderID": order.order_id}
+        key = f"{self.prefix}:{{{order.order_id}}}:progress"
+        try:
+            await self._c().set(key, json.dumps(progress), nx=True)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis did not take the order ({type(exc).__name__}: {exc})") from exc
+        try:
+            return await self.submit(order)
+        except StoreUnavailable:
+            try:
+                await self._c().delete(key)
+            except (RedisError, OSError):
+                pass  # a placeholder without an order: GET shows PENDING_NEW until it expires
+            raise
+
+    async def ping(self) -> None:
+        """Raises StoreUnavailable unless Redis answers."""
+        from redis.exceptions import RedisError
+
+        try:
+            await self._c().ping()
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"Redis unreachable: {type(exc).__name__}: {exc}") from exc
+
     async def report(self, report: Any) -> None:
         """Writes an execution report for its order's owner to the intake."""
         order_id = getattr(report, "order_id", None)
