@@ -277,8 +277,10 @@ async def run_engine(settings: Settings) -> int:
     close = await _serve(_engine_app(node, metrics), sock, "exo-engine-http", stop)
     log.info("engine %s: metrics on http://%s:%s/metrics; Ctrl-C hands its orders over", name, host, port)
     await stop.wait()
+    log.info("engine %s: closing its HTTP server", name)
     await close()
     owned = len(node.held)
+    log.info("engine %s: stopping, %d order(s) to hand over", name, owned)
     await node.stop()
     log.info("engine %s stopped: %d order(s) handed over", name, owned)
     return 0

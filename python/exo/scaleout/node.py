@@ -176,6 +176,7 @@ class EngineNode:
         self._claiming: dict[str, float] = {}
         self._dirty: dict[str, bool] = {}
         self._finished: dict[str, _Owned] = {}
+        self._log_first_action = False
         self._dirty_wake = asyncio.Event()
         self._scan_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -227,19 +228,15 @@ class EngineNode:
         other engines claim the orders at once."""
         self._stopping = True
         readers_and_scan = [t for t in self._tasks if t.get_name() != "exo-renew" and t.get_name() != "exo-progress"]
-        for task in readers_and_scan:
-            task.cancel()
-        await asyncio.gather(*readers_and_scan, return_exceptions=True)
-        for reader in self._readers:
-            with contextlib.suppress(Exception):
-                await reader.aclose()
+        await self._cancel(readers_and_scan, "readers")
         self._readers.clear()
         held = list(self.held.values())
+        try:
+            await asyncio.wait_for(self._write_progress(), self.timeout)
+        except Exception as exc:
+            log.warning("engine %s: last progress not written (%s)", self.name, exc)
         await self.engine.stop()  # checkpoints everything while the leases are still ours
-        await self._write_progress()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel(self._tasks, "background tasks")
         self._tasks = []
         client = self._client
         if client is None:
@@ -258,6 +255,22 @@ class EngineNode:
             self.held.clear()
             await client.aclose()
             self._client = None
+
+    async def _cancel(self, tasks: list[asyncio.Task[None]], what: str) -> None:
+        for task in tasks:
+            task.cancel()
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=self.timeout)
+        if pending:
+            log.error(
+                "engine %s: %d of its %s did not stop within %.3gs: %s",
+                self.name,
+                len(pending),
+                what,
+                self.timeout,
+                ", ".join(t.get_name() for t in pending),
+            )
 
     async def __aenter__(self) -> EngineNode:
         await self.start()
@@ -284,7 +297,8 @@ class EngineNode:
         now = time.time()
         self.first_actions.append((owned.order_id, owned.claimed_at, now))
         owned.claimed_at = None
-        if len(self.first_actions) == 1 or len(self.first_actions) % 100 == 0:
+        if self._log_first_action:
+            self._log_first_action = False
             log.info("engine %s: first action on claimed order %s at %.6f", self.name, owned.order_id, now)
 
     def _changed(self, owned: _Owned, done: bool) -> None:
@@ -472,6 +486,7 @@ class EngineNode:
             assert self._leases is not None
             await self._leases.release(missing)
         if stored:
+            self._log_first_action = True
             self.counters["claims"] += len(stored)
             log.info(
                 "engine %s: claimed %d order(s) (recovered from their journals in %.3fs)",
