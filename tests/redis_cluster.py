@@ -4,12 +4,32 @@ three ``redis-server --cluster-enabled yes`` processes (AOF on) joined by
 
 from __future__ import annotations
 
+import random
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
 
 from tests.redis_server import RedisServer, redis_server_path
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too; Redis needs it <= 55535."""
+    for _ in range(1000):
+        port = random.randint(20000, 55000)
+        if _free(port) and _free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair (port, port + 10000) for a Redis Cluster node")
 
 
 class RedisCluster:
@@ -22,7 +42,8 @@ class RedisCluster:
         for i in range(masters):
             d = directory / f"node{i}"
             d.mkdir(parents=True, exist_ok=True)
-            self.nodes.append(RedisServer(d, extra=["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]))
+            extra = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+            self.nodes.append(RedisServer(d, extra=extra, port=_cluster_port()))
 
     @property
     def url(self) -> str:

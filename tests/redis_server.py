@@ -44,12 +44,14 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; ``stop()``/``start()`` keep port, dir and data."""
 
-    def __init__(self, directory: Path, password: str | None = None, extra: list[str] | None = None) -> None:
+    def __init__(
+        self, directory: Path, password: str | None = None, extra: list[str] | None = None, port: int | None = None
+    ) -> None:
         self.binary = redis_server_path()
         self.dir = directory
         self.password = password
         self.extra = list(extra or [])
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

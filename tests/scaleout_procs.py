@@ -61,9 +61,14 @@ class Proc:
     def log(self) -> bytes:
         return self.err.read_bytes()
 
-    def first_actions(self) -> list[float]:
-        """time.time() of each first action after a claim, as the engine logged it."""
-        return [float(m.group(3)) for m in _FIRST_ACTION.finditer(self.log())]
+    def first_actions(self, orders: set[str] | None = None) -> list[float]:
+        """time.time() of each first action after a claim, as the engine logged
+        it (one per claim batch), on one of ``orders`` when given."""
+        return [
+            float(m.group(3))
+            for m in _FIRST_ACTION.finditer(self.log())
+            if orders is None or m.group(2).decode() in orders
+        ]
 
     def fills(self) -> dict[str, Decimal]:
         """Sum of the fill lines this engine printed, per order."""

@@ -72,22 +72,24 @@ def _report(name: str, **figures: object) -> None:
 async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactly_once(
     url: str, tmp_path: Path, deploy: list[Deployment]
 ) -> None:
-    d = Deployment(url, tmp_path, engines=3, lease=1.0, speed=1.0)
+    # A slow replay (~27 BTC-USD quotes/s, ~0.3 each): an order of 60 takes
+    # several seconds, so the kill finds most of them part-filled.
+    d = Deployment(url, tmp_path, engines=3, lease=1.5, speed=0.05)
     deploy.append(d)
     await d.ready()
-    qty = Decimal("40")
-    ids = await d.post(ORDERS, qty)
+    qty = Decimal("60")
     held = await d.post(12, NEVER_FILLS, side="SELL")  # live until canceled, whoever owns them then
-    owners = await d.until(ids + held, OWNED, 60, "owned by an engine")
+    ids = await d.post(ORDERS, qty)
+    owners = await d.progress(ids + held)  # a snapshot: some may still be on their way
     victim = "e1"
-    on_victim = [i for i in ids + held if owners[i]["engine"] == victim]
-    assert on_victim, "e1 owns no order: nothing to fail over"
+    on_victim = [i for i in ids + held if owners[i].get("engine") == victim and not DONE(owners[i])]
+    assert on_victim, "e1 owns no live order: nothing to fail over"
     killed_at = time.time()
     d.engines[victim].signal(signal.SIGKILL)
     for oid in held:  # cancels written after the kill reach whoever owns the order by then
         r = await d.http.delete(f"/v1/orders/{oid}")
         assert r.status_code == 202, r.text
-    final = await d.until(ids + held, DONE, 120, "filled or canceled")
+    final = await d.until(ids + held, DONE, 60, "filled or canceled")
     for oid in ids:
         p = final[oid]
         assert p["ordStatus"] == "FILLED" and Decimal(p["cumQty"]) == qty and Decimal(p["leavesQty"]) == 0, p
@@ -96,21 +98,27 @@ async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactl
         p = final[oid]
         assert p["ordStatus"] == "CANCELED" and p["instructions"] == 2, p  # NEW + CANCEL, once each
     moved = [i for i in on_victim if final[i]["engine"] != victim]
-    assert moved, "no order of the killed engine was finished elsewhere"
-    # Orders that stayed with a live engine: what it printed sums exactly to the quantity.
+    at_kill = {p["ordStatus"] for i, p in owners.items() if i in on_victim}
+    assert moved, f"no order of the killed engine was finished elsewhere ({len(on_victim)} on it, {at_kill})"
+    # Orders that never changed hands (a busy machine can make a live engine
+    # miss a renewal: its order moves, as it must): the fills their engine
+    # printed sum exactly to the quantity.
     printed: dict[str, Decimal] = {}
     for name, proc in d.engines.items():
         if name != victim:
             for oid, s in proc.fills().items():
                 printed[oid] = printed.get(oid, Decimal(0)) + s
-    for oid in ids:
-        if owners[oid]["engine"] != victim:
-            assert printed.get(oid) == qty, (oid, printed.get(oid))
-    claims = 0.0
+    stayed = [i for i in ids if owners[i].get("engine") not in (None, victim) and final[i]["epoch"] == 1]
+    assert stayed
+    for oid in stayed:
+        assert printed.get(oid) == qty, (oid, printed.get(oid))
+    claims = lost = 0.0
     firsts: list[float] = []
     for name in ("e2", "e3"):
-        claims += (await d.metrics(name))["claims"]
-        firsts += [t for t in d.engines[name].first_actions() if t >= killed_at]
+        m = await d.metrics(name)
+        claims += m["claims"]
+        lost += m["leases_lost"]
+        firsts += [t for t in d.engines[name].first_actions(set(on_victim)) if t >= killed_at]
     assert claims >= len(moved)
     assert firsts, "no first action on a claimed order was logged"
     _report(
@@ -118,6 +126,7 @@ async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactl
         backend="cluster" if url.startswith("redis+cluster") else "server",
         orders=len(ids) + len(held),
         moved=len(moved),
+        changed_hands_without_kill=int(lost),
         lease_s=d.lease,
         failover_s=round(min(firsts) - killed_at, 3),
     )

@@ -329,13 +329,17 @@ class RedisStore(Store):
             found.extend(await self._load_chunk(ids[start : start + _CHUNK]))
         return found
 
-    async def _load_chunk(self, ids: list[str]) -> list[StoredOrder]:
-        loads = self.decode
+    async def _load_replies(self, ids: list[str]) -> list[Any]:
+        """The load script's reply per order (None: the order is gone)."""
         pipe = self._client().pipeline(transaction=False)
         script = self._scripts["load"]
         for order_id in ids:
             await script(keys=list(self.keys(order_id)), client=pipe)
-        results = await self._execute(pipe, f"loading {len(ids)} orders")
+        return await self._execute(pipe, f"loading {len(ids)} orders")
+
+    async def _load_chunk(self, ids: list[str]) -> list[StoredOrder]:
+        loads = self.decode
+        results = await self._load_replies(ids)
         found, stale = [], []
         for order_id, reply in zip(ids, results, strict=True):
             if reply is None:

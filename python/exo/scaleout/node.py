@@ -137,6 +137,8 @@ class EngineNode:
       api and engine must agree.
     - ``describe(delegate) -> dict | None``: the order's progress, written to
       Redis after actions (what ``Intake.progress`` and the api's GET read).
+    - ``progress_interval``: seconds between progress writes of one order
+      (a completed order's last progress is written within this).
     - ``engine_options``: passed to ``exo.Engine`` (feed, idle_interval, ...).
     """
 
@@ -154,6 +156,7 @@ class EngineNode:
         timeout: float = 5.0,
         keep: float = 86_400.0,
         on_dropped: Callable[[str], None] | None = None,
+        progress_interval: float = 0.25,
         **engine_options: Any,
     ) -> None:
         if not isinstance(partitions, int) or partitions < 1:
@@ -162,11 +165,13 @@ class EngineNode:
             raise ValueError(f"lease must be a positive number of seconds, got {lease!r}")
         self.url, self.name, self.prefix = url, name, prefix
         self.lease_s, self.partitions, self.block, self.timeout = lease, partitions, block, timeout
+        self.progress_interval = progress_interval
         self._user_factory = factory
         self._describe = describe
         self._on_dropped = on_dropped
         self.store = FencedStore(url, prefix=prefix, timeout=timeout, keep=keep, on_fenced=self._fenced)
         self.engine = Engine(self._factory, store=self.store, **engine_options)
+        self.store.final_progress = self._final_progress
         if not name or any(c in name for c in "/{}"):
             raise ValueError(f"engine name must be non-empty, without '/', '{{' or '}}', got {name!r}")
         self._client: Any = None
@@ -336,6 +341,7 @@ class EngineNode:
             reader = connect(self.url, socket_timeout=self.block + self.timeout)
             self._readers.append(reader)
             try:
+                await ensure_group(reader, stream)  # again after Redis lost it (restart without AOF)
                 async for batch in read(reader, stream, self.name, block_ms=block_ms):
                     self.counters["intake_read"] += len(batch)
                     await self._handle_all(batch)
@@ -348,7 +354,8 @@ class EngineNode:
                 backoff = min(_BACKOFF_MAX, max(_BACKOFF_MIN, backoff * 2))
                 await asyncio.sleep(backoff)
             finally:
-                self._readers.remove(reader)
+                if reader in self._readers:
+                    self._readers.remove(reader)
                 with contextlib.suppress(Exception):
                     await reader.aclose()
 
@@ -401,8 +408,13 @@ class EngineNode:
             return True  # delivered again: ours already
         assert self._leases is not None
         got = (await self._leases.acquire([oid]))[oid]
+        if got is None:
+            return True  # it completed: nothing to do
         if not isinstance(got, Lease):
-            return True  # another engine owns it, or it completed: nothing to do here
+            # Another engine holds it. Journaled: that engine (or whoever claims
+            # it from the index) has it. Not yet: the holder may have died
+            # before journaling; keep the entry pending until its lease lapses.
+            return bool(await self._client.exists(self.store.keys(oid)[0]))
         self._own(got)
         if await self._client.exists(self.store.keys(oid)[0]):
             # Journaled by an engine that died before its ACK: recover, do not restart.
@@ -429,6 +441,8 @@ class EngineNode:
                     return True  # applied, or a duplicate / rule violation already reported
                 continue  # fenced meanwhile: route again
             owner = (await self._leases.owners([oid]))[oid]
+            if owner is not None and owner != self.name and not await self._alive(owner):
+                return False  # its owner is gone: pending until the lease lapses, then claimed
             if owner is not None and owner != self.name:
                 fields = {b"k": kind.encode(), b"o": oid.encode(), b"v": msg.fields[b"v"], b"m": msg.intake_id.encode()}
                 await self._client.xadd(inbox_stream(self.prefix, owner), fields)
@@ -521,10 +535,20 @@ class EngineNode:
                 # whatever lapsed meanwhile is found lost at the next renewal.
                 self._failed(exc, "renewing leases")
 
+    async def _alive(self, engine: str) -> bool:
+        """The engine's heartbeat has not lapsed (forwarding to it is safe)."""
+        score = await self._client.zscore(engines_key(self.prefix), engine)
+        if score is None:
+            return False
+        seconds, micros = await self._client.time()
+        return float(score) > int(seconds) * 1000 + int(micros) // 1000
+
     async def _heartbeat(self) -> None:
         seconds, micros = await self._client.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        await self._client.zadd(engines_key(self.prefix), {self.name: now_ms + int(self.lease_s * 1000)})
+        # Three leases: a slow start or a busy loop is not taken for a death
+        # (a wrong call costs only a take-over of entries, never an order: those have leases).
+        await self._client.zadd(engines_key(self.prefix), {self.name: now_ms + int(self.lease_s * 3000)})
 
     async def _scan_loop(self) -> None:
         period = self.lease_s / 4
@@ -605,9 +629,6 @@ class EngineNode:
                 messages += [m for m in _messages(inbox, reply[0][1]) if m.fields]
             if messages:
                 await self._handle_all(messages)
-            pending = await self._client.xpending(inbox, GROUP)
-            if int(pending["pending"]) == 0:
-                await self._client.delete(inbox)
         await self._client.zrem(engines_key(self.prefix), engine)
         log.info("engine %s: took over what engine %s left (it is gone)", self.name, engine)
 
@@ -624,7 +645,30 @@ class EngineNode:
             except Exception as exc:
                 self._failed(exc, "writing progress")
                 await asyncio.sleep(_BACKOFF_MIN)
-            await asyncio.sleep(0.02)  # conflate: one write per order per cycle
+            # Conflate: at most one write per order per interval (a busy order
+            # acts on every quote; GET needs its progress, not every step).
+            await asyncio.sleep(self.progress_interval)
+
+    def _doc(self, owned: _Owned) -> dict[str, Any] | None:
+        assert self._describe is not None
+        doc = self._describe(owned.inner)
+        if doc is None:
+            return None
+        return {
+            **doc,
+            "instructions": owned.instructions,
+            "reports": owned.reports,
+            "engine": self.name,
+            "epoch": owned.epoch,
+        }
+
+    def _final_progress(self, order_id: str) -> dict[str, Any] | None:
+        """The store removes a completed order: its last progress goes with it."""
+        owned = self._finished.pop(order_id, None)
+        if owned is None or self._describe is None or owned.dropped:
+            return None
+        self._dirty.pop(order_id, None)
+        return self._doc(owned)
 
     async def _write_progress(self) -> None:
         if self._describe is None or not self._dirty:
@@ -635,10 +679,9 @@ class EngineNode:
             owned = self._delegates.get(oid) or self._finished.get(oid)
             if owned is None or owned.dropped:
                 continue
-            doc = self._describe(owned.inner)
+            doc = self._doc(owned)
             if doc is None:
                 continue
-            doc = {**doc, "instructions": owned.instructions, "reports": owned.reports, "engine": self.name}
             docs.append((oid, owned.epoch, doc))
             if done:
                 self._finished.pop(oid, None)

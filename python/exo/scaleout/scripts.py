@@ -14,16 +14,44 @@ from typing import Any
 
 __all__ = ["run_many"]
 
+_IN_FLIGHT = 64
+"""Concurrent script calls on a Redis Cluster (redis-py does not pipeline EVALSHA there)."""
+
+
+async def _run_cluster(client: Any, script: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+    """One call per (keys, args), at most ``_IN_FLIGHT`` at a time, each routed
+    to the master of its keys' slot; the Script loads itself on NOSCRIPT."""
+    import asyncio
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    gate = asyncio.Semaphore(_IN_FLIGHT)
+
+    async def one(keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        async with gate:
+            try:
+                return await script(keys=list(keys), args=list(args), client=client)
+            except (RedisConnectionError, RedisTimeoutError, OSError):
+                raise
+            except Exception as exc:  # a command error: returned, as run_many does
+                return exc
+
+    return list(await asyncio.gather(*(one(k, a) for k, a in calls)))
+
 
 async def run_many(client: Any, script: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
     """Runs ``script`` (a ``register_script`` Script) once per (keys, args) in
     one pipeline; returns the replies in order. A reply that is an error other
     than NOSCRIPT is returned as the exception object, not raised; connection
     trouble raises (redis ConnectionError/TimeoutError, OSError)."""
+    from redis.asyncio.cluster import RedisCluster
     from redis.exceptions import NoScriptError
 
     if not calls:
         return []
+    if isinstance(client, RedisCluster):
+        return await _run_cluster(client, script, calls)
     replies: list[Any] = [None] * len(calls)
     todo = list(range(len(calls)))
     for attempt in range(2):

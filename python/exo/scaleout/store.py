@@ -62,15 +62,20 @@ redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(ARGV[2]) + 1))
 return 1
 """
 
-# KEYS: order, journal, checkpoint, seen, lease, epoch, done, progress. ARGV: epoch, keep ms.
-# The completed order's journal goes; its progress, epoch and done marker stay
-# for keep ms (GET answers, a NEW delivered again is refused).
+# KEYS: order, journal, checkpoint, seen, lease, epoch, done, progress.
+# ARGV: epoch, keep ms, final progress ('' none).
+# The completed order's journal goes; its final progress, epoch and done marker
+# stay for keep ms (GET answers, a NEW delivered again is refused), all in one step.
 _REMOVE = """
 if redis.call('GET', KEYS[6]) ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('SET', KEYS[7], '1', 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[6], ARGV[2])
-if redis.call('EXISTS', KEYS[8]) == 1 then redis.call('PEXPIRE', KEYS[8], ARGV[2]) end
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[8], ARGV[3], 'PX', ARGV[2])
+elseif redis.call('EXISTS', KEYS[8]) == 1 then
+  redis.call('PEXPIRE', KEYS[8], ARGV[2])
+end
 return 1
 """
 
@@ -114,6 +119,9 @@ class FencedStore(RedisStore):
         self.duplicates = 0
         """Intake messages found already journaled (delivered twice, applied once)."""
         self._tags: dict[int, tuple[Any, str]] = {}
+        self.final_progress: Callable[[str], dict[str, Any] | None] | None = None
+        """Called per completed order at its removal: its last progress, written
+        with the removal in one step (so GET never shows a finished order as live)."""
         self._fenced_scripts: dict[str, Any] = {}
 
     # -- ownership --------------------------------------------------------------
@@ -145,7 +153,7 @@ class FencedStore(RedisStore):
         self._fenced_scripts.clear()
         await super().open()
 
-    async def _run(self, source: str, calls: list[tuple[list[Any], list[Any]]], what: str) -> list[Any]:
+    async def _run_raw(self, source: str, calls: list[tuple[list[Any], list[Any]]], what: str) -> list[Any]:
         from redis.exceptions import RedisError
 
         try:
@@ -155,7 +163,10 @@ class FencedStore(RedisStore):
         for r in replies:
             if isinstance(r, Exception):
                 raise StoreError(f"{what} failed in Redis: {r}")
-        return [int(r) for r in replies]
+        return replies
+
+    async def _run(self, source: str, calls: list[tuple[list[Any], list[Any]]], what: str) -> list[Any]:
+        return [int(r) for r in await self._run_raw(source, calls, what)]
 
     def _refused(self, order_id: str) -> None:
         self.refused += 1
@@ -223,7 +234,8 @@ class FencedStore(RedisStore):
             lk = lease_keys(self.prefix, oid)
             seen = f"{self.prefix}:{{{oid}}}:seen"
             keys = [*self.keys(oid), seen, lk.lease, lk.epoch, lk.done, self.progress_key(oid)]
-            calls.append((keys, [self._epoch(oid), keep_ms]))
+            final = None if self.final_progress is None else self.final_progress(oid)
+            calls.append((keys, [self._epoch(oid), keep_ms, "" if final is None else json.dumps(final)]))
         replies = await self._run(_REMOVE, calls, f"removal of {len(calls)} completed orders")
         removed = []
         for oid, r in zip(order_ids, replies):
@@ -261,3 +273,10 @@ class FencedStore(RedisStore):
 
     async def load(self, order_ids: Iterable[str]) -> list[StoredOrder]:
         return await super().load(order_ids)
+
+    async def _load_replies(self, ids: list[str]) -> list[Any]:
+        # Through run_many, so that a Redis Cluster (no EVALSHA in pipelines) works too.
+        from exo.redis_store import _LOAD
+
+        replies = await self._run_raw(_LOAD, [(list(self.keys(oid)), []) for oid in ids], f"loading {len(ids)} orders")
+        return replies
