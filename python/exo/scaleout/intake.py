@@ -71,9 +71,20 @@ class Intake:
     async def _send(self, kind: str, order_id: str, item: Any) -> str:
         from redis.exceptions import RedisError
 
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
         stream = intake_stream(self.prefix, partition_of(order_id, self.partitions))
+        fields = {"k": kind, "o": order_id, "v": self.codec.dumps(item)}
         try:
-            entry = await self._c().xadd(stream, {"k": kind, "o": order_id, "v": self.codec.dumps(item)})
+            try:
+                entry = await self._c().xadd(stream, fields)
+            except RedisConnectionError:
+                if kind != NEW:
+                    raise
+                # A pooled connection Redis closed (it restarted): once more on a
+                # fresh one. Safe for a NEW only: its order_id makes a second
+                # copy a no-op (the engines take an order_id once).
+                entry = await self._c().xadd(stream, fields)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(
                 f"the intake stream did not take it ({type(exc).__name__}: {exc}): not accepted, send it again"
@@ -101,6 +112,7 @@ class Intake:
     async def submit_new(self, order: Any, progress: dict[str, Any]) -> str:
         """A NEW, with what ``progress(order_id)`` answers until its owner's
         first action (so a GET right after the POST finds the order)."""
+        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import RedisError
 
         if getattr(order, "msg_type", None) != MsgType.NEW:
@@ -110,7 +122,10 @@ class Intake:
         progress = {**progress, "orderID": order.order_id}
         key = f"{self.prefix}:{{{order.order_id}}}:progress"
         try:
-            await self._c().set(key, json.dumps(progress), nx=True)
+            try:
+                await self._c().set(key, json.dumps(progress), nx=True)
+            except RedisConnectionError:
+                await self._c().set(key, json.dumps(progress), nx=True)  # idempotent (NX)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"Redis did not take the order ({type(exc).__name__}: {exc})") from exc
         try:
@@ -143,8 +158,14 @@ class Intake:
         kept for a while after it completed), or None when unknown."""
         from redis.exceptions import RedisError
 
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        key = f"{self.prefix}:{{{order_id}}}:progress"
         try:
-            raw = await self._c().get(f"{self.prefix}:{{{order_id}}}:progress")
+            try:
+                raw = await self._c().get(key)
+            except RedisConnectionError:
+                raw = await self._c().get(key)  # a read: once more on a fresh connection
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"cannot read the order's progress: {type(exc).__name__}: {exc}") from exc
         return None if raw is None else dict(json.loads(raw))

@@ -404,7 +404,7 @@ class EngineNode:
         return await self._route(msg, oid, kind, item)
 
     async def _take_new(self, oid: str, order: Any) -> bool:
-        if oid in self.held:
+        if oid in self.held and self.engine.is_live(oid):
             return True  # delivered again: ours already
         assert self._leases is not None
         got = (await self._leases.acquire([oid]))[oid]
@@ -423,7 +423,16 @@ class EngineNode:
                 self._restore(stored[0], claimed=False)
             return True
         order.order_id = oid
-        result = await self.engine.submit(order)
+        try:
+            result = await self.engine.submit(order)
+        except BaseException:
+            # Not journaled (Redis went away): let the lease go, the entry stays
+            # pending and is taken again (by us or another engine).
+            self.held.pop(oid, None)
+            self.store.disown(oid)
+            with contextlib.suppress(Exception):
+                await self._leases.release([got])
+            raise
         if result is None:
             log.warning("engine %s: NEW %s was refused by the engine", self.name, oid)
         return True
