@@ -45,7 +45,11 @@ class RedisServer:
     """One redis-server process; ``stop()``/``start()`` keep port, dir and data."""
 
     def __init__(
-        self, directory: Path, password: str | None = None, extra: list[str] | None = None, port: int | None = None
+        self,
+        directory: Path,
+        password: str | None = None,
+        extra: list[str] | None = None,
+        port: int | None = None,
     ) -> None:
         self.binary = redis_server_path()
         self.dir = directory

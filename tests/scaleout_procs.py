@@ -31,7 +31,17 @@ class Proc:
         self.port = free_port()
         self.out = directory / f"{name}.out"
         self.err = directory / f"{name}.err"
-        cmd = [sys.executable, "-m", "exo", "example", "--role", role, "--http", f"127.0.0.1:{self.port}", *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "exo",
+            "example",
+            "--role",
+            role,
+            "--http",
+            f"127.0.0.1:{self.port}",
+            *args,
+        ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with open(self.out, "ab") as out, open(self.err, "ab") as err:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
@@ -83,15 +93,33 @@ class Deployment:
     """An api and engines e1..eN on ``url``; ``lease`` seconds; replay ``speed``."""
 
     def __init__(
-        self, url: str, directory: Path, *, engines: int = 3, lease: float = 1.0, speed: float = 1.0, partitions: int = 4
+        self,
+        url: str,
+        directory: Path,
+        *,
+        engines: int = 3,
+        lease: float = 1.0,
+        speed: float = 1.0,
+        partitions: int = 4,
     ) -> None:
         self.url, self.dir, self.lease, self.speed, self.partitions = url, directory, lease, speed, partitions
         self.api = Proc("api", "api", self._common(), directory)
         self.engines = {f"e{i}": self.start_engine(f"e{i}") for i in range(1, engines + 1)}
-        self.http = httpx.AsyncClient(base_url=self.api.url, timeout=10.0, limits=httpx.Limits(max_connections=16))
+        self.http = httpx.AsyncClient(
+            base_url=self.api.url, timeout=10.0, limits=httpx.Limits(max_connections=16)
+        )
 
     def _common(self) -> list[str]:
-        return ["--redis", self.url, "--partitions", str(self.partitions), "--summary", "0", "--log-level", "INFO"]
+        return [
+            "--redis",
+            self.url,
+            "--partitions",
+            str(self.partitions),
+            "--summary",
+            "0",
+            "--log-level",
+            "INFO",
+        ]
 
     def start_engine(self, name: str) -> Proc:
         args = [*self._common(), "--name", name, "--lease", str(self.lease), "--speed", str(self.speed)]
@@ -116,7 +144,9 @@ class Deployment:
 
         async def one() -> str:
             async with sem:
-                r = await self.http.post("/v1/orders", json={"side": side, "symbol": "BTC-USD", "orderQty": str(qty)})
+                r = await self.http.post(
+                    "/v1/orders", json={"side": side, "symbol": "BTC-USD", "orderQty": str(qty)}
+                )
                 assert r.status_code == 202, r.text
                 return str(r.json()["orderID"])
 

@@ -165,7 +165,12 @@ async def test_a_paused_engine_s_late_writes_are_refused_and_the_new_owner_s_sta
         assert later[oid]["fills"] >= moved[oid]["fills"]
         assert later[oid]["instructions"] == 1
     m = await d.metrics(stale)
-    _report("fencing", refused_writes=int(m["fencing_refusals"]), leases_lost=int(m["leases_lost"]), orders=len(mine))
+    _report(
+        "fencing",
+        refused_writes=int(m["fencing_refusals"]),
+        leases_lost=int(m["leases_lost"]),
+        orders=len(mine),
+    )
 
 
 async def test_a_graceful_stop_moves_the_orders_without_waiting_for_the_lease(

@@ -56,7 +56,7 @@ async def test_renew_and_release_are_compare_and_set_on_the_token(client: Any) -
 
 async def test_a_lapsed_lease_is_taken_back_only_while_nobody_acquired_it(client: Any) -> None:
     a, b = Leases(client, "a", 0.05), Leases(client, "b", 10)
-    mine = (await a.acquire(["o1", "o2"]))
+    mine = await a.acquire(["o1", "o2"])
     l1, l2 = mine["o1"], mine["o2"]
     assert isinstance(l1, Lease) and isinstance(l2, Lease)
     while await client.exists("exo:{o1}:lease", "exo:{o2}:lease"):
@@ -168,7 +168,9 @@ async def test_an_intake_message_delivered_twice_is_journaled_once(redis_url: st
         await store.close()
 
 
-async def test_a_new_already_journaled_is_not_restarted_by_a_second_delivery(redis_url: str, client: Any) -> None:
+async def test_a_new_already_journaled_is_not_restarted_by_a_second_delivery(
+    redis_url: str, client: Any
+) -> None:
     lease = (await Leases(client, "a", 10).acquire(["o1"]))["o1"]
     assert isinstance(lease, Lease)
     store = FencedStore(redis_url)

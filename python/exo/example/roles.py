@@ -97,7 +97,9 @@ def create_api_app(intake: Intake, token: str | None = None) -> FastAPI:
             counts["unavailable"] += 1
             return _error(503, f"store unavailable, the order was not accepted: {exc}")
         counts["accepted"] += 1
-        return JSONResponse({"orderID": order_id}, status_code=202, headers={"Location": f"/v1/orders/{order_id}"})
+        return JSONResponse(
+            {"orderID": order_id}, status_code=202, headers={"Location": f"/v1/orders/{order_id}"}
+        )
 
     @app.get("/v1/orders/{order_id}")
     async def get(order_id: str, request: Request) -> JSONResponse:
@@ -122,7 +124,10 @@ def create_api_app(intake: Intake, token: str | None = None) -> FastAPI:
             if progress.get("ordStatus") in _DONE:
                 return _error(409, f"order {order_id} is already {progress['ordStatus']}: nothing to cancel")
             order = PaperOrder(
-                progress["side"], progress["symbol"], order_qty=Decimal(progress["orderQty"]), order_id=order_id
+                progress["side"],
+                progress["symbol"],
+                order_qty=Decimal(progress["orderQty"]),
+                order_id=order_id,
             )
             await intake.submit(order.cancel())
         except StoreUnavailable as exc:
@@ -180,8 +185,13 @@ def _engine_app(node: EngineNode, metrics: Metrics) -> FastAPI:
     async def healthz() -> JSONResponse:
         status = 200 if node.engine.running else 503
         return JSONResponse(
-            {"status": "ok" if status == 200 else "stopped", "role": "engine", "engine": node.name,
-             "owned": len(node.held), "redis": node.redis_ok},
+            {
+                "status": "ok" if status == 200 else "stopped",
+                "role": "engine",
+                "engine": node.name,
+                "owned": len(node.held),
+                "redis": node.redis_ok,
+            },
             status_code=status,
         )
 
@@ -192,7 +202,9 @@ async def _serve(
     app: FastAPI, sock: socket.socket, name: str, stop: asyncio.Event
 ) -> Callable[[], Awaitable[None]]:
     server = _Server(
-        uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
     )
     serving = asyncio.create_task(server.serve(sockets=[sock]), name=name)
 

@@ -79,7 +79,9 @@ class JournaledIntake(Intake):
         """One more order into the running engine, exactly as recovery on start
         does (scale-out: an order claimed from an engine that died). Returns the
         entries it replays, None when its delegate could not be made."""
-        return restore_one(self.store, self._user_factory, self._report_error, self._running(), self._orders, stored)
+        return restore_one(
+            self.store, self._user_factory, self._report_error, self._running(), self._orders, stored
+        )
 
     async def submit(self, order: Any) -> str | None:
         return await self._intake.submit(order)

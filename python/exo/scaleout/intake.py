@@ -69,9 +69,8 @@ class Intake:
         return self._client
 
     async def _send(self, kind: str, order_id: str, item: Any) -> str:
-        from redis.exceptions import RedisError
-
         from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
 
         stream = intake_stream(self.prefix, partition_of(order_id, self.partitions))
         fields = {"k": kind, "o": order_id, "v": self.codec.dumps(item)}
@@ -87,7 +86,7 @@ class Intake:
                 entry = await self._c().xadd(stream, fields)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(
-                f"the intake stream did not take it ({type(exc).__name__}: {exc}): not accepted, send it again"
+                f"the intake stream did not take it ({type(exc).__name__}: {exc}): not accepted, send again"
             ) from exc
         return entry.decode() if isinstance(entry, bytes) else str(entry)
 
@@ -156,9 +155,8 @@ class Intake:
     async def progress(self, order_id: str) -> dict[str, Any] | None:
         """The order's progress as its owner last wrote it (after each action,
         kept for a while after it completed), or None when unknown."""
-        from redis.exceptions import RedisError
-
         from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import RedisError
 
         key = f"{self.prefix}:{{{order_id}}}:progress"
         try:

@@ -29,7 +29,7 @@ from typing import Any
 
 from exo.scaleout.scripts import run_many
 
-__all__ = ["Lease", "Leases", "LeaseKeys"]
+__all__ = ["Lease", "LeaseKeys", "Leases"]
 
 # KEYS: lease, epoch, done. ARGV: owner, ttl ms.
 # -> {epoch, token} when acquired, {0, current token} when held, {-1, ''} when done.
@@ -138,7 +138,7 @@ class Leases:
             calls.append(([k.lease, k.epoch, k.done], [self.owner, self.ttl_ms]))
         replies = await run_many(self.client, self._acquire, calls)
         out: dict[str, Lease | str | None] = {}
-        for oid, reply in zip(order_ids, replies):
+        for oid, reply in zip(order_ids, replies, strict=True):
             if isinstance(reply, Exception):
                 raise reply
             epoch, token = int(reply[0]), _text(reply[1])
@@ -179,4 +179,4 @@ class Leases:
         for oid in order_ids:
             pipe.get(self.keys(oid).lease)
         replies = await pipe.execute()
-        return {oid: owner_of(r) for oid, r in zip(order_ids, replies)}
+        return {oid: owner_of(r) for oid, r in zip(order_ids, replies, strict=True)}

@@ -85,7 +85,9 @@ class _Owned:
 
     __slots__ = ("claimed_at", "dropped", "epoch", "inner", "instructions", "node", "order_id", "reports")
 
-    def __init__(self, node: EngineNode, order_id: str, epoch: int, inner: Any, counts: tuple[int, int]) -> None:
+    def __init__(
+        self, node: EngineNode, order_id: str, epoch: int, inner: Any, counts: tuple[int, int]
+    ) -> None:
         self.node = node
         self.order_id = order_id
         self.epoch = epoch
@@ -114,7 +116,11 @@ class _Owned:
 
     def state(self) -> dict[str, Any]:
         take = getattr(self.inner, "state", None)
-        return {"inner": None if take is None else take(), "instructions": self.instructions, "reports": self.reports}
+        return {
+            "inner": None if take is None else take(),
+            "instructions": self.instructions,
+            "reports": self.reports,
+        }
 
     def clean_up(self) -> Any:
         clean_up = getattr(self.inner, "clean_up", None)
@@ -225,14 +231,19 @@ class EngineNode:
             loop.create_task(self._progress_loop(), name="exo-progress"),
         ]
         log.info(
-            "engine %s: reading %d intake partition(s) and its inbox, lease %.3gs", self.name, self.partitions, self.lease_s
+            "engine %s: reading %d intake partition(s) and its inbox, lease %.3gs",
+            self.name,
+            self.partitions,
+            self.lease_s,
         )
 
     async def stop(self) -> None:
         """Graceful: stops reading, checkpoints, releases every lease so the
         other engines claim the orders at once."""
         self._stopping = True
-        readers_and_scan = [t for t in self._tasks if t.get_name() != "exo-renew" and t.get_name() != "exo-progress"]
+        readers_and_scan = [
+            t for t in self._tasks if t.get_name() != "exo-renew" and t.get_name() != "exo-progress"
+        ]
         await self._cancel(readers_and_scan, "readers")
         self._readers.clear()
         held = list(self.held.values())
@@ -255,7 +266,12 @@ class EngineNode:
             await client.zadd(engines_key(self.prefix), {self.name: 0})
             await client.xadd(intake_stream(self.prefix, 0), {"k": HINT, "o": "", "v": self.name})
         except Exception as exc:
-            log.warning("engine %s: could not release its leases (%s); they lapse after %.3gs", self.name, exc, self.lease_s)
+            log.warning(
+                "engine %s: could not release its leases (%s); they lapse after %.3gs",
+                self.name,
+                exc,
+                self.lease_s,
+            )
         finally:
             self.held.clear()
             await client.aclose()
@@ -289,7 +305,9 @@ class EngineNode:
     def _factory(self, order: Any, state: dict[str, Any] | None = None) -> _Owned:
         inner_state = None if state is None else state.get("inner")
         counts = (0, 0) if state is None else (int(state["instructions"]), int(state["reports"]))
-        inner = self._user_factory(order) if inner_state is None else self._user_factory(order, state=inner_state)
+        inner = (
+            self._user_factory(order) if inner_state is None else self._user_factory(order, state=inner_state)
+        )
         owned = _Owned(self, order.order_id, self.store.epochs.get(order.order_id, 0), inner, counts)
         claimed = self._claiming.get(order.order_id)
         if claimed is not None:
@@ -327,7 +345,12 @@ class EngineNode:
         owned = self._delegates.pop(order_id, None)
         if owned is not None and not owned.dropped:
             owned.dropped = True
-            log.warning("engine %s: order %s now belongs to another engine (%s); dropped here", self.name, order_id, why)
+            log.warning(
+                "engine %s: order %s now belongs to another engine (%s); dropped here",
+                self.name,
+                order_id,
+                why,
+            )
             if self._on_dropped is not None:
                 self._on_dropped(order_id)
 
@@ -373,7 +396,12 @@ class EngineNode:
                 from redis.exceptions import RedisError
 
                 if not isinstance(exc, RedisError):
-                    log.exception("engine %s: entry %s of %s could not be handled; dropped", self.name, msg.id, msg.stream)
+                    log.exception(
+                        "engine %s: entry %s of %s could not be handled; dropped",
+                        self.name,
+                        msg.id,
+                        msg.stream,
+                    )
                     ok = True
                 else:
                     failure, ok = exc, False
@@ -396,7 +424,9 @@ class EngineNode:
             self._scan_now.set()
             return True
         if kind not in (NEW, INSTRUCTION, REPORT) or not oid:
-            log.warning("engine %s: entry %s of %s is not an exo intake entry; dropped", self.name, msg.id, msg.stream)
+            log.warning(
+                "engine %s: entry %s of %s is not an exo intake entry; dropped", self.name, msg.id, msg.stream
+            )
             return True
         item = self.store.decode(msg.fields[b"v"])
         if kind == NEW:
@@ -443,7 +473,9 @@ class EngineNode:
             if oid in self.held and self.engine.is_live(oid):
                 self.store.tag(item, msg.intake_id)
                 try:
-                    accepted = await (self.engine.report(item) if kind == REPORT else self.engine.submit(item))
+                    accepted = await (
+                        self.engine.report(item) if kind == REPORT else self.engine.submit(item)
+                    )
                 finally:
                     self.store.untag(item)
                 if accepted or oid in self.held:
@@ -453,7 +485,12 @@ class EngineNode:
             if owner is not None and owner != self.name and not await self._alive(owner):
                 return False  # its owner is gone: pending until the lease lapses, then claimed
             if owner is not None and owner != self.name:
-                fields = {b"k": kind.encode(), b"o": oid.encode(), b"v": msg.fields[b"v"], b"m": msg.intake_id.encode()}
+                fields = {
+                    b"k": kind.encode(),
+                    b"o": oid.encode(),
+                    b"v": msg.fields[b"v"],
+                    b"m": msg.intake_id.encode(),
+                }
                 await self._client.xadd(inbox_stream(self.prefix, owner), fields)
                 self.counters["forwarded"] += 1
                 return True
@@ -530,7 +567,7 @@ class EngineNode:
                 for start in range(0, len(held), 1000):
                     chunk = held[start : start + 1000]
                     kept = await self._leases.renew(chunk)
-                    for lease, ok in zip(chunk, kept):
+                    for lease, ok in zip(chunk, kept, strict=True):
                         if ok:
                             self.counters["lease_renewals"] += 1
                         elif self.held.get(lease.order_id) is lease:

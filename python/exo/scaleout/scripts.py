@@ -18,7 +18,9 @@ _IN_FLIGHT = 64
 """Concurrent script calls on a Redis Cluster (redis-py does not pipeline EVALSHA there)."""
 
 
-async def _run_cluster(client: Any, script: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+async def _run_cluster(
+    client: Any, script: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+) -> list[Any]:
     """One call per (keys, args), at most ``_IN_FLIGHT`` at a time, each routed
     to the master of its keys' slot; the Script loads itself on NOSCRIPT."""
     import asyncio
@@ -40,7 +42,9 @@ async def _run_cluster(client: Any, script: Any, calls: Sequence[tuple[Sequence[
     return list(await asyncio.gather(*(one(k, a) for k, a in calls)))
 
 
-async def run_many(client: Any, script: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]) -> list[Any]:
+async def run_many(
+    client: Any, script: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
+) -> list[Any]:
     """Runs ``script`` (a ``register_script`` Script) once per (keys, args) in
     one pipeline; returns the replies in order. A reply that is an error other
     than NOSCRIPT is returned as the exception object, not raised; connection
@@ -54,14 +58,14 @@ async def run_many(client: Any, script: Any, calls: Sequence[tuple[Sequence[Any]
         return await _run_cluster(client, script, calls)
     replies: list[Any] = [None] * len(calls)
     todo = list(range(len(calls)))
-    for attempt in range(2):
+    for _attempt in range(2):
         pipe = client.pipeline(transaction=False)
         for i in todo:
             keys, args = calls[i]
             pipe.evalsha(script.sha, len(keys), *keys, *args)
         results = await pipe.execute(raise_on_error=False)
         missing = []
-        for i, r in zip(todo, results):
+        for i, r in zip(todo, results, strict=True):
             if isinstance(r, NoScriptError) or (isinstance(r, Exception) and "NOSCRIPT" in str(r)):
                 missing.append(i)
             else:

@@ -186,12 +186,28 @@ class FencedStore(RedisStore):
             order_key, journal, checkpoint = self.keys(e.order_id)
             epoch_key = lease_keys(self.prefix, e.order_id).epoch
             if e.kind == NEW:
-                news.append((n, ([order_key, journal, checkpoint, epoch_key], [self._epoch(e.order_id), dumps(e.item), e.seq])))
+                news.append(
+                    (
+                        n,
+                        (
+                            [order_key, journal, checkpoint, epoch_key],
+                            [self._epoch(e.order_id), dumps(e.item), e.seq],
+                        ),
+                    )
+                )
             else:
                 tagged = self._tags.pop(id(e.item), None)
                 intake = tagged[1] if tagged is not None else ""
                 seen = f"{self.prefix}:{{{e.order_id}}}:seen"
-                others.append((n, ([journal, epoch_key, seen, order_key], [self._epoch(e.order_id), e.seq, e.kind, dumps(e.item), intake])))
+                others.append(
+                    (
+                        n,
+                        (
+                            [journal, epoch_key, seen, order_key],
+                            [self._epoch(e.order_id), e.seq, e.kind, dumps(e.item), intake],
+                        ),
+                    )
+                )
         written = [False] * len(entries)
         if news:
             # The index first (a crash leaves an index entry that recovery drops).
@@ -202,7 +218,7 @@ class FencedStore(RedisStore):
             if not batch:
                 continue
             replies = await self._run(source, [c for _, c in batch], f"journal write of {len(batch)} entries")
-            for (n, _), r in zip(batch, replies):
+            for (n, _), r in zip(batch, replies, strict=True):
                 if r == -1:
                     self._refused(entries[n].order_id)
                 elif r == 2:
@@ -221,9 +237,14 @@ class FencedStore(RedisStore):
             order_key, journal, checkpoint = self.keys(c.order_id)
             flag, state = ("0", b"") if c.state is None else ("1", c.state)
             epoch_key = lease_keys(self.prefix, c.order_id).epoch
-            calls.append(([checkpoint, journal, order_key, epoch_key], [self._epoch(c.order_id), c.applied, flag, state]))
+            calls.append(
+                (
+                    [checkpoint, journal, order_key, epoch_key],
+                    [self._epoch(c.order_id), c.applied, flag, state],
+                )
+            )
         replies = await self._run(_CHECKPOINT, calls, f"checkpoint of {len(calls)} orders")
-        for c, r in zip(checkpoints, replies):
+        for c, r in zip(checkpoints, replies, strict=True):
             if r == -1:
                 self._refused(c.order_id)
 
@@ -238,7 +259,7 @@ class FencedStore(RedisStore):
             calls.append((keys, [self._epoch(oid), keep_ms, "" if final is None else json.dumps(final)]))
         replies = await self._run(_REMOVE, calls, f"removal of {len(calls)} completed orders")
         removed = []
-        for oid, r in zip(order_ids, replies):
+        for oid, r in zip(order_ids, replies, strict=True):
             if r == -1:
                 self._refused(oid)
             else:
@@ -258,7 +279,7 @@ class FencedStore(RedisStore):
             lk = lease_keys(self.prefix, oid)
             calls.append(([self.progress_key(oid), lk.epoch, lk.done], [epoch, json.dumps(doc)]))
         replies = await self._run(_PROGRESS, calls, f"progress of {len(calls)} orders")
-        for (oid, _, _), r in zip(progress, replies):
+        for (oid, _, _), r in zip(progress, replies, strict=True):
             if r == -1:
                 self._refused(oid)
 
@@ -278,5 +299,7 @@ class FencedStore(RedisStore):
         # Through run_many, so that a Redis Cluster (no EVALSHA in pipelines) works too.
         from exo.redis_store import _LOAD
 
-        replies = await self._run_raw(_LOAD, [(list(self.keys(oid)), []) for oid in ids], f"loading {len(ids)} orders")
+        replies = await self._run_raw(
+            _LOAD, [(list(self.keys(oid)), []) for oid in ids], f"loading {len(ids)} orders"
+        )
         return replies
