@@ -90,7 +90,7 @@ class Proc:
 
 
 class Deployment:
-    """An api and engines e1..eN on ``url``; ``lease`` seconds; replay ``speed``."""
+    """An api and engines e1..eN on ``url``; ``lease`` seconds; replay ``speed`` (None: max)."""
 
     def __init__(
         self,
@@ -103,6 +103,7 @@ class Deployment:
         partitions: int = 4,
     ) -> None:
         self.url, self.dir, self.lease, self.speed, self.partitions = url, directory, lease, speed, partitions
+        directory.mkdir(parents=True, exist_ok=True)
         self.api = Proc("api", "api", self._common(), directory)
         self.engines = {f"e{i}": self.start_engine(f"e{i}") for i in range(1, engines + 1)}
         self.http = httpx.AsyncClient(
@@ -122,7 +123,8 @@ class Deployment:
         ]
 
     def start_engine(self, name: str) -> Proc:
-        args = [*self._common(), "--name", name, "--lease", str(self.lease), "--speed", str(self.speed)]
+        speed = "max" if self.speed is None else str(self.speed)
+        args = [*self._common(), "--name", name, "--lease", str(self.lease), "--speed", speed]
         return Proc("engine", name, args, self.dir)
 
     async def ready(self, timeout: float = 30.0) -> None:
