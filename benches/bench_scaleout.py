@@ -82,7 +82,7 @@ def test_throughput_with_1_2_3_engines(server: RedisServer, tmp_path: Path) -> N
         admitted, updates = _run(_throughput(server.url, tmp_path / f"n{n}", n))
         rows.append({"engines": n, "orders_per_s": admitted, "updates_per_s": updates})
         record(
-            f"scale-out: {n} engine process(es), {cores} cores, {ADMIT} orders: orders/s admitted | Updates/s",
+            f"scale-out: {n} engine process(es), {cores} cores, {ADMIT} orders: orders/s in | Updates/s",
             f"{admitted:,.0f} /s | {updates:,.0f} /s",
             "-",
             "-",
@@ -138,7 +138,7 @@ def test_failover_against_lease_and_recovery_per_1000_orders(server: RedisServer
     server.flush()
     _, per_1000 = _run(_failover(server.url, tmp_path / "recover", 2.0, RECOVER))
     record(
-        f"scale-out: recovery on the new owner (journal load + restore), per 1,000 orders claimed",
+        "scale-out: recovery on the new owner (journal load + restore), per 1,000 orders claimed",
         f"{per_1000 * 1000:.0f} ms",
         "-",
         "-",
