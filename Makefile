@@ -15,7 +15,7 @@ wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: wheel run test test-rust test-python bench lint fmt develop clean
+.PHONY: wheel run test test-rust test-python test-scaleout-big bench lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ test-rust:
 
 test-python: $(STAMP)
 	$(PY) -m pytest
+
+# The kill -9 failover run with 1,000 orders through HTTP (the suite runs 300),
+# against a redis-server and a 3-master Redis Cluster.
+test-scaleout-big: $(STAMP)
+	EXO_SCALEOUT_ORDERS=1000 $(PY) -m pytest tests/test_scaleout_procs.py -k kill_9 -o timeout=900 -s
 
 # cargo bench's output (divan, then summary tables) is kept for the report;
 # pytest's figures go to target/bench/figures.json (benches/benchkit.py);
