@@ -141,13 +141,13 @@ class Deployment:
                     assert time.monotonic() < deadline, f"{p.name} not ready within {timeout}s"
                     await asyncio.sleep(0.05)
 
-    async def post(self, n: int, qty: Decimal, side: str = "BUY") -> list[str]:
+    async def post(self, n: int, qty: Decimal, side: str = "BUY", symbol: str = "BTC-USD") -> list[str]:
         sem = asyncio.Semaphore(16)
 
         async def one() -> str:
             async with sem:
                 r = await self.http.post(
-                    "/v1/orders", json={"side": side, "symbol": "BTC-USD", "orderQty": str(qty)}
+                    "/v1/orders", json={"side": side, "symbol": symbol, "orderQty": str(qty)}
                 )
                 assert r.status_code == 202, r.text
                 return str(r.json()["orderID"])
