@@ -35,7 +35,7 @@ NEVER_FILLS = Decimal("1000000000")
 ADMIT = int(os.environ.get("EXO_BENCH_SCALEOUT_ORDERS", "600"))
 RECOVER = int(os.environ.get("EXO_BENCH_SCALEOUT_RECOVER", "2000"))
 UPDATES_ORDERS = 300
-LEASES = (0.5, 1.0, 2.0)
+LEASES = (1.0, 2.0, 4.0)
 _CLAIMED = re.compile(rb"claimed (\d+) order\(s\) \(recovered from their journals in ([0-9.]+)s\)")
 
 
@@ -69,7 +69,7 @@ async def _throughput(url: str, directory: Path, engines: int) -> tuple[float, f
         await d.ready()
         t0 = time.perf_counter()
         ids = await d.post(ADMIT, NEVER_FILLS, symbol="SOL-USD")
-        await d.until(ids, lambda p: p.get("engine") is not None, 300, "owned")
+        await d.until(ids, lambda p: p.get("engine") is not None, 300, "owned", interval=0.5)
         admitted = len(ids) / (time.perf_counter() - t0)
         busy = await d.post(UPDATES_ORDERS, NEVER_FILLS)
         await d.until(busy, lambda p: p.get("engine") is not None, 300, "owned")
@@ -113,7 +113,9 @@ async def _failover(url: str, directory: Path, lease: float, orders: int) -> tup
         killed = time.time()
         d.engines[victim].signal(signal.SIGKILL)
         await d.until(sorted(mine), lambda p: p["engine"] == heir, 120, "moved")
-        first = min(t for t in d.engines[heir].first_actions(mine) if t >= killed)
+        # The first claim after the kill (on a busy machine a live engine can
+        # miss a renewal too, so the victim's orders are not the only ones moving).
+        first = min(t for t in d.engines[heir].first_actions() if t >= killed)
         claimed = seconds = 0.0
         for m in _CLAIMED.finditer(d.engines[heir].log()):
             claimed += int(m.group(1))

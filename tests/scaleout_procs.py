@@ -165,7 +165,9 @@ class Deployment:
 
         return dict(await asyncio.gather(*(one(i) for i in ids)))
 
-    async def until(self, ids: list[str], check: Any, timeout: float, what: str) -> dict[str, dict[str, Any]]:
+    async def until(
+        self, ids: list[str], check: Any, timeout: float, what: str, interval: float = 0.1
+    ) -> dict[str, dict[str, Any]]:
         """Polls GET for ``ids`` until ``check(progress)`` holds for each; the timeout is a guard."""
         deadline = time.monotonic() + timeout
         left = list(ids)
@@ -179,7 +181,7 @@ class Deployment:
             if time.monotonic() > deadline:
                 sample = {i: seen[i] for i in left[:3]}
                 raise AssertionError(f"{len(left)} order(s) not {what} within {timeout}s, e.g. {sample}")
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(interval)
 
     async def metrics(self, name: str) -> dict[str, float]:
         async with httpx.AsyncClient(timeout=5.0) as client:

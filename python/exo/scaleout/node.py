@@ -31,7 +31,8 @@ until Redis answers) and releases nothing: a lease it cannot renew may lapse
 and be claimed elsewhere, and then its writes are refused when Redis is back.
 
 The engine heartbeat is a sorted set (one key): ``<prefix>:engines``, member
-= engine name, score = Redis server time (ms) until which it counts as alive.
+= engine name, score = Redis server time (ms) until which it counts as alive
+(three leases after its last renewal round).
 """
 
 from __future__ import annotations
@@ -384,18 +385,26 @@ class EngineNode:
 
     async def _handle_all(self, batch: list[Message]) -> None:
         """Handles a batch; ACKs each entry once its effect is durable. An entry
-        that could not be handled stays pending (read again from ``0``)."""
-        done: dict[str, list[str]] = {}
-        failure: BaseException | None = None
-        for msg in batch:
-            try:
-                ok = await self._handle(msg)
-            except (StoreError, OSError, ConnectionError) as exc:
-                failure, ok = exc, False
-            except Exception as exc:
-                from redis.exceptions import RedisError
+        that could not be handled stays pending (read again from ``0``).
 
-                if not isinstance(exc, RedisError):
+        Entries of different orders are handled concurrently (so the journal
+        writes them in one store call); one order's entries in stream order."""
+        from redis.exceptions import RedisError
+
+        by_order: dict[str, list[Message]] = {}
+        for msg in batch:
+            by_order.setdefault(msg.order_id, []).append(msg)
+        done: dict[str, list[str]] = {}
+        failures: list[BaseException] = []
+
+        async def one_order(messages: list[Message]) -> None:
+            for msg in messages:
+                try:
+                    ok = await self._handle(msg)
+                except (StoreError, OSError, ConnectionError, RedisError) as exc:
+                    failures.append(exc)
+                    return  # this order's later entries wait too: stream order
+                except Exception:
                     log.exception(
                         "engine %s: entry %s of %s could not be handled; dropped",
                         self.name,
@@ -403,19 +412,19 @@ class EngineNode:
                         msg.stream,
                     )
                     ok = True
+                if ok:
+                    done.setdefault(msg.stream, []).append(msg.id)
                 else:
-                    failure, ok = exc, False
-            if ok:
-                done.setdefault(msg.stream, []).append(msg.id)
-            if failure is not None:
-                break
+                    return
+
+        await asyncio.gather(*(one_order(m) for m in by_order.values()))
         if done:
             pipe = self._client.pipeline(transaction=False)
             for stream, ids in done.items():
                 pipe.xack(stream, GROUP, *ids)
             await pipe.execute()
-        if failure is not None:
-            raise failure
+        if failures:
+            raise failures[0]
 
     async def _handle(self, msg: Message) -> bool:
         """True when the entry's effect is durable (or it needs none)."""
