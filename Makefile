@@ -7,15 +7,34 @@ STAMP  := $(VENV)/.exo-built
 # tests/test_uvloop.py runs exo on uvloop; the benches report both loops.
 UVLOOP := uvloop>=0.19
 # The example (exo example, make run): FastAPI + pydantic 2 + uvicorn + prometheus-client,
-# the `example` extra in pyproject.toml; httpx for its tests.
-EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "httpx>=0.27"
+# fastapi-offline (the docs' assets, offline): the `example` extra in pyproject.toml;
+# httpx and schemathesis for its tests.
+EXAMPLE := "fastapi>=0.110" "pydantic>=2.5" "uvicorn>=0.29" "prometheus-client>=0.20" "fastapi-offline>=1.7" "httpx>=0.27" "schemathesis>=4"
+
+# The documentation site (make docs): mkdocs-material, API pages by mkdocstrings from the docstrings.
+DOCS := "mkdocs-material>=9.5,<10" "mkdocstrings[python]>=0.26"
+
+# `make` alone only prints the verbs: nothing is built or installed.
+help:
+	@echo "make run        the example: HTTP order entry, paper fills on the bundled replay (Ctrl-C stops)"
+	@echo "make develop    .venv with exo built in place (make run/test do it for you)"
+	@echo "make test       cargo test + pytest (what CI runs)"
+	@echo "make lint       cargo fmt --check, clippy, ruff, mypy"
+	@echo "make fmt        cargo fmt, ruff format"
+	@echo "make docs       the documentation site (mkdocs) in site/"
+	@echo "make bench      the benchmarks and benches/REPORT.md (minutes; a quiet machine)"
+	@echo "make fuzz-http  schemathesis on the example's OpenAPI schema, FUZZ_EXAMPLES cases per operation"
+	@echo "make fuzz-feeds proptest (PROPTEST_CASES) then libFuzzer (FUZZ_SECONDS) on the feed parsers"
+	@echo "make soak       the example at --speed max with orders and cancels, SOAK_SECONDS (600)"
+	@echo "make wheel      a release wheel for manylinux2014 (zig as the linker)"
+	@echo "make clean      remove .venv and target/"
 
 # A wheel most Linux users can install (glibc >= 2.17): zig as the linker.
 wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: wheel run test test-rust test-python test-scaleout-big bench lint fmt develop clean
+.PHONY: help wheel run test test-rust test-python test-scaleout-big docs bench fuzz-http soak fuzz-feeds lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +52,43 @@ develop: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/exo example
 
-test: $(STAMP) test-rust test-python
+test: $(STAMP) test-rust test-python docs
 
 test-rust:
 	cargo test -p exo-core
 
+# Then every bench once, at toy sizes and with timing off, so none can rot (~10 s).
 test-python: $(STAMP)
 	$(PY) -m pytest
+	EXO_BENCH_SMOKE=1 $(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q --benchmark-disable
+
+# The site, into site/ (open site/index.html). Strict: a warning (a broken
+# link or reference, a missing page) fails it. Reads the sources and
+# python/exo/_core.pyi, not the built module. About 10 s.
+docs: $(PY)
+	$(PY) -m pip install -q $(DOCS)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# Fuzzing the feed parsers, bigger than the CI-size run in `cargo test`:
+# 1. the proptest suite (rust/core/tests/fuzz_feeds.rs) with PROPTEST_CASES
+#    cases (default 100000): mutated and random frames for each venue, and good
+#    and bad frames interleaved through the replay feed;
+# 2. coverage-guided libFuzzer (rust/core/fuzz, target `feeds`) for
+#    FUZZ_SECONDS, which needs the nightly toolchain and cargo-fuzz
+#    (`rustup toolchain install nightly; cargo install cargo-fuzz`); without
+#    them only step 1 runs, and it says so. Crashes land in rust/core/fuzz/artifacts.
+PROPTEST_CASES ?= 100000
+FUZZ_SECONDS   ?= 120
+
+fuzz-feeds:
+	PROPTEST_CASES=$(PROPTEST_CASES) cargo test -p exo-core --release --test fuzz_feeds -- --nocapture
+	@if cargo +nightly fuzz --version >/dev/null 2>&1; then \
+		cd rust/core/fuzz && cargo +nightly fuzz run feeds corpus/feeds -- \
+			-dict=feeds.dict -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -print_final_stats=1; \
+	else \
+		echo "fuzz-feeds: nightly or cargo-fuzz missing; ran the proptest suite only" \
+		     "(rustup toolchain install nightly; cargo install cargo-fuzz)"; \
+	fi
 
 # The kill -9 failover run with 1,000 orders through HTTP (the suite runs 300),
 # against a redis-server and a 3-master Redis Cluster.
@@ -65,11 +114,28 @@ lint: $(STAMP)
 	cargo clippy --all-targets -- -D warnings
 	$(PY) -m pip install -q ruff mypy
 	$(VENV)/bin/ruff check python tests benches examples
+	$(VENV)/bin/ruff format --check python tests benches examples
 	$(VENV)/bin/mypy
+	$(PY) -m mypy.stubtest exo._core --allowlist .ci/stubtest-allowlist.txt
 
 fmt:
 	cargo fmt
 	$(VENV)/bin/ruff format python tests benches examples
 
+# schemathesis on the example's OpenAPI schema (tests/test_example_schema.py),
+# FUZZ_EXAMPLES cases per operation and mode, random seeds (the test suite runs
+# 50, derandomized). Prints how many cases were sent.
+FUZZ_EXAMPLES ?= 1000
+fuzz-http: $(STAMP)
+	EXO_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) EXO_FUZZ_RANDOM=1 $(PY) -m pytest tests/test_example_schema.py -p no:cacheprovider -q -s
+
+# The example at replay --speed max with a steady flow of orders and cancels
+# (tests/soak.py): RSS flat within 5 % after the warm-up, no growth in fds,
+# threads or tasks, every order accounted for. The samples go to
+# target/soak/rss.csv. The test suite runs 60 s of it.
+SOAK_SECONDS ?= 600
+soak: $(STAMP)
+	$(PY) tests/soak.py --seconds $(SOAK_SECONDS) --csv target/soak/rss.csv
+
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target site

@@ -10,11 +10,11 @@ import time
 from types import SimpleNamespace
 from typing import Any
 
-from benchkit import ENGINES, median, run_on, times_better
+from benchkit import ENGINES, median, run_on, size, times_better
 
-ORDERS = 10_000
-QUOTES_PER_RUN = 20
-RUNS = 5
+ORDERS = size(10_000, 100)
+QUOTES_PER_RUN = size(20, 2)
+RUNS = size(5, 1)
 
 
 class CountDown:

@@ -27,14 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from baseline.feed import PythonFeedThread, ticker_frames
-from benchkit import ENGINES, median, percentile, record, run_on, times_better
+from benchkit import ENGINES, median, percentile, record, run_on, size, times_better
 
 import exo
 
-ORDERS = 100
-SECONDS = 1.0
-WARM_UP_S = 0.1
-ROUNDS = 5
+ORDERS = size(100, 10)
+SECONDS = size(1.0, 0.05)
+WARM_UP_S = size(0.1, 0.01)
+ROUNDS = size(5, 1)
 
 
 def parse_into_exo(frame: bytes) -> tuple[exo.Quote, exo.Trade]:

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from baseline.feed import parse_ticker_frame, ticker_frames
-from benchkit import median, times_better
+from benchkit import median, size, times_better
 
 import exo
 
-FRAMES = 200_000
-ROUNDS = 7
+FRAMES = size(200_000, 1_000)
+ROUNDS = size(7, 1)
 
 
 def python_frames_per_second(frames: Sequence[bytes]) -> float:

@@ -21,15 +21,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from benchkit import ENGINES, LOOPS, keep, median, new_loop, percentile, run_on, thin, times_better
+from benchkit import ENGINES, LOOPS, keep, median, new_loop, percentile, run_on, size, thin, times_better
 
-ROUND_TRIPS = 2_000
-HANDOVER_ROUNDS = 9
-ORDERS = 1_000
-THROUGHPUT_QUOTES = 100
-THROUGHPUT_ROUNDS = 9
-QUOTE_CALLS = 100_000
-QUOTE_ROUNDS = 15
+ROUND_TRIPS = size(2_000, 20)
+HANDOVER_ROUNDS = size(9, 1)
+ORDERS = size(1_000, 10)
+THROUGHPUT_QUOTES = size(100, 2)
+THROUGHPUT_ROUNDS = size(9, 1)
+QUOTE_CALLS = size(100_000, 100)
+QUOTE_ROUNDS = size(15, 1)
 
 
 class Ack:

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchkit import keep, median, record, times_better
+from benchkit import keep, median, record, size, times_better
 
-ORDERS = 100_000
-WAVES = 10
-ROUNDS = 5
+ORDERS = size(100_000, 100)
+WAVES = size(10, 2)
+ROUNDS = size(5, 1)
 PROBE = Path(__file__).with_name("rss_probe.py")
 
 

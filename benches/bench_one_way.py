@@ -32,14 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchkit import LOOPS, keep, median, percentile, record, run_on, thin
+from benchkit import LOOPS, keep, median, percentile, record, run_on, size, thin
 
 import exo
 
-FRAMES = 1_500
+FRAMES = size(1_500, 150)
 INTERVAL_S = 0.001
-WARM_UP_FRAMES = 100
-ROUNDS = 5
+WARM_UP_FRAMES = size(100, 10)
+ROUNDS = size(5, 1)
 VENUE = Path(__file__).with_name("stamped_venue.py")
 
 
@@ -55,6 +55,7 @@ def venue_url() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        proc.stdout.close()
 
 
 class Stamps:

@@ -28,15 +28,15 @@ from types import SimpleNamespace
 from typing import Any
 
 from bench_feed_saturated import each_round, symbol_names
-from benchkit import ENGINES, keep, median, percentile, record, run_on, times_better
+from benchkit import ENGINES, keep, median, percentile, record, run_on, size, times_better
 
-ORDERS = [10, 100, 1_000, 10_000, 100_000]
-SYMBOLS = [1, 10, 100, 1_000]
-ORDERS_FOR_SYMBOLS = 1_000
-UPDATES_PER_RUN = 200_000
-MIN_QUOTE_ROUNDS = 5
-SATURATED_S = 0.5
-ROUNDS = 5
+ORDERS = size([10, 100, 1_000, 10_000, 100_000], [10, 100])
+SYMBOLS = size([1, 10, 100, 1_000], [1, 10])
+ORDERS_FOR_SYMBOLS = size(1_000, 10)
+UPDATES_PER_RUN = size(200_000, 1_000)
+MIN_QUOTE_ROUNDS = size(5, 1)
+SATURATED_S = size(0.5, 0.05)
+ROUNDS = size(5, 1)
 
 
 class Count:

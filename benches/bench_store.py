@@ -21,17 +21,17 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from benchkit import median, percentile
+from benchkit import median, percentile, size
 
 import exo
 from exo.store import NEW, REPORT, Checkpoint, Entry
 from tests.redis_server import RedisServer
 
-WINDOW = 200
-REPORTS = 10_000
-NEWS = 5_000
-SEQUENTIAL = 2_000
-RECOVER = 10_000
+WINDOW = size(200, 20)
+REPORTS = size(10_000, 200)
+NEWS = size(5_000, 100)
+SEQUENTIAL = size(2_000, 20)
+RECOVER = size(10_000, 1_000)  # _populate writes in chunks of 1,000
 
 
 @pytest.fixture(scope="module")

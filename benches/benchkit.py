@@ -31,6 +31,17 @@ import exo
 
 T = TypeVar("T")
 
+SMOKE = os.environ.get("EXO_BENCH_SMOKE") == "1"
+"""``make test`` runs every bench once at toy sizes (``EXO_BENCH_SMOKE=1``,
+``--benchmark-disable``) so that none can rot; its figures mean nothing and
+are not written."""
+
+
+def size(full: T, smoke: T) -> T:
+    """A bench's size: ``full`` for ``make bench``, ``smoke`` under SMOKE."""
+    return smoke if SMOKE else full
+
+
 FIGURES: list[tuple[str, str, str, str, str, str]] = []
 
 SERIES: dict[str, Any] = {}
@@ -115,7 +126,7 @@ def times_better(exo_value: float, baseline_value: float, higher_is_better: bool
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if not FIGURES and not SERIES:
+    if SMOKE or (not FIGURES and not SERIES):
         return
     FIGURES_JSON.parent.mkdir(parents=True, exist_ok=True)
     FIGURES_JSON.write_text(json.dumps({"figures": FIGURES, "series": SERIES}))

@@ -49,6 +49,7 @@ DESIGN_ROWS = [
     ("RSS after", "memory per idle live order; 100,000 orders start and end"),
     ("feed saturated, 100 orders", "feed saturated, 100 orders, light work"),
     ("failover after kill -9", "failover after kill -9 of one engine (scale-out)"),
+    ("order entry over a kept-alive", "order entry over a kept-alive HTTP connection, POST -> 202"),
 ]
 """(substring of a figure, the DESIGN.md row it covers), in DESIGN.md's order."""
 

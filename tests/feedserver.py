@@ -5,6 +5,7 @@ test push frames, drop connections or stay silent."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -98,10 +99,14 @@ class VenueServer:
         await asyncio.wait_for(_wait(), timeout)
 
 
+# Coinbase numbers every message of a product; each ticker made here is newer.
+_sequence = itertools.count(1)
+
+
 def coinbase_ticker(product: str, bid: str, ask: str, price: str, size: str, trade_id: int) -> dict[str, Any]:
     return {
         "type": "ticker",
-        "sequence": trade_id * 10,
+        "sequence": next(_sequence),
         "product_id": product,
         "price": price,
         "open_24h": "1",

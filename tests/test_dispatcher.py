@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
+
+import pytest
 
 import exo
 from exo import MsgType
@@ -196,3 +199,32 @@ async def test_stop_calls_every_live_delegates_clean_up_and_does_not_cancel() ->
     for d in Recorder.instances:  # no CANCEL was delivered
         assert all(i.msg_type is MsgType.NEW for u in d.updates for i in u.instructions)
     assert not engine.running and engine.live == 0
+
+
+async def test_the_cores_check_answers_as_submit_would_without_delivering(errors: Errors) -> None:
+    async with exo.Engine(factory(), on_error=errors) as engine:
+        core = engine._core
+        assert core is not None
+        oid = await engine.submit(exo.Order("BUY", "X"))
+        assert core.check(exo.Order("BUY", "X")) is None  # a NEW without an id gets one
+        assert core.check(exo.Order("BUY", "X", order_id=oid)) == (
+            f"order {oid} is already live: NEW must create a new order; send CANCEL or REPLACE to change it"
+        )
+        assert core.check(exo.Order("SELL", "X", msg_type=MsgType.CANCEL, order_id=oid)) == (
+            f"CANCEL for order {oid} has side SELL, but the order is BUY: side never changes"
+        )
+        assert core.check(exo.Order("BUY", "X", msg_type=MsgType.REPLACE, order_id=oid)) is None
+        with pytest.raises(ValueError, match="a CANCEL needs the order_id of a live order"):
+            core.check(exo.Order("BUY", "X", msg_type=MsgType.CANCEL))
+        assert errors == []  # a check reports nothing...
+        assert len(Recorder.instances) == 1  # ...and makes no delegate
+
+
+def test_new_order_id_is_the_cores_uuid_v7() -> None:
+    ids = [exo._core.new_order_id() for _ in range(100)]
+    assert len(set(ids)) == 100
+    now_ms = time.time() * 1000
+    for oid in ids:
+        assert len(oid) == 32 and int(oid, 16) >= 0 and oid == oid.lower()
+        assert oid[12] == "7" and oid[16] in "89ab"  # version 7, RFC 4122 variant
+        assert abs(int(oid[:12], 16) - now_ms) < 60_000  # milliseconds since the epoch

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -63,6 +64,92 @@ async def test_coinbase_print_is_delivered_once_per_trade_id() -> None:
             assert volume == Decimal(4)  # two distinct prints of 2
             assert feed.stats()["duplicates"] == 2
             assert d.updates[-1].quote is not None and d.updates[-1].quote.bid_px == Decimal(13)
+
+
+# A thin product's ticker, from public bug reports of feed handlers: no asks.
+ZIL_NO_ASK = (
+    '{"type":"ticker","sequence":6,"product_id":"ZIL-USDC","price":"0.0215","best_bid":"0.0214",'
+    '"best_bid_size":"10","best_ask":null,"best_ask_size":null,"side":"buy",'
+    '"time":"2019-02-05T12:00:00.000000Z","trade_id":7,"last_size":"100"}'
+)
+
+
+async def test_coinbase_ticker_with_a_null_ask_delivers_its_print_and_an_empty_ask() -> None:
+    errors = Errors()
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "ZIL-USDC"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.send(ZIL_NO_ASK)
+            (d,) = Recorder.instances
+            u = await _first_update_with(d, "trade")
+            assert u.trade == exo.Trade("ZIL-USDC", "100", "0.0215")
+            q = await _first_update_with(d, "quote")
+            assert q.quote == exo.Quote("ZIL-USDC", "0.0214", "10", None, None)
+            assert q.quote is not None and q.quote.far("BUY") is None and q.quote.spread is None
+        assert feed.stats()["errors"] == 0 and not errors
+
+
+async def test_an_idle_products_first_ticker_is_an_empty_quote_not_an_error() -> None:
+    errors = Errors()
+    idle = {
+        "type": "ticker",
+        "sequence": 1,
+        "product_id": "ZIL-USDC",
+        "price": "0",
+        "open_24h": "0",
+        "volume_24h": "0",
+        "low_24h": "0",
+        "high_24h": "0",
+        "volume_30d": "0",
+        "best_bid": "0",
+        "best_ask": "0",
+        "side": "",
+    }
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
+            await engine.submit(exo.Order("BUY", "ZIL-USDC"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.send(idle)
+            q = await _first_update_with(Recorder.instances[0], "quote")
+            assert q.quote == exo.Quote("ZIL-USDC", None, None, None, None)
+        assert feed.stats()["trades"] == 0 and feed.stats()["errors"] == 0 and not errors
+
+
+def _book_ticker(u: int, bid: str) -> dict[str, object]:
+    return {
+        "stream": "bnbusdt@bookTicker",
+        "data": {"u": u, "s": "BNBUSDT", "b": bid, "B": "31.21", "a": "99", "A": "40.66"},
+    }
+
+
+async def test_binance_older_book_ticker_from_the_new_connection_of_a_renewal_is_dropped_as_stale() -> None:
+    async with VenueServer("binance") as server:
+        feed = feeds.Binance(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed) as engine:
+            await engine.submit(exo.Order("BUY", "BNBUSDT"))
+            (d,) = Recorder.instances
+            await server.wait_for(lambda: server.requests("method", "SUBSCRIBE"))
+            await server.send(_book_ticker(400900301, "25.30"), conn=0)
+            await until(lambda: feed.stats()["quotes"] == 1)
+            # Renewal: the new connection is live once it delivers; both are open
+            # until then, and the new one starts with an older update.
+            server.ack = False
+            await server.send({"e": "serverShutdown", "E": 1}, conn=0)
+            await server.wait_for(lambda: any(i == 1 for i, _ in server.requests("method", "SUBSCRIBE")))
+            await server.send(_book_ticker(400900299, "25.10"), conn=1)
+            await server.send(_book_ticker(400900302, "25.40"), conn=1)
+            await until(lambda: feed.stats()["quotes"] == 2)
+
+            def bids() -> set[Decimal | None]:
+                return {u.quote.bid_px for u in d.updates if u.quote is not None}
+
+            await until(lambda: Decimal("25.40") in bids())
+            assert Decimal("25.10") not in bids()
+            stats = feed.stats()
+            assert stats["stale"] == 1 and stats["renewals"] == 1 and stats["errors"] == 0
 
 
 async def test_binance_streams_batched_subscribe_and_ping_answered() -> None:
@@ -244,21 +331,14 @@ async def test_connects_are_rate_limited() -> None:
     ("frame", "message"),
     [
         ("{not json", "malformed frame"),
-        (
-            json.dumps(
-                {
-                    "type": "ticker",
-                    "product_id": "BTC-USD",
-                    "best_bid_size": "1",
-                    "best_ask": "2",
-                    "best_ask_size": "1",
-                }
-            ),
-            'missing field "best_bid"',
-        ),
+        (json.dumps({"type": "ticker", "best_bid": "1", "best_ask": "2"}), 'missing field "product_id"'),
         (
             json.dumps(coinbase_ticker("BTC-USD", "one", "2", "1", "1", 9)),
             'field "best_bid" is not a decimal number',
+        ),
+        (
+            json.dumps(coinbase_ticker("BTC-USD", "1_000", "2", "1", "1", 9)),
+            'field "best_bid" is not a decimal number: "1_000"',
         ),
         (json.dumps({"type": "level3"}), 'unknown message type "level3"'),
         (
@@ -286,6 +366,23 @@ async def test_bad_frames_are_counted_reported_and_the_feed_keeps_running(frame:
             for d in Recorder.instances:
                 await _first_update_with(d, "quote")
             assert feed.stats()["errors"] == 1 and len(server.connections) == 1
+
+
+async def test_feed_connects_and_bad_frames_are_logged_under_exo_feeds_venue(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="exo.feeds")
+    async with VenueServer("coinbase") as server:
+        feed = feeds.Coinbase(server.url, **FAST)
+        async with exo.Engine(factory(), feed=feed, on_error=lambda *_: None) as engine:
+            await engine.submit(exo.Order("SELL", "ETH-USD"))
+            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.send("{not json")
+            await until(lambda: feed.stats()["errors"] == 1)
+    records = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("exo.feeds")]
+    assert ("exo.feeds.coinbase", logging.INFO, f"connected to {server.url}") in records, records
+    bad = [r for r in records if r[1] == logging.WARNING]
+    assert bad and bad[0][0] == "exo.feeds.coinbase" and "malformed frame" in bad[0][2], records
 
 
 async def test_a_peer_closing_mid_frame_is_reported_and_reconnected() -> None:

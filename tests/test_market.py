@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -63,6 +64,19 @@ def test_quote_near_far_spread_mid() -> None:
     assert q.spread == Decimal(2)
     assert q.mid_price == Decimal(100)
     assert q == exo.Quote("X", "99.0", "1", "101", "3")
+
+
+def test_an_empty_side_is_none_and_so_are_far_spread_and_mid() -> None:
+    q = exo.Quote("ZIL-USDC", "0.0214", "10", None, None)
+    assert (q.ask_px, q.ask_size) == (None, None)
+    assert q.far(Side.BUY) is None and q.far_size(Side.BUY) is None
+    assert q.near(Side.BUY) == Decimal("0.0214") and q.far(Side.SELL) == Decimal("0.0214")
+    assert q.spread is None and q.mid_price is None
+    assert repr(q) == "Quote(symbol='ZIL-USDC', bid_px='0.0214', bid_size='10', ask_px=None, ask_size=None)"
+    assert pickle.loads(pickle.dumps(q)) == q
+    assert q != exo.Quote("ZIL-USDC", "0.0214", "10", "0", "0"), "None is not 0"
+    with pytest.raises(TypeError, match=r"ask_px: float"):
+        exo.Quote("X", None, None, 0.5, None)
 
 
 def test_trade_merge_of_two_prints_gives_volume_and_vwap() -> None:

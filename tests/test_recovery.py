@@ -192,3 +192,51 @@ async def live_orders(store: exo.Store) -> list[str]:
 async def load(store: exo.Store, order_ids: list[str]) -> list[Any]:
     async with store:
         return await store.load(order_ids)
+
+
+async def test_concurrent_instructions_for_a_new_still_being_journaled_follow_it(
+    store: exo.Store, errors: Errors
+) -> None:
+    ledgers = Ledgers()
+    async with exo.Engine(ledgers, store=store, on_error=errors) as engine:
+        # All three are submitted before the NEW's journal write returns.
+        first, again, replace = await asyncio.gather(
+            engine.submit(exo.Order("BUY", "X", order_id="o1", n=0)),
+            engine.submit(exo.Order("BUY", "X", order_id="o1", n=9)),
+            engine.submit(exo.Order("BUY", "X", "REPLACE", "o1", n=1)),
+        )
+        assert (first, again, replace) == ("o1", None, "o1")
+        await until(lambda: len(ledgers.by_id["o1"].seen) == 2)
+        assert ledgers.by_id["o1"].seen == [("i", "NEW", 0), ("i", "REPLACE", 1)]
+        assert [(oid, m.split(":")[0]) for oid, m in errors] == [("o1", "order o1 is already live")]
+        assert engine.stats()["journaled"] == 2
+
+
+async def test_new_without_an_id_gets_a_uuid7_stamped_with_its_creation_time(store: exo.Store) -> None:
+    async with exo.Engine(Ledgers(), store=store) as engine:
+        ids = [await engine.submit(exo.Order("BUY", "X")) for _ in range(3)]
+    for oid in ids:
+        assert oid is not None and len(oid) == 32 and int(oid, 16) >= 0
+        assert oid[12] == "7" and oid[16] in "89ab"  # version 7, RFC 9562 variant
+    ms = [int(oid[:12], 16) for oid in ids if oid]  # the Unix time in ms, first 48 bits
+    assert ms == sorted(ms)
+
+
+async def test_a_delegate_with_the_old_snapshot_method_is_warned_about(
+    store: exo.Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    class OldStyle(Ledger):
+        state = None  # type: ignore[assignment]
+
+        def snapshot(self) -> dict[str, Any]:
+            return {"seen": self.seen}
+
+    async with exo.Engine(OldStyle, store=store) as engine:
+        await engine.submit(exo.Order("BUY", "X"))
+        await engine.submit(exo.Order("BUY", "Y"))
+    warnings = [r.getMessage() for r in caplog.records if "snapshot()" in r.getMessage()]
+    assert len(warnings) == 1  # once per class, not per order
+    assert warnings[0].startswith(
+        "test_a_delegate_with_the_old_snapshot_method_is_warned_about.<locals>.OldStyle"
+    )
+    assert "Rename snapshot() to state()" in warnings[0]

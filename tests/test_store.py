@@ -112,6 +112,37 @@ async def test_redis_keys_of_an_order_share_its_hash_tag(redis_url: str) -> None
         assert [i for i, _ in r.xrange("t:{o1}:journal")] == [b"0-3", b"0-4"]
 
 
+async def test_redis_store_loads_its_scripts_again_when_the_server_lost_them(redis_url: str) -> None:
+    store = exo.RedisStore(redis_url)
+    await store.open()
+    try:
+        await store.append([Entry("o1", 1, NEW, _order("o1"))])
+        with redis.Redis.from_url(redis_url) as r:
+            r.script_flush()
+        # A batch where the NEW's script fails: the NEW and the entries of its
+        # order after it are written again; o1's report was written at once.
+        written = await store.append(
+            [
+                Entry("o2", 1, NEW, _order("o2")),
+                Entry("o1", 2, REPORT, exo.Report("o1", "NEW")),
+                Entry("o2", 2, INSTRUCTION, _order("o2").cancel()),
+            ]
+        )
+        assert written == [True, True, True]
+        for order_id, kinds in (("o1", [NEW, REPORT]), ("o2", [NEW, INSTRUCTION])):
+            (got,) = await store.load([order_id])
+            assert [e.kind for e in got.entries] == kinds
+        with redis.Redis.from_url(redis_url) as r:
+            r.script_flush()
+        await store.checkpoint([Checkpoint("o1", 2, b"s")])
+        with redis.Redis.from_url(redis_url) as r:
+            r.script_flush()
+        (got,) = await store.load(["o1"])
+        assert (got.applied, got.state, got.entries) == (2, b"s", [])
+    finally:
+        await store.close()
+
+
 async def test_redis_retention_expires_a_completed_orders_keys(redis_url: str) -> None:
     store = exo.RedisStore(redis_url, retention=60)
     await store.open()

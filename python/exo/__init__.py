@@ -7,7 +7,7 @@ gets one merged Update at a time. See README.md for a quickstart.
 from exo import feeds
 from exo._core import __version__
 from exo.engine import Delegate, DelegateFactory, Engine, EngineStopped
-from exo.market import MsgType, Order, OrdStatus, Quote, Report, Side, Trade, Update
+from exo.market import MsgType, Order, OrdStatus, Quote, Report, Side, Trade, Update, parse_decimal
 from exo.queue import ConflatingQueue
 from exo.redis_store import RedisStore
 from exo.store import MemoryStore, Store, StoreError, StoreUnavailable
@@ -33,4 +33,5 @@ __all__ = [
     "Update",
     "__version__",
     "feeds",
+    "parse_decimal",
 ]

@@ -9,31 +9,19 @@ words a rule violation on its own:
   core anyway (``EngineCore.submit``), which refuses it and reports the
   violation to ``on_error`` in the core's own words (rust/core/src/error.rs).
 
-Both are written here until the core exports its own (``exo._core.new_order_id``
-and the dispatcher's instruction check); switching is a one-line change in
-each function.
+The id is the core's own (``exo._core.new_order_id``, the uuid crate's
+UUIDv7). A NEW is checked by the core (``LoopRunner.check``); a CANCEL or
+REPLACE is checked against the journal's record of the order, which also
+knows orders whose NEW is still being journaled and not yet in the core.
 """
 
 from __future__ import annotations
 
-import os
-import time
 from typing import Any
 
-from exo._core import EngineCore, MsgType
+from exo._core import EngineCore, MsgType, new_order_id
 
 __all__ = ["accepts", "new_order_id"]
-
-
-def new_order_id() -> str:
-    """A UUIDv7 (RFC 9562) in simple form: 32 lowercase hex digits, the first
-    48 bits the Unix time in milliseconds, so ids sort by creation time. The
-    same format the core's ``uuid`` crate gives to NEWs submitted without a
-    store."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & (2**48 - 1)) << 80 | 0x7 << 76 | (rand >> 62 & 0xFFF) << 64 | 0b10 << 62
-    return f"{value | rand & (2**62 - 1):032x}"
 
 
 def accepts(core: EngineCore, order: Any, known: tuple[Any, str] | None) -> bool:
@@ -47,5 +35,5 @@ def accepts(core: EngineCore, order: Any, known: tuple[Any, str] | None) -> bool
     with the same side and symbol. False means: let the core refuse it, so
     that the message is the core's."""
     if order.msg_type == MsgType.NEW:
-        return known is None and not core.is_live(order.order_id)
+        return known is None and core.check(order) is None
     return known is not None and known == (order.side, order.symbol)

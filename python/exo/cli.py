@@ -28,6 +28,7 @@ ENV = {
     "idle": "EXO_IDLE",
     "token": "EXO_TOKEN",
     "summary": "EXO_SUMMARY",
+    "keep_done": "EXO_KEEP_DONE",
     "log_level": "EXO_LOG_LEVEL",
     "role": "EXO_ROLE",
     "name": "EXO_NAME",
@@ -155,6 +156,13 @@ def parser() -> argparse.ArgumentParser:
         help=f"log a summary line per live order this often; 0 turns it off [{ENV['summary']}]",
     )
     ex.add_argument(
+        "--keep-done",
+        type=int,
+        default=_env("keep_done", "10000"),
+        metavar="N",
+        help=f"finished orders kept for GET /v1/orders/{{id}} (the oldest go first) [{ENV['keep_done']}]",
+    )
+    ex.add_argument(
         "--role",
         default=_env("role", "all"),
         choices=["all", "api", "engine"],
@@ -225,6 +233,7 @@ def _example(args: argparse.Namespace) -> int:
         idle=args.idle,
         token=args.token or _env("token", None) or None,
         summary=args.summary,
+        keep_done=args.keep_done,
         role=args.role,
         name=args.name,
         lease=args.lease,

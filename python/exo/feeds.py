@@ -60,8 +60,11 @@ def Coinbase(
 ) -> Feed:
     """Coinbase Exchange ``ticker`` channel (default ``wss://ws-feed.exchange.coinbase.com``).
 
-    Each ticker gives a Quote and, once per ``trade_id``, a Trade. ``options``:
-    see ``ConnectionOptions``.
+    Each ticker gives a Quote (ordered by the product's ``sequence``; an older
+    one is dropped and counted as ``stale``) and, once per ``trade_id``, a
+    Trade. A side sent as ``null``/``""``/missing, or price 0 without size,
+    is an empty side (``None``); an idle product's first ticker is a quote
+    with both sides empty and no trade. ``options``: see ``ConnectionOptions``.
     """
     return _websocket("coinbase", url, symbols, options)
 
@@ -74,6 +77,9 @@ def Binance(
     uppercase names (``BTCUSDT``). At most 5 client messages per second per
     connection (subscriptions are batched); ``serverShutdown`` renews the
     connection; the default lifetime stays under Binance's 24 h limit.
+    bookTicker quotes are ordered by their update id ``u`` (an older one, e.g.
+    from the old connection during a renewal, is dropped and counted as
+    ``stale``); a side with price and size 0 is empty (``None``).
     ``options``: see ``ConnectionOptions``."""
     return _websocket("binance", url, symbols, options)
 
@@ -83,7 +89,10 @@ def BitMEX(
 ) -> Feed:
     """BitMEX ``quote`` and ``trade`` tables (default ``wss://ws.bitmex.com/realtime``);
     numbers are read exactly from the JSON text; a trade ``partial`` is history
-    and is not delivered as new prints. ``options``: see ``ConnectionOptions``."""
+    and is not delivered as new prints. Quotes are ordered by their
+    ``timestamp`` (ms; earlier than the newest is dropped as ``stale``, equal
+    is kept); a ``null`` price is an empty side (``None``).
+    ``options``: see ``ConnectionOptions``."""
     return _websocket("bitmex", url, symbols, options)
 
 

@@ -9,15 +9,37 @@ object back to the delegate.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from typing_extensions import Self
 
-from exo._core import MsgType, OrdStatus, Quote, Report, Side, Trade, Update
+from exo._core import MsgType, OrdStatus, Quote, Report, Side, Trade, Update, parse_decimal
 from exo._core import Order as _OrderIdentity
 
-__all__ = ["MsgType", "OrdStatus", "Order", "Quote", "Report", "Side", "Trade", "Update"]
+__all__ = ["MsgType", "OrdStatus", "Order", "Quote", "Report", "Side", "Trade", "Update", "parse_decimal"]
+
+DECIMAL_FIELDS = ("order_qty", "price")
+"""Order fields that are a positive price or quantity (FIX OrderQty, Price):
+checked against exo's one decimal grammar (``parse_decimal``) and stored as ``Decimal``."""
+
+
+def _checked(name: str, value: Any) -> Any:
+    """``value`` of field ``name`` as exo's grammar reads it (``None`` stays ``None``).
+
+    ``str`` must be in the grammar itself; a ``Decimal`` or ``int`` is written out
+    without exponent and must then be in it (same bounds); a float is refused
+    (not exact). Raises ValueError or TypeError naming the field."""
+    if name not in DECIMAL_FIELDS or value is None:
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int, Decimal)):
+        raise TypeError(f"{name}: expected a Decimal, str or int, got {type(value).__name__} {value!r:.40}")
+    text = value if isinstance(value, str) else format(value, "f")
+    try:
+        return parse_decimal(text)
+    except ValueError as exc:
+        raise ValueError(f"{name} {exc}, got {value!r:.40}") from None
 
 
 class Order(_OrderIdentity):
@@ -26,6 +48,9 @@ class Order(_OrderIdentity):
     ``Order("BUY", "BTC-USD", order_qty=Decimal("0.5"))`` is a NEW; exo assigns
     ``order_id`` on submit. Any keyword beyond the identity becomes an attribute
     (``order.order_qty``). Subclass it to give your fields a fixed shape.
+    ``order_qty`` and ``price`` are positive decimals in exo's one grammar
+    (``parse_decimal``: ``[0-9]{1,15}(\\.[0-9]{1,13})?``, no sign or exponent),
+    stored as ``Decimal``; anything else is a ValueError (a float: TypeError).
     ``order.cancel()`` and ``order.replace(**changes)`` make the follow-up
     instructions for a live order.
     """
@@ -43,7 +68,7 @@ class Order(_OrderIdentity):
         self.msg_type = msg_type
         self.order_id = order_id
         for name, value in fields.items():
-            setattr(self, name, value)
+            setattr(self, name, _checked(name, value))
 
     def _copy(self, msg_type: MsgType, changes: dict[str, Any]) -> Self:
         if self.order_id is None:
@@ -56,7 +81,7 @@ class Order(_OrderIdentity):
         new.side, new.symbol, new.order_id = self.side, self.symbol, self.order_id
         new.msg_type = msg_type
         for name, value in changes.items():
-            setattr(new, name, value)
+            setattr(new, name, _checked(name, value))
         return new
 
     def cancel(self) -> Self:

@@ -12,10 +12,13 @@ One stream per order holds the NEW marker, instructions and reports in arrival
 order, so replay keeps exactly the order in which they arrived; the engine
 numbers them itself (seq), so a write whose reply was lost can be found and
 undone. A checkpoint and the trim of the entries it covers are one Lua call.
-The Lua scripts are registered with redis-py's ``register_script``: a call
-sends EVALSHA (the script's SHA1 digest, not its text); in a pipeline redis-py
-first checks with SCRIPT EXISTS and loads what the server lacks, so a
-restarted Redis with an empty script cache needs nothing special.
+The Lua scripts are registered with redis-py's ``register_script`` and loaded
+once when the store opens; calls send EVALSHA (the script's SHA1 digest, not
+its text). A server that lost its script cache (restarted, SCRIPT FLUSH)
+answers NOSCRIPT: the store loads the scripts again and re-sends what failed,
+so nothing special is needed. (redis-py's own fallback inside a pipeline
+costs a SCRIPT EXISTS round trip per pipeline, ~80 us on loopback per
+journal write; this one costs nothing until a NOSCRIPT.)
 
 Uses the ``redis`` package's asyncio client (install ``hiredis`` to parse faster).
 """
@@ -23,7 +26,7 @@ Uses the ``redis`` package's asyncio client (install ``hiredis`` to parse faster
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -113,6 +116,13 @@ def _redacted(url: str) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+def _is_noscript(reply: Any) -> bool:
+    """True for the error a server without the script answers EVALSHA with."""
+    from redis.exceptions import NoScriptError
+
+    return isinstance(reply, NoScriptError)
 
 
 def _seq(stream_id: bytes | str) -> int:
@@ -216,6 +226,11 @@ class RedisStore(Store):
             ) from exc
         self._redis = client
         self._scripts = {name: client.register_script(lua) for name, lua in _SCRIPTS.items()}
+        try:
+            await self._load_scripts()
+        except StoreError:
+            await self.close()
+            raise
         log.info("store: %r (durable as the Redis server's persistence is configured)", self)
 
     async def close(self) -> None:
@@ -229,9 +244,35 @@ class RedisStore(Store):
             raise StoreError(f"{self!r} is not open: the engine opens it in start()")
         return self._redis
 
-    async def _execute(self, pipe: Pipeline, what: str) -> list[Any]:
+    async def _load_scripts(self) -> None:
+        """Loads the Lua scripts into the server's script cache."""
+        pipe = self._client().pipeline(transaction=False)
+        for script in self._scripts.values():
+            pipe.script_load(script.script)
+        await self._execute(pipe, "loading the Lua scripts")
+
+    def _evalsha(self, pipe: Pipeline, name: str, keys: Sequence[str], *args: Any) -> None:
+        """Queues one of the registered scripts by its digest."""
+        pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+
+    async def _execute_scripts(self, build: Callable[[Pipeline], None], what: str) -> list[Any]:
+        """Runs the pipeline ``build`` makes; if the server lost the scripts,
+        loads them and runs it once more. Only for pipelines that are safe to
+        run twice (checkpoints, loads)."""
+        pipe = self._client().pipeline(transaction=False)
+        build(pipe)
+        results = await self._execute(pipe, what, noscript_ok=True)
+        if not any(_is_noscript(r) for r in results):
+            return results
+        await self._load_scripts()
+        pipe = self._client().pipeline(transaction=False)
+        build(pipe)
+        return await self._execute(pipe, what)
+
+    async def _execute(self, pipe: Pipeline, what: str, noscript_ok: bool = False) -> list[Any]:
         """Runs a pipeline; connection trouble becomes StoreUnavailable and a
-        command's error StoreError."""
+        command's error StoreError (a NOSCRIPT error is returned in its place
+        with ``noscript_ok``)."""
         from redis.exceptions import RedisError, ResponseError
 
         try:
@@ -243,7 +284,7 @@ class RedisStore(Store):
                 f"{what} failed: Redis at {_redacted(self.url)} unreachable ({type(exc).__name__}: {exc})"
             ) from exc
         for r in results:
-            if isinstance(r, Exception):
+            if isinstance(r, Exception) and not (noscript_ok and _is_noscript(r)):
                 raise StoreError(f"{what} failed in Redis at {_redacted(self.url)}: {r}")
         return results
 
@@ -255,29 +296,44 @@ class RedisStore(Store):
 
     # -- journal ----------------------------------------------------------------
 
-    async def append(self, entries: Sequence[Entry]) -> list[bool]:
+    def _queue_entry(self, pipe: Pipeline, e: Entry) -> None:
+        order_key, journal, checkpoint = self.keys(e.order_id)
+        if e.kind == NEW:
+            # Index first: a crash before the order's keys leaves an index
+            # entry that recovery drops, never an order nobody recovers.
+            pipe.sadd(self.index_key, e.order_id)
+            self._evalsha(pipe, "new", (order_key, journal, checkpoint), self.encode(e.item), e.seq)
+        else:
+            # NOMKSTREAM: no entry for an order that is gone (completed).
+            pipe.xadd(journal, {"k": e.kind, "v": self.encode(e.item)}, id=f"0-{e.seq}", nomkstream=True)
+
+    async def _write_entries(self, entries: Sequence[Entry], noscript_ok: bool) -> list[Any]:
+        """One reply per entry (the script's or XADD's; a NEW's SADD skipped)."""
         pipe = self._client().pipeline(transaction=False)
-        dumps = self.encode
-        new = self._scripts["new"]
         for e in entries:
-            order_key, journal, checkpoint = self.keys(e.order_id)
-            if e.kind == NEW:
-                # Index first: a crash before the order's keys leaves an index
-                # entry that recovery drops, never an order nobody recovers.
-                pipe.sadd(self.index_key, e.order_id)
-                await new(keys=[order_key, journal, checkpoint], args=[dumps(e.item), e.seq], client=pipe)
-            else:
-                # NOMKSTREAM: no entry for an order that is gone (completed).
-                pipe.xadd(journal, {"k": e.kind, "v": dumps(e.item)}, id=f"0-{e.seq}", nomkstream=True)
-        results = await self._execute(pipe, f"journal write of {len(entries)} entries")
-        written = []
-        i = 0
+            self._queue_entry(pipe, e)
+        results = await self._execute(pipe, f"journal write of {len(entries)} entries", noscript_ok)
+        replies, i = [], 0
         for e in entries:
             if e.kind == NEW:
                 i += 1  # the SADD
-            written.append(results[i] is not None)
+            replies.append(results[i])
             i += 1
-        return written
+        return replies
+
+    async def append(self, entries: Sequence[Entry]) -> list[bool]:
+        replies = await self._write_entries(entries, noscript_ok=True)
+        lost = {e.order_id for e, r in zip(entries, replies, strict=True) if _is_noscript(r)}
+        if lost:
+            # The server lost its scripts: the NEWs of `lost` were not written,
+            # nor (NOMKSTREAM) the entries after them. Everything else was.
+            await self._load_scripts()
+            again = [k for k, e in enumerate(entries) if e.order_id in lost]
+            for k, reply in zip(
+                again, await self._write_entries([entries[k] for k in again], False), strict=True
+            ):
+                replies[k] = reply
+        return [r is not None for r in replies]
 
     async def discard(self, entries: Sequence[Entry]) -> None:
         pipe = self._client().pipeline(transaction=False)
@@ -291,13 +347,13 @@ class RedisStore(Store):
         await self._execute(pipe, f"discarding {len(entries)} unconfirmed journal entries")
 
     async def checkpoint(self, checkpoints: Sequence[Checkpoint]) -> None:
-        pipe = self._client().pipeline(transaction=False)
-        script = self._scripts["checkpoint"]
-        for c in checkpoints:
-            order_key, journal, checkpoint = self.keys(c.order_id)
-            flag, state = ("0", b"") if c.state is None else ("1", c.state)
-            await script(keys=[checkpoint, journal, order_key], args=[c.applied, flag, state], client=pipe)
-        await self._execute(pipe, f"checkpoint of {len(checkpoints)} orders")
+        def build(pipe: Pipeline) -> None:
+            for c in checkpoints:
+                order_key, journal, checkpoint = self.keys(c.order_id)
+                flag, state = ("0", b"") if c.state is None else ("1", c.state)
+                self._evalsha(pipe, "checkpoint", (checkpoint, journal, order_key), c.applied, flag, state)
+
+        await self._execute_scripts(build, f"checkpoint of {len(checkpoints)} orders")
 
     async def remove(self, order_ids: Sequence[str]) -> None:
         pipe = self._client().pipeline(transaction=False)
@@ -331,11 +387,12 @@ class RedisStore(Store):
 
     async def _load_replies(self, ids: list[str]) -> list[Any]:
         """The load script's reply per order (None: the order is gone)."""
-        pipe = self._client().pipeline(transaction=False)
-        script = self._scripts["load"]
-        for order_id in ids:
-            await script(keys=list(self.keys(order_id)), client=pipe)
-        return await self._execute(pipe, f"loading {len(ids)} orders")
+
+        def build(pipe: Pipeline) -> None:
+            for order_id in ids:
+                self._evalsha(pipe, "load", self.keys(order_id))
+
+        return await self._execute_scripts(build, f"loading {len(ids)} orders")
 
     async def _load_chunk(self, ids: list[str]) -> list[StoredOrder]:
         loads = self.decode

@@ -8,91 +8,197 @@
     GET    /healthz          200 once the engine runs
     GET    /docs             OpenAPI (Swagger UI); /openapi.json
 
-Every error is ``{"detail": "<what is wrong>"}`` with a 4xx status; a bad
-body is a 400 that names each bad field. With a token, ``/v1`` needs
-``Authorization: Bearer <token>``.
+Every error is ``{"detail": "<what is wrong>"}``: a bad body is a 400 that
+names each bad field (and ``errors``, one entry per field), a body over
+``MAX_BODY_BYTES`` a 413, a store that cannot take the order a 503. No input
+gives a 5xx otherwise: the body is bounded before it is read, its nesting and
+number lengths before it is parsed, and numbers are kept as their text
+(``orderQty`` goes through ``exo.parse_decimal``, the one grammar of the Rust
+core). Values echoed back are JSON-escaped and cut (``_show``). With a token,
+``/v1`` needs ``Authorization: Bearer <token>``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import secrets
-from decimal import Decimal, InvalidOperation
-from typing import Any
+from decimal import Decimal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.security import HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_validator
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, WithJsonSchema, field_validator
 
 import exo
 from exo.engine import Engine
 from exo.example.metrics import CONTENT_TYPE, Metrics
 from exo.example.paper import Book, PaperOrder
-from exo.market import OrdStatus
+from exo.market import OrdStatus, Side, parse_decimal
 from exo.store import StoreUnavailable
 
-__all__ = ["NewOrder", "create_app"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_DEPTH",
+    "MAX_NUMBER_CHARS",
+    "SYMBOL",
+    "NewOrder",
+    "create_app",
+    "read_new_order",
+]
 
-_MAX_INTEGER_DIGITS, _MAX_PLACES = 15, 18
-"""Bounds on orderQty, well inside what exo's exact decimals carry."""
+MAX_BODY_BYTES = 16 * 1024
+"""A NEW is ~60 bytes; a larger body is refused (413) before it is read in full."""
+MAX_DEPTH = 16
+"""Deepest nesting of ``[``/``{`` accepted, checked before parsing (a NEW is depth 1)."""
+MAX_NUMBER_CHARS = 64
+"""Longest JSON number literal accepted, checked before parsing."""
+SYMBOL = re.compile(r"[A-Z0-9][A-Z0-9._/-]{0,31}")
+"""A symbol: 1 to 32 ASCII characters, upper-case letters, digits and ``. _ / -``,
+starting with a letter or digit (BTC-USD, BTCUSDT, XBTUSD, ETH/USD ...)."""
+DECIMAL_PATTERN = r"^(?=[0-9.]*[1-9])[0-9]{1,15}(\.[0-9]{1,13})?$"
+"""exo's grammar for prices and quantities (``exo.parse_decimal``), as a JSON Schema pattern."""
+_ECHO = 40
+"""At most this many characters of a bad value are echoed back."""
 _EXAMPLE: dict[str, JsonValue] = {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"}
 
 
+class _Number(str):
+    """A JSON number's literal text, kept as written (never through a float)."""
+
+
+def _as_json(value: Any) -> str:
+    """``value`` as JSON text, numbers as they were written."""
+    if isinstance(value, _Number):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_as_json(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {_as_json(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
+def _show(value: Any) -> str:
+    """A bad value for a message: JSON-escaped (no raw control characters) and bounded."""
+    text = _as_json(value)
+    return text if len(text) <= _ECHO else f"{text[:_ECHO]}... ({len(text)} chars)"
+
+
 class NewOrder(BaseModel):
-    """The body of ``POST /v1/orders``."""
+    """The body of ``POST /v1/orders``. Fields not listed here are refused (400 naming them)."""
 
-    model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [_EXAMPLE]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE]})
 
-    side: str = Field(description="BUY or SELL (any case)")
-    symbol: str = Field(description="The venue's instrument: BTC-USD on Coinbase, BTCUSDT on Binance ...")
-    orderQty: Decimal = Field(description='A positive decimal, best as a string: "0.5"')
+    side: Annotated[
+        str, WithJsonSchema({"type": "string", "pattern": "^([Bb][Uu][Yy]|[Ss][Ee][Ll][Ll])$"})
+    ] = Field(description="BUY or SELL, ASCII letters in any case")
+    symbol: Annotated[str, WithJsonSchema({"type": "string", "pattern": f"^{SYMBOL.pattern}$"})] = Field(
+        description="The venue's instrument, 1-32 of A-Z 0-9 . _ / - (BTC-USD, BTCUSDT, XBTUSD)"
+    )
+    orderQty: Annotated[Decimal, WithJsonSchema({"type": "string", "pattern": DECIMAL_PATTERN})] = Field(
+        description="A positive decimal: 1-15 digits, optionally a point and 1-13 more, no sign or exponent "
+        '("0.5"); a JSON number written the same way is read exactly'
+    )
 
     @field_validator("side", mode="before")
     @classmethod
     def _side(cls, value: Any) -> str:
-        if isinstance(value, str) and value.strip().upper() in ("BUY", "SELL"):
-            return value.strip().upper()
-        raise ValueError(f"must be BUY or SELL (any case), got {json.dumps(value)}")
+        if isinstance(value, str) and not isinstance(value, _Number):
+            try:
+                return Side.parse(value).name  # ASCII case-insensitive: "\u017fell" (long s) is not SELL
+            except ValueError:
+                pass
+        raise ValueError(f"must be BUY or SELL (ASCII, any case), got {_show(value)}")
 
     @field_validator("symbol", mode="before")
     @classmethod
     def _symbol(cls, value: Any) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f'must be a string such as "BTC-USD", got {json.dumps(value)}')
-        if not value.strip():
+        if not isinstance(value, str) or isinstance(value, _Number):
+            raise ValueError(f'must be a string such as "BTC-USD", got {_show(value)}')
+        if not value:
             raise ValueError('must not be empty: name the instrument, e.g. "BTC-USD"')
-        return value.strip()
+        if not SYMBOL.fullmatch(value):
+            raise ValueError(
+                "must be 1-32 characters of A-Z 0-9 . _ / - starting with a letter or digit "
+                f"(upper case, as the venue writes it), got {_show(value)}"
+            )
+        return value
 
     @field_validator("orderQty", mode="before")
     @classmethod
     def _order_qty(cls, value: Any) -> Decimal:
-        expected = 'must be a positive decimal such as "0.5"'
-        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-            raise ValueError(f"{expected}, got {json.dumps(value)}")
+        if not isinstance(value, str):  # a JSON number arrives as _Number, its text
+            raise ValueError(f'must be a positive decimal such as "0.5", got {_show(value)}')
         try:
-            qty = Decimal(str(value).strip())
-        except InvalidOperation:
-            raise ValueError(f"{expected}, got {json.dumps(value)}") from None
-        if not qty.is_finite() or qty <= 0:
-            raise ValueError(f"{expected}, got {json.dumps(value)}")
-        if qty.adjusted() >= _MAX_INTEGER_DIGITS:
-            raise ValueError(f"must be below 1E+{_MAX_INTEGER_DIGITS}, got {json.dumps(value)}")
-        if -int(qty.as_tuple().exponent) > _MAX_PLACES:
-            raise ValueError(f"must have at most {_MAX_PLACES} decimal places, got {json.dumps(value)}")
-        if int(qty.as_tuple().exponent) > 0:  # 1E+3 -> 1000
-            qty = qty.quantize(Decimal(1))
-        return qty
+            return parse_decimal(value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}, got {_show(value)}") from None
+
+
+class OrderAccepted(BaseModel):
+    """202 to a NEW: the order is live under ``orderID``."""
+
+    orderID: str
+
+
+class CancelAccepted(BaseModel):
+    """202 to a DELETE: a CANCEL is on its way to the order's delegate."""
+
+    orderID: str
+    ordStatus: str = Field(description="PENDING_CANCEL")
+
+
+class OrderView(BaseModel):
+    """An order and its progress (FIX names; decimals as strings)."""
+
+    orderID: str
+    side: str
+    symbol: str
+    orderQty: str
+    cumQty: str
+    leavesQty: str
+    avgPx: str | None
+    ordStatus: str
+    fills: int
+
+
+class OrderList(BaseModel):
+    """The live orders."""
+
+    orders: list[OrderView]
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx: a sentence, and for a bad body one entry per bad field."""
+
+    detail: str
+    errors: list[FieldError] | None = None
+
+
+class Health(BaseModel):
+    status: str
+    live: int
 
 
 def _explain(exc: ValidationError) -> tuple[str, list[dict[str, str]]]:
-    """One sentence per bad field, e.g. ``orderQty: must be a positive decimal ...``."""
+    """One sentence per bad field, e.g. ``orderQty must be a positive decimal ...``."""
     errors = []
     for e in exc.errors(include_url=False):
         field = ".".join(str(part) for part in e["loc"]) or "body"
         message = e["msg"].removeprefix("Value error, ")
         if e["type"] == "missing":
             message = "is required"
+        elif e["type"] == "extra_forbidden":
+            field = _show(field)
+            message = f"is not a field of a NEW order (the fields are {', '.join(NewOrder.model_fields)})"
         elif e["type"] == "model_type":
             field, message = "body", "must be a JSON object with side, symbol and orderQty"
         errors.append({"field": field, "message": message})
@@ -103,12 +209,119 @@ def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
 
 
+_STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_NUMBER_RUN = re.compile(rb"[-+0-9.eE]{%d,}" % (MAX_NUMBER_CHARS + 1))
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def _check_shape(raw: bytes) -> str | None:
+    """What is wrong with the body's shape, checked without parsing it (so
+    no nesting or number can exhaust the parser), or None."""
+    bare = _STRINGS.sub(b'""', raw)
+    if _NUMBER_RUN.search(bare):
+        return f"a number in the body is longer than {MAX_NUMBER_CHARS} characters"
+    depth = 0
+    for m in _BRACKETS.finditer(bare):
+        depth += 1 if m[0] in b"[{" else -1
+        if depth > MAX_DEPTH:
+            return f"the body nests deeper than {MAX_DEPTH} levels"
+    return None
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"field {_show(key)} appears twice")
+        seen[key] = value
+    return seen
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_body(raw: bytes) -> Any:
+    """The JSON body with every number kept as its literal text (``_Number``).
+
+    Raises ValueError with a sentence for a user."""
+    problem = _check_shape(raw)
+    if problem is not None:
+        raise ValueError(problem)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"malformed JSON body: not UTF-8 ({exc.reason} at byte {exc.start})") from None
+    try:
+        return json.loads(
+            text,
+            parse_float=_Number,
+            parse_int=_Number,
+            parse_constant=_no_constant,
+            object_pairs_hook=_no_duplicates,
+        )
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"malformed JSON body: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise ValueError(f"malformed JSON body: {exc}") from None
+
+
+class _TooLarge(Exception):
+    """The body is over MAX_BODY_BYTES."""
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused (``_TooLarge``) as soon as it is known to be too large."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Bad body: each bad field named"},
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token (with --token)"},
+}
+
+
+async def read_new_order(request: Request) -> PaperOrder | JSONResponse:
+    """The NEW order in a POST body, or the 4xx response that says what is wrong
+    (shared by the single process and the scale-out api role)."""
+    try:
+        raw = await _read_body(request)
+    except _TooLarge:
+        return _error(
+            413, f"body too large: a NEW order is a small JSON object, at most {MAX_BODY_BYTES} bytes"
+        )
+    if not raw.strip():
+        return _error(400, 'empty body: send {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"}')
+    try:
+        payload = parse_body(raw)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    try:
+        new = NewOrder.model_validate(payload)
+    except ValidationError as exc:
+        detail, errors = _explain(exc)
+        return _error(400, detail, errors=errors)
+    return PaperOrder(new.side, new.symbol, order_qty=new.orderQty)
+
+
 def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None = None) -> FastAPI:
     """The API over a running ``engine`` whose delegates keep ``book``."""
-    app = FastAPI(
+    # FastAPIOffline serves the Swagger UI's JS and CSS from the fastapi-offline
+    # package, so /docs works without internet.
+    app = FastAPIOffline(
         title="exo example",
         version=exo.__version__,
         summary="Orders over HTTP, filled on paper against the far side of each quote.",
+        redoc_url=None,
     )
     bearer = HTTPBearer(auto_error=False, description="Set with --token or EXO_TOKEN")
 
@@ -124,41 +337,47 @@ def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None =
             raise _Unauthorized("wrong bearer token")
 
     dependencies = [Depends(authorize)] if token is None else [Depends(authorize), Depends(bearer)]
-    v1 = APIRouter(prefix="/v1", dependencies=dependencies, tags=["orders"])
+    v1 = APIRouter(
+        prefix="/v1",
+        dependencies=dependencies,
+        tags=["orders"],
+        responses={401: _ERRORS[401]} if token is not None else {},
+    )
 
     @app.exception_handler(_Unauthorized)
     async def _unauthorized(_: Request, exc: _Unauthorized) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # No route takes a parameter FastAPI could refuse; kept so that one never gives a 422.
+        return _error(400, "; ".join(str(e.get("msg", e)) for e in exc.errors()))
+
     @v1.post(
         "/orders",
         status_code=202,
         summary="Submit a NEW order",
+        response_model=OrderAccepted,
         openapi_extra={
             "requestBody": {
                 "required": True,
                 "content": {"application/json": {"schema": NewOrder.model_json_schema()}},
             }
         },
-        responses={202: {"description": "Accepted: the order is live"}, 400: {"description": "Bad body"}},
+        responses={
+            202: {"description": "Accepted: the order is live; Location names it"},
+            400: _ERRORS[400],
+            413: {"model": ErrorBody, "description": f"Body over {MAX_BODY_BYTES} bytes"},
+            503: {"model": ErrorBody, "description": "Store unavailable or engine stopping: not accepted"},
+        },
     )
     async def submit(request: Request) -> JSONResponse:
         # The body is parsed here rather than by FastAPI so that every bad body
-        # is a 400 with a plain sentence, and `curl -d` works without a
-        # Content-Type header.
-        raw = await request.body()
-        if not raw.strip():
-            return _error(400, 'empty body: send {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"}')
-        try:
-            payload = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(400, f"malformed JSON body: {exc}")
-        try:
-            new = NewOrder.model_validate(payload)
-        except ValidationError as exc:
-            detail, errors = _explain(exc)
-            return _error(400, detail, errors=errors)
-        order = PaperOrder(new.side, new.symbol, order_qty=new.orderQty)
+        # is a 400 with a plain sentence, numbers are read exactly, and
+        # `curl -d` works without a Content-Type header.
+        order = await read_new_order(request)
+        if isinstance(order, JSONResponse):
+            return order
         try:
             order_id = await engine.submit(order)
         except StoreUnavailable as exc:
@@ -171,31 +390,37 @@ def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None =
         location = {"Location": f"/v1/orders/{order_id}"}
         return JSONResponse({"orderID": order_id}, status_code=202, headers=location)
 
-    @v1.get("/orders", summary="The live orders and their progress")
+    @v1.get("/orders", summary="The live orders and their progress", response_model=OrderList)
     async def live() -> dict[str, Any]:
         return {"orders": [p.to_json() for p in book.live()]}
 
     @v1.get(
         "/orders/{order_id}",
         summary="An order and its progress",
-        responses={404: {"description": "No such order"}},
+        response_model=OrderView,
+        responses={404: {"model": ErrorBody, "description": "No such order"}},
     )
     async def get(order_id: str) -> JSONResponse:
         progress = book.get(order_id)
         if progress is None:
-            return _error(404, f"no order {order_id!r}")
+            return _error(404, f"no order {_show(order_id)}")
         return JSONResponse(progress.to_json())
 
     @v1.delete(
         "/orders/{order_id}",
         status_code=202,
         summary="Cancel an order: a CANCEL instruction to its delegate",
-        responses={404: {"description": "No such order"}, 409: {"description": "Already filled or canceled"}},
+        response_model=CancelAccepted,
+        responses={
+            404: {"model": ErrorBody, "description": "No such order"},
+            409: {"model": ErrorBody, "description": "Already filled or canceled"},
+            503: {"model": ErrorBody, "description": "Store unavailable or engine stopping: not accepted"},
+        },
     )
     async def cancel(order_id: str) -> JSONResponse:
         progress = book.get(order_id)
         if progress is None:
-            return _error(404, f"no order {order_id!r}")
+            return _error(404, f"no order {_show(order_id)}")
         if progress.done or not engine.is_live(order_id):
             return _error(409, f"order {order_id} is already {progress.status.name}: nothing to cancel")
         try:
@@ -212,17 +437,53 @@ def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None =
 
     app.include_router(v1)
 
-    @app.get("/metrics", summary="Prometheus metrics", tags=["operations"])
+    @app.get(
+        "/metrics",
+        summary="Prometheus metrics (text exposition format)",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+    )
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/healthz", summary="200 while the engine runs", tags=["operations"])
+    @app.get(
+        "/healthz",
+        summary="200 while the engine runs",
+        tags=["operations"],
+        response_model=Health,
+        responses={503: {"model": ErrorBody, "description": "The engine is not running"}},
+    )
     async def healthz() -> JSONResponse:
         if not engine.running:
             return _error(503, "the engine is not running")
         return JSONResponse({"status": "ok", "live": engine.live})
 
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    _drop_impossible_422s(app)
     return app
+
+
+def _drop_impossible_422s(app: FastAPI) -> None:
+    """FastAPI documents a 422 on every route with a parameter; here none can
+    happen (bodies are read by hand, path parameters are plain strings)."""
+    make = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = make()
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    operation.get("responses", {}).pop("422", None)
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 class _Unauthorized(Exception):

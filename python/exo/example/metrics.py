@@ -8,6 +8,7 @@ in Rust or in the journal, so nothing is counted twice).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -99,6 +100,9 @@ class _Sampled(Collector):
             return
         stats = engine.stats()
         yield GaugeMetricFamily("exo_live_orders", "Live orders", value=engine.live)
+        yield GaugeMetricFamily(
+            "exo_asyncio_tasks", "asyncio tasks alive on the example's loop", value=len(asyncio.all_tasks())
+        )
         yield CounterMetricFamily(
             "exo_updates_delivered", "Updates handed over to delegates", value=stats.get("handovers", 0)
         )

@@ -99,10 +99,10 @@ class Progress:
             "orderID": self.order_id,
             "side": self.order.side.name,
             "symbol": self.order.symbol,
-            "orderQty": str(self.order.order_qty),
-            "cumQty": str(self.filled),
-            "leavesQty": str(self.leaves),
-            "avgPx": None if avg is None else str(avg),
+            "orderQty": format(self.order.order_qty, "f"),  # never exponent notation
+            "cumQty": format(self.filled, "f"),
+            "leavesQty": format(self.leaves, "f"),
+            "avgPx": None if avg is None else format(avg, "f"),
             "ordStatus": self.status.name,
             "fills": self.fills,
         }
@@ -150,8 +150,9 @@ class PaperDelegate:
         if quote is not None and not p.done:
             side = p.order.side
             px, shown = quote.far(side), quote.far_size(side)
-            qty = min(shown, p.leaves)
-            if qty > 0 and px > 0:
+            # An empty far side (None) fills nothing.
+            qty = min(shown, p.leaves) if shown is not None else Decimal(0)
+            if qty > 0 and px is not None and px > 0:
                 p.filled += qty
                 p.notional += qty * px
                 p.fills += 1

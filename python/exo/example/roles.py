@@ -17,7 +17,6 @@ Every process of one deployment must use the same Redis, prefix and
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import secrets
@@ -30,12 +29,11 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import ValidationError
 
-from exo.example.app import NewOrder, _explain
+from exo.example.app import read_new_order
 from exo.example.metrics import CONTENT_TYPE, Metrics
 from exo.example.paper import Book, PaperDelegate, PaperOrder
-from exo.example.runner import Settings, _describe_feed, _listen, _Server, make_feed
+from exo.example.runner import Settings, _describe_feed, _Server, listen, make_feed
 from exo.scaleout import EngineNode, Intake
 from exo.store import StoreUnavailable
 
@@ -78,19 +76,9 @@ def create_api_app(intake: Intake, token: str | None = None) -> FastAPI:
     async def submit(request: Request) -> JSONResponse:
         if (reason := check(request)) is not None:
             return _unauthorized(reason)
-        raw = await request.body()
-        if not raw.strip():
-            return _error(400, 'empty body: send {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"}')
-        try:
-            payload = json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            return _error(400, f"malformed JSON body: {exc}")
-        try:
-            new = NewOrder.model_validate(payload)
-        except ValidationError as exc:
-            detail, errors = _explain(exc)
-            return _error(400, detail, errors=errors)
-        order = PaperOrder(new.side, new.symbol, order_qty=new.orderQty)
+        order = await read_new_order(request)
+        if isinstance(order, JSONResponse):
+            return order
         try:
             order_id = await intake.submit_new(order, _pending(order))
         except StoreUnavailable as exc:
@@ -243,7 +231,7 @@ async def run_engine(settings: Settings) -> int:
     assert settings.redis is not None
     try:
         feed = make_feed(settings.feed, settings.speed)
-        sock = _listen(settings.host, settings.port)
+        sock = listen(settings.host, settings.port)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2
@@ -302,7 +290,7 @@ async def run_api(settings: Settings) -> int:
     """The api role until SIGINT/SIGTERM."""
     assert settings.redis is not None
     try:
-        sock = _listen(settings.host, settings.port)
+        sock = listen(settings.host, settings.port)
     except OSError as exc:
         log.error("%s", exc)
         return 2

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
 from exo import feeds
 from exo.engine import Engine
@@ -31,7 +32,7 @@ from exo.feeds import Feed
 from exo.redis_store import RedisStore
 from exo.store import MemoryStore, Store, StoreUnavailable
 
-__all__ = ["Settings", "make_feed", "run"]
+__all__ = ["Settings", "http_server", "listen", "make_feed", "run"]
 
 log = logging.getLogger("exo.example")
 
@@ -54,6 +55,8 @@ class Settings:
     token: str | None = None
     summary: float = 1.0
     """Seconds between summary lines; 0 turns them off."""
+    keep_done: int = 10_000
+    """Finished orders kept for GET (the oldest are dropped first)."""
     role: str = "all"
     """all (one process), api (HTTP to the intake streams) or engine (takes
     orders from them); api and engine need ``redis``."""
@@ -91,10 +94,14 @@ def _describe_feed(feed: Feed, speed: float | None) -> str:
     return f"{feed.venue} live ({feed.source})"
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def listen(host: str, port: int) -> socket.socket:
     """Binds before anything starts, so a busy port is a clear error at once."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto=IPPROTO_TCP, not 0: accepted sockets inherit it, and asyncio sets
+    # TCP_NODELAY on a transport only when its socket says IPPROTO_TCP. Without
+    # it every response on a kept-alive connection (headers and body in two
+    # writes) waits ~40 ms for the client's delayed ACK (Nagle).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -114,6 +121,16 @@ class _Server(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+
+def http_server(app: FastAPI) -> uvicorn.Server:
+    """The example's uvicorn server for ``app``, to be served on a socket from
+    ``listen`` (``server.serve(sockets=[sock])``); signals are left to the caller."""
+    return _Server(
+        uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+        )
+    )
 
 
 def _staleness(ns: int | None) -> str:
@@ -153,14 +170,14 @@ async def run(settings: Settings) -> int:
         return await (run_api(settings) if settings.role == "api" else run_engine(settings))
     try:
         feed = make_feed(settings.feed, settings.speed)
-        sock = _listen(settings.host, settings.port)
+        sock = listen(settings.host, settings.port)
     except (ValueError, OSError) as exc:
         log.error("%s", exc)
         return 2
     host, port = sock.getsockname()[:2]
     store: Store = MemoryStore() if settings.redis is None else RedisStore(settings.redis)
     metrics = Metrics()
-    book = Book(observer=metrics)
+    book = Book(observer=metrics, keep_done=settings.keep_done)
     engine = Engine(
         book.factory,
         idle_interval=settings.idle,
@@ -182,7 +199,7 @@ async def run(settings: Settings) -> int:
         log.info(
             "%s: stopping (live orders are cleaned up, not canceled%s)",
             sig.name,
-            "; they resume on the next start" if store.durable else "",
+            "; they resume on the next start" if store.durable and engine.live else "",
         )
         stop.set()
 
@@ -198,15 +215,7 @@ async def run(settings: Settings) -> int:
         log.info("feed: %s", _describe_feed(feed, settings.speed))
         if not store.durable:
             log.info("orders end with the process; --redis URL keeps them across restarts")
-        server = _Server(
-            uvicorn.Config(
-                create_app(engine, book, metrics, settings.token),
-                log_level="warning",
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=2,
-            )
-        )
+        server = http_server(create_app(engine, book, metrics, settings.token))
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="exo-http")
         summaries = (
             asyncio.create_task(_summaries(book, settings.summary), name="exo-summary")

@@ -4,10 +4,14 @@ numbers entries), the engine (which applies them) and the checkpoint writer
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from typing import Any
 
 __all__ = ["OrderRecord", "prefer_removal"]
+
+log = logging.getLogger("exo.store")
+_warned_snapshot: set[type] = set()
 
 
 class OrderRecord:
@@ -48,6 +52,20 @@ class OrderRecord:
         """The delegate made for this order; it keeps a state if it has ``state()``."""
         self.delegate = delegate
         self.keeps_state = callable(getattr(delegate, "state", None))
+        kind = type(delegate)
+        if (
+            not self.keeps_state
+            and kind not in _warned_snapshot
+            and callable(getattr(delegate, "snapshot", None))
+        ):
+            # The method was called snapshot() until the names were untangled (an
+            # Update is the snapshot); a delegate still using it would lose its state.
+            _warned_snapshot.add(kind)
+            log.warning(
+                "%s defines snapshot() but not state(): its saved state is not checkpointed. "
+                "Rename snapshot() to state() (the factory keeps taking state=)",
+                kind.__qualname__,
+            )
 
     def consume(self, n: int) -> int:
         """The delegate applied the next ``n`` pending entries; returns how many

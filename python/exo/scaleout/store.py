@@ -153,6 +153,17 @@ class FencedStore(RedisStore):
         self._fenced_scripts.clear()
         await super().open()
 
+    async def _load_scripts(self) -> None:
+        # One SCRIPT LOAD per script, not pipelined: on a Redis Cluster
+        # redis-py sends it to every master (and refuses it in a pipeline).
+        from redis.exceptions import RedisError
+
+        try:
+            for script in self._scripts.values():
+                await self._client().script_load(script.script)
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"loading the Lua scripts failed: {type(exc).__name__}: {exc}") from exc
+
     async def _run_raw(self, source: str, calls: list[tuple[list[Any], list[Any]]], what: str) -> list[Any]:
         from redis.exceptions import RedisError
 

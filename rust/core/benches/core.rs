@@ -1,7 +1,7 @@
 //! cargo bench -p exo-core
 //!
 //! - handover: push a quote to one order whose Rust delegate must acknowledge
-//!   it before the next push (conflation defeated). DESIGN.md target <= 200
+//!   it before the next push (conflation defeated). exo's target <= 200
 //!   ns/op; the Go original measures ~500 ns/op on this machine kind.
 //! - queue: ConflatingQueue push+pop with 1, 100 and 10,000 keys queued.
 //! - fanout: one quote to 10,000 orders of one symbol (target <= 10 ns/order).
@@ -9,7 +9,7 @@
 //! Divan prints its statistics; a summary of medians beside the targets follows.
 
 use exo_core::{
-    ConflatingQueue, Delegate, Dispatcher, Engine, HandOver, Quote, Side, Symbol, Update,
+    ConflatingQueue, Delegate, Dispatcher, HandOver, Quote, RustRunner, Side, Symbol, Update,
 };
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -27,10 +27,10 @@ fn main() {
 fn quote(symbol: &Symbol, i: i64) -> Quote {
     Quote {
         symbol: symbol.clone(),
-        bid_px: Decimal::new(100_000 + i, 2),
-        bid_size: Decimal::ONE,
-        ask_px: Decimal::new(100_001 + i, 2),
-        ask_size: Decimal::ONE,
+        bid_px: Some(Decimal::new(100_000 + i, 2)),
+        bid_size: Some(Decimal::ONE),
+        ask_px: Some(Decimal::new(100_001 + i, 2)),
+        ask_size: Some(Decimal::ONE),
     }
 }
 
@@ -46,7 +46,7 @@ impl Delegate<(), ()> for Ack {
 /// delegate acknowledges every Update.
 struct HandOverRig {
     rt: tokio::runtime::Runtime,
-    engine: Arc<Engine<(), ()>>,
+    engine: Arc<RustRunner<(), ()>>,
     ack: Arc<Notify>,
     symbol: Symbol,
 }
@@ -57,7 +57,7 @@ impl HandOverRig {
             .enable_time()
             .build()
             .unwrap();
-        let engine = Arc::new(Engine::<(), ()>::new(Duration::from_secs(3600)));
+        let engine = Arc::new(RustRunner::<(), ()>::new(Duration::from_secs(3600)));
         let ack = Arc::new(Notify::new());
         let symbol: Symbol = Arc::from("BTC-USD");
         engine
@@ -96,7 +96,7 @@ impl HandOverRig {
 }
 
 /// The inline runner: the pusher hands over on its own thread
-/// (`Engine::run_ready`), as the Python engine does on its event loop.
+/// (`Runner::run_ready`), as the Python engine does on its event loop.
 struct Flag(Arc<std::sync::atomic::AtomicBool>);
 impl Delegate<(), ()> for Flag {
     fn action(&mut self, _: Update<(), ()>) -> bool {
@@ -106,14 +106,14 @@ impl Delegate<(), ()> for Flag {
 }
 
 struct InlineRig {
-    engine: Engine<(), ()>,
+    engine: RustRunner<(), ()>,
     ack: Arc<std::sync::atomic::AtomicBool>,
     symbol: Symbol,
 }
 
 impl InlineRig {
     fn new() -> Self {
-        let engine = Engine::<(), ()>::new(Duration::from_secs(3600));
+        let engine = RustRunner::<(), ()>::new(Duration::from_secs(3600));
         let ack = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let symbol: Symbol = Arc::from("BTC-USD");
         engine
@@ -235,7 +235,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
     xs[xs.len() / 2]
 }
 
-/// Medians of repeated runs, printed beside DESIGN.md's targets.
+/// Medians of repeated runs, printed beside exo's performance targets.
 fn summary() {
     let rig = HandOverRig::new();
     let handover = median(

@@ -2,8 +2,8 @@
 //!
 //! Venue frames parsed and conflated per core, for each venue's format:
 //! parse the frame, de-duplicate its print, push into the engine's
-//! per-symbol queues (newest quote wins, prints merge). DESIGN.md target:
-//! >= 1.5 M frames/s per core.
+//! per-symbol queues (newest quote wins, prints merge). exo's performance
+//! target: >= 1.5 M frames/s per core, >= 10x Python's json + Decimal.
 
 use exo_core::feed::{
     binance::Binance, bitmex::BitMex, coinbase::Coinbase, deliver, Dedup, FeedStats, MarketSink,

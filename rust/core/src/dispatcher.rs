@@ -323,8 +323,8 @@ impl<D, I, R> Dispatcher<D, I, R> {
         (book.orders.len(), wake)
     }
 
-    /// Fans a print out to every order of its symbol, merging as DESIGN.md
-    /// says. Returns how many orders it reached and `wake`.
+    /// Fans a print out to every order of its symbol, merging it into each
+    /// order's pending trade (see [`Trade::merge`]). Returns how many orders it reached and `wake`.
     pub fn trade(&mut self, trade: &Trade, now: Instant) -> (usize, bool) {
         self.trade_n(trade, 1, now)
     }

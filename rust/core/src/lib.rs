@@ -4,26 +4,35 @@
 //! The map, one line per module:
 //! - [`market`]: Side, MsgType, OrdStatus, Quote, Trade (and how prints merge), Report.
 //! - [`queue`]: ConflatingQueue, a keyed queue where a key keeps its place until popped.
-//! - [`update`]: Update, the merged snapshot handed to a delegate, and the merge rules.
+//! - [`decimal`]: the one strict grammar for prices and quantities users send.
+//! - [`update`]: Update, everything merged for one order since its last hand-over, and the merge rules.
 //! - [`dispatcher`]: Dispatcher, owner of every live order and of the ready list.
 //! - [`process`]: OrderProcess, one live order's hand-over state (Idle, Ready, Running).
-//! - [`engine`]: the Delegate trait and a tokio runner handing Updates to Rust delegates.
+//! - [`delegate`]: the Delegate trait for Rust code and the task that drives it.
+//! - [`runner`]: Runner, the hand-over loop (batches, idle timer, feeds, the rules on
+//!   what an action came to), driven by a tokio task for Rust delegates or by the bindings.
 //! - [`feed`]: market-data feeds (Coinbase, Binance, BitMEX, replay) parsed in Rust.
-//! - [`error`]: the errors the dispatcher reports.
+//! - [`error`]: the errors the dispatcher and the runner report.
+//! - [`backoff`]: exponential backoff with jitter for retries.
 
+pub mod backoff;
+pub mod decimal;
+pub mod delegate;
 pub mod dispatcher;
-pub mod engine;
 pub mod error;
 pub mod feed;
 pub mod market;
 pub mod process;
 pub mod queue;
+pub mod runner;
 pub mod update;
 
+pub use decimal::{parse_decimal, DecimalError};
+pub use delegate::{BoxDelegate, Delegate, RustRunner};
 pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
-pub use engine::{Delegate, Engine};
-pub use error::DispatchError;
+pub use error::{DispatchError, Kind};
 pub use market::{new_order_id, MsgType, OrdStatus, OrderId, Quote, Report, Side, Symbol, Trade};
 pub use process::{OrderProcess, State};
 pub use queue::ConflatingQueue;
+pub use runner::{Handler, Identity, Runner, Verdict};
 pub use update::Update;

@@ -91,23 +91,58 @@ names!(OrdStatus, "ord_status",
     PendingNew => "PENDING_NEW", Expired => "EXPIRED", PendingReplace => "PENDING_REPLACE");
 
 /// Best bid and offer for a symbol.
+///
+/// A side of the book the venue did not fill in is `None`, never 0: a thin
+/// product may have bids but no asks (Coinbase sends `"best_ask": null`), and
+/// an idle product's first ticker has no book at all. The feeds normalise a
+/// side so that a size is only ever present with its price: a side with no
+/// price, or with price 0 and no (or zero) size, is empty (both `None`); a
+/// price without a size keeps the price and has `None` size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Quote {
     /// The instrument.
     pub symbol: Symbol,
-    /// Best bid price.
-    pub bid_px: Decimal,
-    /// Size at the best bid.
-    pub bid_size: Decimal,
-    /// Best ask (offer) price.
-    pub ask_px: Decimal,
-    /// Size at the best ask.
-    pub ask_size: Decimal,
+    /// Best bid price; `None` when the bid side is empty.
+    pub bid_px: Option<Decimal>,
+    /// Size at the best bid; `None` when empty or not sent.
+    pub bid_size: Option<Decimal>,
+    /// Best ask (offer) price; `None` when the ask side is empty.
+    pub ask_px: Option<Decimal>,
+    /// Size at the best ask; `None` when empty or not sent.
+    pub ask_size: Option<Decimal>,
+}
+
+/// One side of the book as the feeds deliver it: `(price, size)`, normalised
+/// as [`Quote`] documents (empty: `(None, None)`).
+pub fn book_side(px: Option<Decimal>, size: Option<Decimal>) -> (Option<Decimal>, Option<Decimal>) {
+    match (px, size) {
+        (None, _) => (None, None),
+        (Some(p), s) if p.is_zero() && s.is_none_or(|s| s.is_zero()) => (None, None),
+        (p, s) => (p, s),
+    }
 }
 
 impl Quote {
+    /// A quote with both sides given as `(price, size)`, each normalised by
+    /// [`book_side`].
+    pub fn new(
+        symbol: Symbol,
+        bid: (Option<Decimal>, Option<Decimal>),
+        ask: (Option<Decimal>, Option<Decimal>),
+    ) -> Self {
+        let (bid_px, bid_size) = book_side(bid.0, bid.1);
+        let (ask_px, ask_size) = book_side(ask.0, ask.1);
+        Quote {
+            symbol,
+            bid_px,
+            bid_size,
+            ask_px,
+            ask_size,
+        }
+    }
+
     /// The price and size on the order's own side of the book (bid for a buy).
-    pub fn near(&self, side: Side) -> (Decimal, Decimal) {
+    pub fn near(&self, side: Side) -> (Option<Decimal>, Option<Decimal>) {
         match side {
             Side::Buy => (self.bid_px, self.bid_size),
             Side::Sell => (self.ask_px, self.ask_size),
@@ -115,21 +150,21 @@ impl Quote {
     }
 
     /// The price and size the order would trade against (ask for a buy).
-    pub fn far(&self, side: Side) -> (Decimal, Decimal) {
+    pub fn far(&self, side: Side) -> (Option<Decimal>, Option<Decimal>) {
         match side {
             Side::Buy => (self.ask_px, self.ask_size),
             Side::Sell => (self.bid_px, self.bid_size),
         }
     }
 
-    /// Ask minus bid.
-    pub fn spread(&self) -> Decimal {
-        self.ask_px - self.bid_px
+    /// Ask minus bid; `None` when a side is empty.
+    pub fn spread(&self) -> Option<Decimal> {
+        Some(self.ask_px? - self.bid_px?)
     }
 
-    /// Midway between bid and ask.
-    pub fn mid_price(&self) -> Decimal {
-        (self.bid_px + self.ask_px) / Decimal::TWO
+    /// Midway between bid and ask; `None` when a side is empty.
+    pub fn mid_price(&self) -> Option<Decimal> {
+        Some((self.bid_px? + self.ask_px?) / Decimal::TWO)
     }
 }
 
@@ -172,9 +207,11 @@ impl Trade {
         }
     }
 
-    /// Merges a newer print (or merged trade) `b` into `self`, as DESIGN.md
-    /// specifies: volumes add, the average is the VWAP rounded half away from
-    /// zero to 8 places, and last_qty/last_px become `b`'s.
+    /// Merges a newer print (or merged trade) `b` into `self`, the rule exo
+    /// fixes for conflated prints: volumes add (each side counts its
+    /// `trade_volume` if it carries one, else its `last_qty`), the average is
+    /// the VWAP rounded half away from zero to 8 places, and last_qty/last_px
+    /// become `b`'s.
     ///
     /// Returns `false` and changes nothing when `b` is for another symbol:
     /// prints of different symbols are never merged.
@@ -330,18 +367,34 @@ mod tests {
 
     #[test]
     fn quote_sides_spread_and_mid() {
-        let q = Quote {
-            symbol: Arc::from("X"),
-            bid_px: d("99"),
-            bid_size: d("1"),
-            ask_px: d("101"),
-            ask_size: d("2"),
-        };
-        assert_eq!(q.far(Side::Buy), (d("101"), d("2")));
-        assert_eq!(q.near(Side::Buy), (d("99"), d("1")));
-        assert_eq!(q.far(Side::Sell), (d("99"), d("1")));
-        assert_eq!(q.spread(), d("2"));
-        assert_eq!(q.mid_price(), d("100"));
+        let q = Quote::new(
+            Arc::from("X"),
+            (Some(d("99")), Some(d("1"))),
+            (Some(d("101")), Some(d("2"))),
+        );
+        assert_eq!(q.far(Side::Buy), (Some(d("101")), Some(d("2"))));
+        assert_eq!(q.near(Side::Buy), (Some(d("99")), Some(d("1"))));
+        assert_eq!(q.far(Side::Sell), (Some(d("99")), Some(d("1"))));
+        assert_eq!(q.spread(), Some(d("2")));
+        assert_eq!(q.mid_price(), Some(d("100")));
+    }
+
+    #[test]
+    fn an_empty_side_is_none_and_has_no_spread_or_mid() {
+        let q = Quote::new(
+            Arc::from("X"),
+            (Some(d("0.0214")), Some(d("10"))),
+            (None, None),
+        );
+        assert_eq!((q.ask_px, q.ask_size), (None, None));
+        assert_eq!(q.far(Side::Buy), (None, None));
+        assert_eq!(q.spread(), None);
+        assert_eq!(q.mid_price(), None);
+        // Price 0 with no or zero size is an empty side; a size without a price is dropped.
+        assert_eq!(book_side(Some(d("0")), None), (None, None));
+        assert_eq!(book_side(Some(d("0")), Some(d("0"))), (None, None));
+        assert_eq!(book_side(None, Some(d("5"))), (None, None));
+        assert_eq!(book_side(Some(d("7")), None), (Some(d("7")), None));
     }
 
     #[test]

@@ -10,11 +10,11 @@
 //! whenever the queue is non-empty, however many pushes happened, so it can sit
 //! in a `tokio::select!` next to other events.
 
+use parking_lot::{Mutex, MutexGuard};
 use rustc_hash::FxHashMap as HashMap;
 use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::hash::Hash;
-use std::sync::Mutex;
 use tokio::sync::Notify;
 
 /// How a pushed value combines with the one already queued under its key.
@@ -59,10 +59,10 @@ impl<K: Hash + Eq + Clone, V> ConflatingQueue<K, V> {
         q
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<K, V>> {
-        // A panic inside `merge` poisons the lock; the queue itself is still
-        // consistent (the entry was removed before merging), so carry on.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner<K, V>> {
+        // No poisoning: a panic inside `merge` leaves the queue consistent
+        // (the entry was removed before merging).
+        self.inner.lock()
     }
 
     /// Queues `value` under `key`: appended if the key is new, otherwise

@@ -1,5 +1,5 @@
 //! Update: everything that happened to one order since its delegate was last
-//! called, merged into one snapshot.
+//! called, merged into one hand-over.
 //!
 //! The invariant: market data conflates (newest quote wins, trades aggregate),
 //! instructions and reports never do: they are appended in arrival order and
@@ -8,7 +8,8 @@
 use crate::market::{Quote, Trade};
 use std::time::Instant;
 
-/// The merged snapshot handed to a delegate.
+/// What a delegate is handed: everything merged for its order since the
+/// last hand-over.
 ///
 /// `I` is the instruction type (the user's order object) and `R` the report
 /// type; the core carries both opaquely.
@@ -163,13 +164,11 @@ mod tests {
     use std::sync::Arc;
 
     fn quote(bid: i64) -> Quote {
-        Quote {
-            symbol: Arc::from("X"),
-            bid_px: Decimal::from(bid),
-            bid_size: Decimal::ONE,
-            ask_px: Decimal::from(bid + 1),
-            ask_size: Decimal::ONE,
-        }
+        Quote::new(
+            Arc::from("X"),
+            (Some(Decimal::from(bid)), Some(Decimal::ONE)),
+            (Some(Decimal::from(bid + 1)), Some(Decimal::ONE)),
+        )
     }
 
     #[test]

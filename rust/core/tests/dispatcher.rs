@@ -1,4 +1,7 @@
-//! Every Dispatcher rule from DESIGN.md, checked on the pure-Rust dispatcher.
+//! Every Dispatcher rule (NEW creates, known ids take CANCEL/REPLACE with the
+//! same side and symbol, reports need a live order, data fans out by symbol,
+//! the last order of a symbol unsubscribes it, idle orders get idle Updates),
+//! checked on the pure-Rust dispatcher.
 
 use exo_core::{DispatchError, Dispatcher, HandOver, MsgType, Quote, Side, Symbol, Trade};
 use rust_decimal::Decimal;
@@ -14,10 +17,10 @@ fn sym(s: &str) -> Symbol {
 fn quote(s: &str, bid: i64) -> Quote {
     Quote {
         symbol: sym(s),
-        bid_px: Decimal::from(bid),
-        bid_size: Decimal::ONE,
-        ask_px: Decimal::from(bid + 1),
-        ask_size: Decimal::ONE,
+        bid_px: Some(Decimal::from(bid)),
+        bid_size: Some(Decimal::ONE),
+        ask_px: Some(Decimal::from(bid + 1)),
+        ask_size: Some(Decimal::ONE),
     }
 }
 

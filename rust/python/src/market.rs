@@ -2,7 +2,7 @@
 //! Trade, Order and Report. Decimal fields are held as rust_decimal and turned
 //! into `decimal.Decimal` only when read.
 
-use crate::decimal::{opt_to_py, show, to_decimal, to_opt_decimal, to_py};
+use crate::decimal::{show, to_decimal, to_opt_decimal};
 use exo_core::market as m;
 use pyo3::exceptions::{PyAttributeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -78,7 +78,16 @@ fn symbol_arg(symbol: &str) -> PyResult<m::Symbol> {
     Ok(Arc::from(symbol))
 }
 
-/// Best bid and offer for a symbol.
+/// Best bid and offer for a symbol: `Quote(symbol, bid_px, bid_size, ask_px, ask_size)`.
+///
+/// Prices and sizes are `decimal.Decimal` (pass a Decimal, str or int; a
+/// float is refused as inexact). A side of the book that is empty is `None`,
+/// never 0: a thin product may have bids and no asks, and an idle product's
+/// first ticker has neither. The feeds deliver an empty side as `None` price
+/// and `None` size (a venue's `null`, `""`, missing field, or price 0 with no
+/// size); a price sent without its size keeps the price with a `None` size.
+/// `near`/`far` and their sizes are then `None` for that side, and `spread`
+/// and `mid_price` are `None` unless both prices are there.
 #[pyclass(frozen, eq, module = "exo._core", name = "Quote")]
 #[derive(Clone, PartialEq)]
 pub struct PyQuote {
@@ -98,10 +107,10 @@ impl PyQuote {
         Ok(PyQuote {
             inner: m::Quote {
                 symbol: symbol_arg(symbol)?,
-                bid_px: to_decimal(bid_px, "bid_px")?,
-                bid_size: to_decimal(bid_size, "bid_size")?,
-                ask_px: to_decimal(ask_px, "ask_px")?,
-                ask_size: to_decimal(ask_size, "ask_size")?,
+                bid_px: to_opt_decimal(Some(bid_px), "bid_px")?,
+                bid_size: to_opt_decimal(Some(bid_size), "bid_size")?,
+                ask_px: to_opt_decimal(Some(ask_px), "ask_px")?,
+                ask_size: to_opt_decimal(Some(ask_size), "ask_size")?,
             },
         })
     }
@@ -110,76 +119,121 @@ impl PyQuote {
     fn symbol(&self) -> &str {
         &self.inner.symbol
     }
+    /// Best bid price, or None when the bid side is empty.
     #[getter]
-    fn bid_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.bid_px)
+    fn bid_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.bid_px.map(|d| d.into_pyobject(py)).transpose()
     }
+    /// Size at the best bid, or None.
     #[getter]
-    fn bid_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.bid_size)
+    fn bid_size<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.bid_size.map(|d| d.into_pyobject(py)).transpose()
     }
+    /// Best ask price, or None when the ask side is empty.
     #[getter]
-    fn ask_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.ask_px)
+    fn ask_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.ask_px.map(|d| d.into_pyobject(py)).transpose()
     }
+    /// Size at the best ask, or None.
     #[getter]
-    fn ask_size<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.ask_size)
+    fn ask_size<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.ask_size.map(|d| d.into_pyobject(py)).transpose()
     }
-    /// Price on the order's own side (the bid for a buy).
-    fn near<'py>(&self, py: Python<'py>, side: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.near(Side::arg(side, "side")?).0)
+    /// Price on the order's own side (the bid for a buy), or None if empty.
+    fn near<'py>(
+        &self,
+        py: Python<'py>,
+        side: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .near(Side::arg(side, "side")?)
+            .0
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Size on the order's own side.
+    /// Size on the order's own side, or None.
     fn near_size<'py>(
         &self,
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.near(Side::arg(side, "side")?).1)
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .near(Side::arg(side, "side")?)
+            .1
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Price the order would trade against (the ask for a buy).
-    fn far<'py>(&self, py: Python<'py>, side: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.far(Side::arg(side, "side")?).0)
+    /// Price the order would trade against (the ask for a buy), or None if empty.
+    fn far<'py>(
+        &self,
+        py: Python<'py>,
+        side: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .far(Side::arg(side, "side")?)
+            .0
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Size the order would trade against.
+    /// Size the order would trade against, or None.
     fn far_size<'py>(
         &self,
         py: Python<'py>,
         side: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.far(Side::arg(side, "side")?).1)
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .far(Side::arg(side, "side")?)
+            .1
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Ask minus bid.
+    /// Ask minus bid, or None when a side is empty.
     #[getter]
-    fn spread<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.spread())
+    fn spread<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner.spread().map(|d| d.into_pyobject(py)).transpose()
     }
-    /// Midway between bid and ask.
+    /// Midway between bid and ask, or None when a side is empty.
     #[getter]
-    fn mid_price<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.mid_price())
+    fn mid_price<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        self.inner
+            .mid_price()
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
-    /// Pickles exactly, decimals as text.
-    fn __getnewargs__(&self) -> (String, String, String, String, String) {
+    /// Pickles exactly, decimals as text (None stays None).
+    #[allow(clippy::type_complexity)]
+    fn __getnewargs__(
+        &self,
+    ) -> (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+        Option<String>,
+    ) {
         let q = &self.inner;
+        let t = |d: Option<rust_decimal::Decimal>| d.map(|d| d.to_string());
         (
             q.symbol.to_string(),
-            q.bid_px.to_string(),
-            q.bid_size.to_string(),
-            q.ask_px.to_string(),
-            q.ask_size.to_string(),
+            t(q.bid_px),
+            t(q.bid_size),
+            t(q.ask_px),
+            t(q.ask_size),
         )
     }
     fn __repr__(&self) -> String {
         let q = &self.inner;
+        let r = |d: Option<rust_decimal::Decimal>| match d {
+            Some(d) => format!("'{}'", show(d)),
+            None => "None".to_string(),
+        };
         format!(
-            "Quote(symbol='{}', bid_px='{}', bid_size='{}', ask_px='{}', ask_size='{}')",
+            "Quote(symbol='{}', bid_px={}, bid_size={}, ask_px={}, ask_size={})",
             &*q.symbol,
-            show(q.bid_px),
-            show(q.bid_size),
-            show(q.ask_px),
-            show(q.ask_size)
+            r(q.bid_px),
+            r(q.bid_size),
+            r(q.ask_px),
+            r(q.ask_size)
         )
     }
 }
@@ -226,21 +280,24 @@ impl PyTrade {
     }
     #[getter]
     fn last_qty<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.last_qty)
+        self.inner.last_qty.into_pyobject(py)
     }
     #[getter]
     fn last_px<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        to_py(py, self.inner.last_px)
+        self.inner.last_px.into_pyobject(py)
     }
     /// Total quantity over the merged prints (None for a single print).
     #[getter]
     fn trade_volume<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.trade_volume)
+        self.inner
+            .trade_volume
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     /// VWAP over the merged prints, 8 places (None for a single print).
     #[getter]
     fn avg_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.avg_px)
+        self.inner.avg_px.map(|d| d.into_pyobject(py)).transpose()
     }
     /// This trade with a newer one merged in, as the engine merges prints.
     fn merge(&self, newer: &PyTrade) -> PyResult<PyTrade> {
@@ -440,11 +497,11 @@ impl PyReport {
     }
     #[getter]
     fn last_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.last_qty)
+        self.inner.last_qty.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn last_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.last_px)
+        self.inner.last_px.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn symbol(&self) -> Option<&str> {
@@ -477,15 +534,18 @@ impl PyReport {
     }
     #[getter]
     fn leaves_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.leaves_qty)
+        self.inner
+            .leaves_qty
+            .map(|d| d.into_pyobject(py))
+            .transpose()
     }
     #[getter]
     fn cum_qty<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.cum_qty)
+        self.inner.cum_qty.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn avg_px<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        opt_to_py(py, self.inner.avg_px)
+        self.inner.avg_px.map(|d| d.into_pyobject(py)).transpose()
     }
     #[getter]
     fn text(&self) -> Option<&str> {

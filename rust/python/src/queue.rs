@@ -6,10 +6,11 @@
 //! swap it in if it is unchanged, otherwise retry.
 
 use exo_core::ConflatingQueue;
+use parking_lot::Mutex;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyInt, PyString, PyTuple};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 enum Key {
@@ -61,7 +62,7 @@ pub struct PyConflatingQueue {
 
 impl PyConflatingQueue {
     fn wake_waiters(&self, py: Python<'_>) -> PyResult<()> {
-        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|e| e.into_inner()));
+        let waiters = std::mem::take(&mut *self.waiters.lock());
         for (event_loop, fut) in waiters {
             // Thread-safe: push may come from any thread; the future belongs
             // to its loop.
@@ -150,10 +151,7 @@ impl PyConflatingQueue {
     /// Registers an asyncio future to be resolved when the queue is non-empty
     /// (at once if it already is). Used by `get()`.
     fn _wait(&self, py: Python<'_>, event_loop: Py<PyAny>, fut: Py<PyAny>) -> PyResult<()> {
-        self.waiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push((event_loop, fut));
+        self.waiters.lock().push((event_loop, fut));
         // Checked after registering, so a push in between is never missed.
         if !self.queue.is_empty() {
             self.wake_waiters(py)?;

@@ -11,7 +11,8 @@ use std::time::Duration;
 /// are the user's own Python objects.
 pub type PyCoreUpdate = Update<Py<PyAny>, Py<PyAny>>;
 
-/// The merged snapshot handed to a delegate.
+/// What a delegate is handed: everything merged for its order since the
+/// last hand-over.
 #[pyclass(frozen, module = "exo._core", name = "Update")]
 pub struct PyUpdate {
     order_id: OrderId,

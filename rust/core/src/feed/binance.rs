@@ -2,9 +2,17 @@
 //! (`wss://stream.binance.com:9443/stream`), frames wrapped as
 //! `{"stream": ..., "data": ...}`. Stream names use lowercase symbols; the
 //! engine's symbols are Binance's uppercase ones (`BTCUSDT`).
+//!
+//! What a frame delivers: a `bookTicker` gives a quote (a side with price 0
+//! and size 0, Binance's empty side, or a missing/`null`/`""` field, is
+//! empty: `None`), ordered by its update id `u` (an older one is dropped as
+//! stale: two connections overlap during a renewal). A `trade` (id `t`) or
+//! `aggTrade` (id `a`) gives a print when its quantity is above zero; a trade
+//! without `p` or `q` is a bad frame. Prices and sizes are read exactly from
+//! strings (documented) or numbers.
 
-use super::{decimal, need, FrameError, Parsed, TradeId, Venue};
-use crate::market::{Quote, Symbol, Trade};
+use super::{need, opt_decimal, print, req_decimal, FrameError, Parsed, Stamp, TradeId, Venue};
+use crate::market::{Quote, Symbol};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -38,21 +46,23 @@ struct Event<'a> {
     #[serde(borrow, rename = "s")]
     symbol: Option<Cow<'a, str>>,
     // "a" and "b" are prices (text) in bookTicker but order ids (numbers)
-    // in trade events: read them raw.
+    // in trade events and the aggregate trade id in aggTrade: read them raw.
     #[serde(borrow, rename = "b")]
     bid: Option<&'a RawValue>,
     #[serde(borrow, rename = "B")]
-    bid_size: Option<Cow<'a, str>>,
+    bid_size: Option<&'a RawValue>,
     #[serde(borrow, rename = "a")]
     ask: Option<&'a RawValue>,
     #[serde(borrow, rename = "A")]
-    ask_size: Option<Cow<'a, str>>,
+    ask_size: Option<&'a RawValue>,
     #[serde(borrow, rename = "p")]
-    price: Option<Cow<'a, str>>,
+    price: Option<&'a RawValue>,
     #[serde(borrow, rename = "q")]
-    qty: Option<Cow<'a, str>>,
+    qty: Option<&'a RawValue>,
     #[serde(rename = "t")]
     trade_id: Option<u64>,
+    #[serde(rename = "u")]
+    update_id: Option<u64>,
 }
 
 fn request(method: &str, symbols: &[Symbol], id: u64) -> Vec<String> {
@@ -69,6 +79,10 @@ fn request(method: &str, symbols: &[Symbol], id: u64) -> Vec<String> {
 impl Venue for Binance {
     fn name(&self) -> &'static str {
         "binance"
+    }
+
+    fn url(&self) -> &'static str {
+        URL
     }
 
     fn subscribe(&self, symbols: &[Symbol], id: u64) -> Vec<String> {
@@ -108,22 +122,24 @@ impl Venue for Binance {
         }
         let symbol: Symbol = out.symbol(&need("s", ev.symbol)?);
         if stream.ends_with("@bookTicker") {
-            let ask = need("a", ev.ask)?;
-            out.quotes.push(Quote {
+            let quote = Quote::new(
                 symbol,
-                bid_px: decimal("b", need("b", ev.bid)?.get())?,
-                bid_size: decimal("B", &need("B", ev.bid_size)?)?,
-                ask_px: decimal("a", ask.get())?,
-                ask_size: decimal("A", &need("A", ev.ask_size)?)?,
-            });
-            Ok(())
-        } else if stream.ends_with("@trade") {
-            let t = Trade::new(
-                symbol,
-                decimal("q", &need("q", ev.qty)?)?,
-                decimal("p", &need("p", ev.price)?)?,
+                (opt_decimal("b", ev.bid)?, opt_decimal("B", ev.bid_size)?),
+                (opt_decimal("a", ev.ask)?, opt_decimal("A", ev.ask_size)?),
             );
-            out.trades.push((t, ev.trade_id.map(TradeId::Seq)));
+            out.quotes.push((quote, ev.update_id.map(Stamp::Seq)));
+            Ok(())
+        } else if stream.ends_with("@trade") || stream.ends_with("@aggTrade") {
+            let px = req_decimal("p", ev.price)?;
+            let qty = req_decimal("q", ev.qty)?;
+            let id = if stream.ends_with("@trade") {
+                ev.trade_id
+            } else {
+                // The aggregate trade id, a JSON number.
+                ev.ask.and_then(|a| a.get().parse::<u64>().ok())
+            };
+            out.trades
+                .extend(print(symbol, Some(px), Some(qty)).map(|t| (t, id.map(TradeId::Seq))));
             Ok(())
         } else {
             Err(FrameError::Unknown(stream.to_string()))
@@ -144,8 +160,12 @@ mod tests {
         Binance
             .parse(r#"{"stream":"bnbusdt@bookTicker","data":{"u":400900217,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}"#, &mut p)
             .unwrap();
-        assert_eq!(&*p.quotes[0].symbol, "BNBUSDT");
-        assert_eq!(p.quotes[0].ask_px, "25.3652".parse::<Decimal>().unwrap());
+        assert_eq!(&*p.quotes[0].0.symbol, "BNBUSDT");
+        assert_eq!(
+            p.quotes[0].0.ask_px,
+            Some("25.3652".parse::<Decimal>().unwrap())
+        );
+        assert_eq!(p.quotes[0].1, Some(Stamp::Seq(400900217)));
         Binance
             .parse(r#"{"stream":"bnbbtc@trade","data":{"e":"trade","E":1672515782136,"s":"BNBBTC","t":12345,"p":"0.001","q":"100","T":1672515782136,"m":true,"M":true}}"#, &mut p)
             .unwrap();
@@ -155,6 +175,47 @@ mod tests {
             (Decimal::from(100), "0.001".parse().unwrap())
         );
         assert_eq!(id, &Some(TradeId::Seq(12345)));
+    }
+
+    #[test]
+    fn an_empty_or_missing_side_is_none_and_the_rest_is_delivered() {
+        let mut p = Parsed::default();
+        // Binance's empty side: price and size zero.
+        Binance
+            .parse(r#"{"stream":"bnbusdt@bookTicker","data":{"u":1,"s":"BNBUSDT","b":"25.35190000","B":"31.21000000","a":"0.00000000","A":"0.00000000"}}"#, &mut p)
+            .unwrap();
+        let q = &p.quotes[0].0;
+        assert_eq!(q.bid_size, Some("31.21".parse().unwrap()));
+        assert_eq!((q.ask_px, q.ask_size), (None, None));
+        p.clear();
+        // null, absent, and numbers for strings.
+        Binance
+            .parse(r#"{"stream":"bnbusdt@bookTicker","data":{"u":2,"s":"BNBUSDT","b":null,"B":null,"a":25.3652,"A":40}}"#, &mut p)
+            .unwrap();
+        let q = &p.quotes[0].0;
+        assert_eq!((q.bid_px, q.bid_size), (None, None));
+        assert_eq!(
+            (q.ask_px, q.ask_size),
+            (Some("25.3652".parse().unwrap()), Some(Decimal::from(40)))
+        );
+    }
+
+    #[test]
+    fn agg_trades_parse_with_their_aggregate_id() {
+        let mut p = Parsed::default();
+        Binance
+            .parse(r#"{"stream":"bnbbtc@aggTrade","data":{"e":"aggTrade","E":1672515782136,"s":"BNBBTC","a":12345,"p":"0.001","q":"100","f":100,"l":105,"T":1672515782136,"m":true,"M":true}}"#, &mut p)
+            .unwrap();
+        let (t, id) = &p.trades[0];
+        assert_eq!(t.last_qty, Decimal::from(100));
+        assert_eq!(id, &Some(TradeId::Seq(12345)));
+        assert_eq!(
+            Binance.parse(
+                r#"{"stream":"bnbbtc@trade","data":{"e":"trade","s":"BNBBTC","t":1,"q":"1"}}"#,
+                &mut p
+            ),
+            Err(FrameError::Missing("p"))
+        );
     }
 
     #[test]

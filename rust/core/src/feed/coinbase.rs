@@ -3,10 +3,24 @@
 //! A ticker message carries the best bid/ask and the last print; the print is
 //! repeated by later tickers until the next one, so it carries `trade_id` and
 //! is de-duplicated downstream.
+//!
+//! What a ticker delivers:
+//! - always a quote; a side sent as `null`, `""`, absent, or price `"0"`
+//!   with no (or zero) size is empty (`None`). Thin products send
+//!   `"best_ask": null`; an idle product's first ticker has zero prices and
+//!   no sizes, so both sides are empty. The quote is ordered by the
+//!   product's `sequence` (an older one is dropped as stale).
+//! - a print when it has `trade_id`, `price` and `last_size` > 0: without a
+//!   trade id a repeated print could not be told from a new one, and an idle
+//!   product's first ticker has none.
+//!
+//! Prices and sizes may be JSON strings (documented) or numbers; both are
+//! read exactly.
 
-use super::{decimal, need, FrameError, Parsed, TradeId, Venue};
-use crate::market::{Quote, Symbol, Trade};
+use super::{need, opt_decimal, print, FrameError, Parsed, Stamp, TradeId, Venue};
+use crate::market::{Quote, Symbol};
 use serde::Deserialize;
+use serde_json::value::RawValue;
 use std::borrow::Cow;
 
 /// The Coinbase Exchange ticker protocol.
@@ -23,18 +37,19 @@ struct Msg<'a> {
     #[serde(borrow)]
     product_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    best_bid: Option<Cow<'a, str>>,
+    best_bid: Option<&'a RawValue>,
     #[serde(borrow)]
-    best_bid_size: Option<Cow<'a, str>>,
+    best_bid_size: Option<&'a RawValue>,
     #[serde(borrow)]
-    best_ask: Option<Cow<'a, str>>,
+    best_ask: Option<&'a RawValue>,
     #[serde(borrow)]
-    best_ask_size: Option<Cow<'a, str>>,
+    best_ask_size: Option<&'a RawValue>,
     #[serde(borrow)]
-    price: Option<Cow<'a, str>>,
+    price: Option<&'a RawValue>,
     #[serde(borrow)]
-    last_size: Option<Cow<'a, str>>,
+    last_size: Option<&'a RawValue>,
     trade_id: Option<u64>,
+    sequence: Option<u64>,
     #[serde(borrow)]
     message: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -52,6 +67,10 @@ impl Venue for Coinbase {
         "coinbase"
     }
 
+    fn url(&self) -> &'static str {
+        URL
+    }
+
     fn subscribe(&self, symbols: &[Symbol], _id: u64) -> Vec<String> {
         vec![request("subscribe", symbols)]
     }
@@ -66,23 +85,24 @@ impl Venue for Coinbase {
         match &*m.kind {
             "ticker" => {
                 let symbol: Symbol = out.symbol(&need("product_id", m.product_id)?);
-                let quote = Quote {
-                    symbol: symbol.clone(),
-                    bid_px: decimal("best_bid", &need("best_bid", m.best_bid)?)?,
-                    bid_size: decimal("best_bid_size", &need("best_bid_size", m.best_bid_size)?)?,
-                    ask_px: decimal("best_ask", &need("best_ask", m.best_ask)?)?,
-                    ask_size: decimal("best_ask_size", &need("best_ask_size", m.best_ask_size)?)?,
-                };
-                // A ticker without a print (e.g. right after subscribing) is a quote only.
-                let trade = match (m.price, m.last_size) {
-                    (Some(px), Some(qty)) => Some((
-                        Trade::new(symbol, decimal("last_size", &qty)?, decimal("price", &px)?),
-                        m.trade_id.map(TradeId::Seq),
-                    )),
-                    _ => None,
-                };
-                out.quotes.push(quote);
-                out.trades.extend(trade);
+                let quote = Quote::new(
+                    symbol.clone(),
+                    (
+                        opt_decimal("best_bid", m.best_bid)?,
+                        opt_decimal("best_bid_size", m.best_bid_size)?,
+                    ),
+                    (
+                        opt_decimal("best_ask", m.best_ask)?,
+                        opt_decimal("best_ask_size", m.best_ask_size)?,
+                    ),
+                );
+                let px = opt_decimal("price", m.price)?;
+                let qty = opt_decimal("last_size", m.last_size)?;
+                if let Some(id) = m.trade_id {
+                    out.trades
+                        .extend(print(symbol, px, qty).map(|t| (t, Some(TradeId::Seq(id)))));
+                }
+                out.quotes.push((quote, m.sequence.map(Stamp::Seq)));
                 Ok(())
             }
             "subscriptions" => {
@@ -109,18 +129,100 @@ mod tests {
 
     const TICKER: &str = r#"{"type":"ticker","sequence":37475248783,"product_id":"ETH-USD","price":"1285.22","open_24h":"1310.79","volume_24h":"245532.79269678","low_24h":"1280.52","high_24h":"1313.8","volume_30d":"9788783.60117027","best_bid":"1285.04","best_bid_size":"0.46688654","best_ask":"1285.27","best_ask_size":"1.56637040","side":"buy","time":"2022-10-19T23:28:22.061769Z","trade_id":370843401,"last_size":"11.4396987"}"#;
 
+    /// A thin product with no asks (public bug reports of feed handlers).
+    const NO_ASK: &str = r#"{"type":"ticker","sequence":6,"product_id":"ZIL-USDC","price":"0.0215","best_bid":"0.0214","best_bid_size":"10","best_ask":null,"best_ask_size":null,"side":"buy","time":"2019-02-05T12:00:00.000000Z","trade_id":7,"last_size":"100"}"#;
+
+    fn d(s: &str) -> Option<Decimal> {
+        Some(s.parse().unwrap())
+    }
+
     #[test]
     fn a_ticker_gives_a_quote_and_a_print() {
         let mut p = Parsed::default();
         Coinbase.parse(TICKER, &mut p).unwrap();
-        let q = &p.quotes[0];
+        let (q, stamp) = &p.quotes[0];
         assert_eq!(&*q.symbol, "ETH-USD");
-        assert_eq!(q.bid_px, "1285.04".parse::<Decimal>().unwrap());
-        assert_eq!(q.ask_size, "1.56637040".parse::<Decimal>().unwrap());
+        assert_eq!(q.bid_px, d("1285.04"));
+        assert_eq!(q.ask_size, d("1.56637040"));
+        assert_eq!(stamp, &Some(Stamp::Seq(37475248783)));
         let (t, id) = &p.trades[0];
-        assert_eq!(t.last_px, "1285.22".parse::<Decimal>().unwrap());
-        assert_eq!(t.last_qty, "11.4396987".parse::<Decimal>().unwrap());
+        assert_eq!(Some(t.last_px), d("1285.22"));
+        assert_eq!(Some(t.last_qty), d("11.4396987"));
         assert_eq!(id, &Some(TradeId::Seq(370843401)));
+    }
+
+    #[test]
+    fn a_ticker_with_a_null_ask_delivers_its_print_and_an_empty_ask() {
+        let mut p = Parsed::default();
+        Coinbase.parse(NO_ASK, &mut p).unwrap();
+        let (q, _) = &p.quotes[0];
+        assert_eq!((q.bid_px, q.bid_size), (d("0.0214"), d("10")));
+        assert_eq!((q.ask_px, q.ask_size), (None, None));
+        let (t, id) = &p.trades[0];
+        assert_eq!((Some(t.last_px), Some(t.last_qty)), (d("0.0215"), d("100")));
+        assert_eq!(id, &Some(TradeId::Seq(7)));
+    }
+
+    #[test]
+    fn an_empty_string_or_absent_side_is_empty_and_numbers_are_read_exactly() {
+        let mut p = Parsed::default();
+        let empty = NO_ASK.replace(
+            r#""best_ask":null,"best_ask_size":null"#,
+            r#""best_ask":"","best_ask_size":"""#,
+        );
+        Coinbase.parse(&empty, &mut p).unwrap();
+        assert_eq!((p.quotes[0].0.ask_px, p.trades.len()), (None, 1));
+        p.clear();
+        let absent = NO_ASK.replace(r#""best_ask":null,"best_ask_size":null,"#, "");
+        Coinbase.parse(&absent, &mut p).unwrap();
+        assert_eq!((p.quotes[0].0.ask_px, p.trades.len()), (None, 1));
+        p.clear();
+        // Numbers where strings are documented: exact, never through an f64.
+        let numbers = NO_ASK
+            .replace(
+                r#""best_bid":"0.0214""#,
+                r#""best_bid":0.1000000000000000055511"#,
+            )
+            .replace(r#""best_ask":null"#, r#""best_ask":12345678.123456789"#)
+            .replace(r#""best_ask_size":null"#, r#""best_ask_size":2.5e2"#)
+            .replace(r#""last_size":"100""#, r#""last_size":100"#);
+        Coinbase.parse(&numbers, &mut p).unwrap();
+        let (q, _) = &p.quotes[0];
+        assert_eq!(q.bid_px, d("0.1000000000000000055511"));
+        assert_eq!((q.ask_px, q.ask_size), (d("12345678.123456789"), d("250")));
+        assert_eq!(Some(p.trades[0].0.last_qty), d("100"));
+    }
+
+    #[test]
+    fn an_idle_products_first_ticker_is_an_empty_quote_and_no_print() {
+        // No time, trade_id or sizes; zero prices.
+        let idle = r#"{"type":"ticker","sequence":0,"product_id":"ZIL-USDC","price":"0","open_24h":"0","volume_24h":"0","low_24h":"0","high_24h":"0","volume_30d":"0","best_bid":"0","best_ask":"0","side":""}"#;
+        let mut p = Parsed::default();
+        Coinbase.parse(idle, &mut p).unwrap();
+        let (q, _) = &p.quotes[0];
+        assert_eq!(
+            (q.bid_px, q.bid_size, q.ask_px, q.ask_size),
+            (None, None, None, None)
+        );
+        assert!(p.trades.is_empty());
+        // A zero-size print with an id is no print either.
+        p.clear();
+        Coinbase
+            .parse(
+                &NO_ASK.replace(r#""last_size":"100""#, r#""last_size":"0""#),
+                &mut p,
+            )
+            .unwrap();
+        assert!(p.trades.is_empty());
+    }
+
+    #[test]
+    fn a_print_without_a_trade_id_is_not_delivered() {
+        let mut p = Parsed::default();
+        Coinbase
+            .parse(&NO_ASK.replace(r#""trade_id":7,"#, ""), &mut p)
+            .unwrap();
+        assert_eq!((p.quotes.len(), p.trades.len()), (1, 0));
     }
 
     #[test]
@@ -130,19 +232,31 @@ mod tests {
             Coinbase.parse("{not json", &mut p),
             Err(FrameError::Malformed(_))
         ));
-        let missing = TICKER.replace(r#""best_bid":"1285.04","#, "");
         assert_eq!(
-            Coinbase.parse(&missing, &mut p),
-            Err(FrameError::Missing("best_bid"))
+            Coinbase.parse(&TICKER.replace(r#""product_id":"ETH-USD","#, ""), &mut p),
+            Err(FrameError::Missing("product_id"))
         );
-        let bad = TICKER.replace(r#""best_ask":"1285.27""#, r#""best_ask":"abc""#);
-        assert!(matches!(
-            Coinbase.parse(&bad, &mut p),
-            Err(FrameError::BadNumber {
-                field: "best_ask",
-                ..
-            })
-        ));
+        for bad in [
+            r#""abc""#,
+            r#""1_000""#,
+            "true",
+            r#"" 1""#,
+            r#""+1""#,
+            r#""1e""#,
+            "[1]",
+        ] {
+            let frame = TICKER.replace(r#""best_ask":"1285.27""#, &format!(r#""best_ask":{bad}"#));
+            assert!(
+                matches!(
+                    Coinbase.parse(&frame, &mut p),
+                    Err(FrameError::BadNumber {
+                        field: "best_ask",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
         assert_eq!(
             Coinbase.parse(r#"{"type":"level2"}"#, &mut p),
             Err(FrameError::Unknown("level2".into()))

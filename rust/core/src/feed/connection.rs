@@ -2,23 +2,33 @@
 //!
 //! The invariant: while at least one symbol is subscribed there is one live
 //! connection carrying all of them, or one being opened. Around that:
-//! - connects are spaced to at most `connects_per_second`;
+//! - connects are spaced to at most `connects_per_second` (a GCRA limiter);
 //! - a connection is renewed after `lifetime` (or when the venue announces a
 //!   shutdown): the new one is opened and subscribed first, the old one closed
 //!   only once the new one is live, so no gap appears (prints seen on both are
 //!   de-duplicated);
-//! - after an error or a close, reconnect with exponential backoff;
+//! - after an error or a close, reconnect with exponential backoff and
+//!   jitter ([`Backoff`]);
 //! - a watchdog reconnects a connection silent for `silence`;
 //! - bad frames are counted and reported, never fatal.
+//!
+//! Connects, renewals, reconnects and bad frames are logged under
+//! `exo.feeds.<venue>` (the `log` target), besides the error sink.
 
 use super::{
-    deliver, snippet, Command, Dedup, ErrorSink, FeedHandle, FeedStats, MarketSink, Parsed, Venue,
+    deliver, snippet, Command, Dedup, ErrorSink, FeedError, FeedHandle, FeedStats, FrameError,
+    MarketSink, Parsed, Venue,
 };
+use crate::backoff::Backoff;
 use crate::market::Symbol;
 use futures_util::{SinkExt, StreamExt};
+use governor::clock::Clock;
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::time::{sleep_until, Instant};
@@ -61,6 +71,37 @@ impl WsConfig {
             connect_timeout: Duration::from_secs(10),
         }
     }
+
+    /// Checks the settings that have no natural bound in their type.
+    pub fn validate(&self) -> Result<(), FeedError> {
+        if !(self.connects_per_second.is_finite() && self.connects_per_second > 0.0) {
+            return Err(FeedError::Invalid(
+                "connects_per_second: must be positive".into(),
+            ));
+        }
+        if self.max_frame_bytes == 0 {
+            return Err(FeedError::Invalid(
+                "max_frame_bytes: must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// At most one event per `period`, no bursts.
+fn spaced(period: Duration) -> DefaultDirectRateLimiter {
+    let quota = Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MAX))
+        .allow_burst(NonZeroU32::MIN);
+    RateLimiter::direct(quota)
+}
+
+/// Ok when the limiter allows one event now (and counts it), else when to
+/// try again.
+fn admit(limiter: &DefaultDirectRateLimiter) -> Result<(), Instant> {
+    limiter
+        .check()
+        .map_err(|not_until| Instant::now() + not_until.wait_time_from(limiter.clock().now()))
 }
 
 /// Shared by the manager and its connections.
@@ -72,10 +113,14 @@ struct State {
     errors: ErrorSink,
     subscribed: RwLock<HashSet<Symbol>>,
     dedup: Mutex<Dedup>,
+    /// `exo.feeds.<venue>`: where this feed logs.
+    target: String,
 }
 
 impl State {
+    /// Counts, logs and reports a problem (never fatal).
     fn report(&self, message: String) {
+        log::warn!(target: &self.target, "{message}");
         self.stats.errors.fetch_add(1, Ordering::Relaxed);
         (self.errors)(self.venue.name(), message);
     }
@@ -127,6 +172,7 @@ pub fn spawn(
         errors,
         subscribed: RwLock::new(HashSet::new()),
         dedup: Mutex::new(Dedup::default()),
+        target: format!("exo.feeds.{name}"),
     });
     let task = tokio::spawn(manage(state, rx));
     FeedHandle::new(name, stats, tx, task)
@@ -139,16 +185,14 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
     let mut active: Option<Conn> = None;
     let mut renewing: Option<Conn> = None;
     let mut next_id = 0u64;
-    let spacing = Duration::from_secs_f64(1.0 / cfg.connects_per_second.max(1e-6));
-    let mut last_connect: Option<Instant> = None;
-    let mut failures = 0u32;
+    let connects = spaced(Duration::from_secs_f64(1.0 / cfg.connects_per_second));
+    let mut backoff = Backoff::new(cfg.backoff_initial, cfg.backoff_max);
     let mut reconnect_at: Option<Instant> = None;
     let mut renew_at: Option<Instant> = None;
     let far = || Instant::now() + Duration::from_secs(86400 * 365);
 
-    let mut open = |symbols: &BTreeSet<Symbol>, last_connect: &mut Option<Instant>| -> Conn {
+    let mut open = |symbols: &BTreeSet<Symbol>| -> Conn {
         next_id += 1;
-        *last_connect = Some(Instant::now());
         let (tx, rx) = unbounded_channel();
         let id = next_id;
         tokio::spawn(connection(
@@ -160,23 +204,16 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
         ));
         Conn { id, tx }
     };
-    // The earliest a new connection may be opened: rate limit and backoff.
-    let slot = |last_connect: Option<Instant>, delay: Duration| -> Instant {
-        let now = Instant::now();
-        let by_rate = last_connect.map_or(now, |t| t + spacing);
-        by_rate.max(now + delay)
-    };
-
     loop {
         if !symbols.is_empty() && active.is_none() && renewing.is_none() && reconnect_at.is_none() {
-            reconnect_at = Some(slot(last_connect, Duration::ZERO));
+            reconnect_at = Some(Instant::now());
         }
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 None | Some(Command::Stop) => break,
                 Some(Command::Subscribe(s)) => {
                     if symbols.insert(s.clone()) {
-                        state.subscribed.write().unwrap_or_else(|e| e.into_inner()).insert(s.clone());
+                        state.subscribed.write().insert(s.clone());
                         for c in active.iter().chain(renewing.iter()) {
                             let _ = c.tx.send(ConnCmd::Subscribe(s.clone()));
                         }
@@ -184,8 +221,8 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
                 }
                 Some(Command::Unsubscribe(s)) => {
                     if symbols.remove(&s) {
-                        state.subscribed.write().unwrap_or_else(|e| e.into_inner()).remove(&s);
-                        state.dedup.lock().unwrap_or_else(|e| e.into_inner()).forget(&s);
+                        state.subscribed.write().remove(&s);
+                        state.dedup.lock().forget(&s);
                         for c in active.iter().chain(renewing.iter()) {
                             let _ = c.tx.send(ConnCmd::Unsubscribe(s.clone()));
                         }
@@ -211,14 +248,15 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
         }
                         active = renewing.take();
                         state.stats.renewals.fetch_add(1, Ordering::Relaxed);
+                        log::info!(target: &state.target, "connection renewed: the new one is live, the old one closed");
                         renew_at = Some(Instant::now() + cfg.lifetime);
-                        failures = 0;
+                        backoff.reset();
                     } else if active.as_ref().is_some_and(|c| c.id == id) {
                         // Keep an earlier renewal (the venue may announce a
                         // shutdown before our subscription is acknowledged).
                         let end_of_life = Instant::now() + cfg.lifetime;
                         renew_at = Some(renew_at.map_or(end_of_life, |t| t.min(end_of_life)));
-                        failures = 0;
+                        backoff.reset();
                     }
                 }
                 ConnEvent::Renew => {
@@ -232,17 +270,15 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
                         renew_at = active.as_ref().map(|_| Instant::now() + cfg.lifetime);
                         if !symbols.is_empty() {
                             state.stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                            failures += 1;
-                            let delay = backoff(&cfg, failures);
+                            let delay = backoff.next_delay();
                             state.report(format!("{reason}; reconnecting in {:.1}s", delay.as_secs_f64()));
                             if active.is_none() {
-                                reconnect_at = Some(slot(last_connect, delay));
+                                reconnect_at = Some(Instant::now() + delay);
                             }
                         }
                     } else if renewing.as_ref().is_some_and(|c| c.id == id) {
                         renewing = None;
-                        failures += 1;
-                        let delay = backoff(&cfg, failures);
+                        let delay = backoff.next_delay();
                         state.report(format!("renewal failed: {reason}; retrying in {:.1}s", delay.as_secs_f64()));
                         renew_at = Some(Instant::now() + delay);
                     }
@@ -251,17 +287,21 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
             _ = sleep_until(reconnect_at.unwrap_or_else(far)), if reconnect_at.is_some() => {
                 reconnect_at = None;
                 if !symbols.is_empty() && active.is_none() {
-                    active = Some(open(&symbols, &mut last_connect));
+                    match admit(&connects) {
+                        Ok(()) => active = Some(open(&symbols)),
+                        Err(at) => reconnect_at = Some(at),
+                    }
                 }
             }
             _ = sleep_until(renew_at.unwrap_or_else(far)), if renew_at.is_some() && renewing.is_none() => {
                 renew_at = None;
                 if active.is_some() && !symbols.is_empty() {
-                    let at = slot(last_connect, Duration::ZERO);
-                    if at > Instant::now() {
-                        renew_at = Some(at);
-                    } else {
-                        renewing = Some(open(&symbols, &mut last_connect));
+                    match admit(&connects) {
+                        Ok(()) => {
+                            log::info!(target: &state.target, "renewing the connection");
+                            renewing = Some(open(&symbols));
+                        }
+                        Err(at) => renew_at = Some(at),
                     }
                 }
             }
@@ -273,13 +313,6 @@ async fn manage(state: Arc<State>, mut cmds: UnboundedReceiver<Command>) {
     if let Some(c) = renewing.take() {
         c.close();
     }
-}
-
-fn backoff(cfg: &WsConfig, failures: u32) -> Duration {
-    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-    cfg.backoff_initial
-        .saturating_mul(factor)
-        .min(cfg.backoff_max)
 }
 
 async fn connection(
@@ -298,8 +331,10 @@ struct Outbox {
     subscribe: BTreeSet<Symbol>,
     unsubscribe: BTreeSet<Symbol>,
     replies: VecDeque<String>,
-    sent: VecDeque<Instant>,
-    per_second: Option<u32>,
+    /// The venue's limit on client messages (None: unlimited).
+    limiter: Option<DefaultDirectRateLimiter>,
+    /// When the limiter next allows a message, after it refused one.
+    not_before: Option<Instant>,
     request_id: u64,
 }
 
@@ -309,30 +344,22 @@ impl Outbox {
     }
 
     /// When the next message may go out.
-    fn gate(&mut self) -> Instant {
-        let now = Instant::now();
-        let Some(limit) = self.per_second else {
-            return now;
-        };
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-        {
-            self.sent.pop_front();
-        }
-        if self.sent.len() < limit as usize {
-            now
-        } else {
-            self.sent[0] + Duration::from_secs(1)
-        }
+    fn gate(&self) -> Instant {
+        self.not_before.unwrap_or_else(Instant::now)
     }
 
     /// The next message to send, if the rate limit allows one now.
     fn next(&mut self, venue: &dyn Venue) -> Option<String> {
-        if self.gate() > Instant::now() {
+        if self.is_empty() {
             return None;
         }
+        if let Some(limiter) = &self.limiter {
+            if let Err(at) = admit(limiter) {
+                self.not_before = Some(at);
+                return None;
+            }
+        }
+        self.not_before = None;
         let msg = if let Some(r) = self.replies.pop_front() {
             r
         } else if !self.unsubscribe.is_empty() {
@@ -346,9 +373,6 @@ impl Outbox {
         } else {
             return None;
         };
-        if self.per_second.is_some() {
-            self.sent.push_back(Instant::now());
-        }
         Some(msg)
     }
 }
@@ -379,13 +403,16 @@ async fn run_connection(
         Ok(Ok((ws, _))) => ws,
     };
     state.stats.connects.fetch_add(1, Ordering::Relaxed);
+    log::info!(target: &state.target, "connected to {}", cfg.url);
     let (mut write, mut read) = ws.split();
     let mut outbox = Outbox {
         subscribe: symbols.into_iter().collect(),
         unsubscribe: BTreeSet::new(),
         replies: VecDeque::new(),
-        sent: VecDeque::new(),
-        per_second: venue.max_messages_per_second(),
+        limiter: venue
+            .max_messages_per_second()
+            .map(|n| spaced(Duration::from_secs(1) / n.max(1))),
+        not_before: None,
         request_id: id * 1_000_000,
     };
     let mut parsed = Parsed::default();
@@ -453,7 +480,7 @@ async fn run_connection(
                     }
                     // Tell the venue what we no longer want before leaving.
                     outbox.subscribe.clear();
-                    outbox.per_second = None;
+                    outbox.limiter = None;
                     while let Some(msg) = outbox.next(venue) {
                         for line in msg.split('\n') {
                             let _ = write.send(Message::text(line.to_string())).await;
@@ -494,12 +521,8 @@ fn on_text(
     let cfg = &state.cfg;
     state.stats.frames.fetch_add(1, Ordering::Relaxed);
     if text.len() > cfg.max_frame_bytes {
-        state.report(format!(
-            "frame of {} bytes exceeds the limit of {} bytes; skipped: {}",
-            text.len(),
-            cfg.max_frame_bytes,
-            snippet(text)
-        ));
+        let e = FrameError::Oversized(text.len(), cfg.max_frame_bytes);
+        state.report(format!("{e}; skipped: {}", snippet(text)));
         return;
     }
     parsed.clear();
@@ -518,8 +541,8 @@ fn on_text(
         outbox.replies.push_back(r);
     }
     if parsed.has_data() {
-        let subscribed = state.subscribed.read().unwrap_or_else(|e| e.into_inner());
-        let mut dedup = state.dedup.lock().unwrap_or_else(|e| e.into_inner());
+        let subscribed = state.subscribed.read();
+        let mut dedup = state.dedup.lock();
         deliver(
             parsed,
             &|s| subscribed.contains(s),

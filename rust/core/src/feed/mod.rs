@@ -3,7 +3,18 @@
 //!
 //! The invariant: a feed delivers only symbols the dispatcher subscribed, and
 //! each print once (trades are de-duplicated by the venue's trade id, so the
-//! overlap of a renewed connection or a repeated ticker never double counts).
+//! overlap of a renewed connection or a repeated ticker never double counts),
+//! and never an older quote after a newer one (quotes are ordered by the
+//! venue's ordering key where it has one, see [`Stamp`]; older ones are
+//! dropped and counted as `stale`).
+//!
+//! What a frame carries is delivered: a missing side of the book (`null`,
+//! `""`, absent, or price 0 with no size) is an empty side (`None`, see
+//! [`Quote`]), never a reason to drop the frame; prices and sizes are read
+//! exactly from JSON strings or JSON numbers (their text, never an f64).
+//! A value that is there but is not a decimal number (`"abc"`, `true`,
+//! `"1_000"`) makes the frame bad: it is counted as an error and reported,
+//! and nothing in it is delivered.
 //!
 //! - [`Venue`]: a venue's protocol: subscribe messages and frame parsing
 //!   ([`coinbase`], [`binance`], [`bitmex`]).
@@ -11,6 +22,8 @@
 //!   renewal after a lifetime (new one open before the old closes),
 //!   reconnect with exponential backoff, and a silence watchdog.
 //! - [`replay`]: recorded frames played back, the embedded default.
+//! - [`control`]: Feed, one configured feed an engine starts, subscribes and stops.
+//! - [`dedup`]: each print delivered once, by the venue's trade id.
 //! - [`sink`]: where parsed data goes: per-symbol conflating queues (newest
 //!   quote wins, prints aggregate) that the dispatcher drains.
 
@@ -18,17 +31,20 @@ pub mod binance;
 pub mod bitmex;
 pub mod coinbase;
 pub mod connection;
+pub mod control;
+pub mod dedup;
 pub mod replay;
 pub mod sink;
 
 use crate::market::{Quote, Symbol, Trade};
 use rust_decimal::Decimal;
-use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
-use std::collections::VecDeque;
-use std::str::FromStr;
+use rustc_hash::FxHashMap as HashMap;
+use serde_json::value::RawValue;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub use control::{seconds, venue, Feed, FeedError, Source};
+pub use dedup::Dedup;
 pub use sink::MarketSink;
 
 /// A venue's identifier for a print, used to deliver each print once.
@@ -40,11 +56,44 @@ pub enum TradeId {
     Text(String),
 }
 
+/// A venue's ordering key for a quote: an older stamp never replaces a newer
+/// one of the same symbol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// An update id or sequence number, increasing per symbol (Binance
+    /// bookTicker `u`, Coinbase ticker `sequence`): a quote is stale unless
+    /// its id is greater than the newest delivered one.
+    Seq(u64),
+    /// A venue time in milliseconds (BitMEX quote `timestamp`): several
+    /// quotes may share one, so a quote is stale only when its time is
+    /// earlier than the newest delivered one's.
+    Millis(u64),
+}
+
+/// Milliseconds since 0000-01-01 from an ISO 8601 UTC time
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (BitMEX's only format); `None` for any other
+/// text, so such a quote is delivered without ordering. Only the order of
+/// the values matters (months are counted as 31 days).
+pub fn iso_millis(t: &str) -> Option<u64> {
+    let b = t.as_bytes();
+    if b.len() != 24 || &b[4..5] != b"-" || b[10] != b'T' || b[19] != b'.' || b[23] != b'Z' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| -> Option<u64> {
+        b[r].iter().try_fold(0u64, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u64::from(c - b'0'))
+        })
+    };
+    let days = (n(0..4)? * 12 + n(5..7)?) * 31 + n(8..10)?;
+    let secs = ((days * 24 + n(11..13)?) * 60 + n(14..16)?) * 60 + n(17..19)?;
+    Some(secs * 1000 + n(20..23)?)
+}
+
 /// What one frame held.
 #[derive(Debug, Default)]
 pub struct Parsed {
-    /// Quotes, in frame order.
-    pub quotes: Vec<Quote>,
+    /// Quotes with their ordering key, if the venue sent one, in frame order.
+    pub quotes: Vec<(Quote, Option<Stamp>)>,
     /// Prints with their ids, in frame order.
     pub trades: Vec<(Trade, Option<TradeId>)>,
     /// The frame was a subscription acknowledgement.
@@ -109,20 +158,133 @@ pub enum FrameError {
     /// The venue reported an error (e.g. an unknown product).
     #[error("venue error: {0}")]
     Venue(String),
-    /// The frame is larger than the configured limit.
+    /// The frame is larger than the configured limit (`max_frame_bytes`).
     #[error("frame of {0} bytes exceeds the limit of {1} bytes")]
     Oversized(usize, usize),
 }
 
-/// Parses a decimal field sent as text or as a JSON number's raw text.
+/// Checks the JSON number grammar: `-?digits(.digits)?([eE][+-]?digits)?`
+/// (leading zeros allowed). Nothing else is a price or a size: no `_`, no
+/// `+`, no spaces, no `inf`/`nan`.
+///
+/// Returns `None` when it is not a number, else whether it has an exponent.
+fn number_shape(t: &[u8]) -> Option<bool> {
+    let mut i = usize::from(t.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < t.len() && t[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    if !digits(&mut i) {
+        return None;
+    }
+    if t.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return None;
+        }
+    }
+    let exponent = matches!(t.get(i), Some(b'e' | b'E'));
+    if exponent {
+        i += 1;
+        if matches!(t.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return None;
+        }
+    }
+    (i == t.len()).then_some(exponent)
+}
+
+/// The most significant digits a mantissa may have so that it is always
+/// held exactly (a Decimal's 96-bit integer holds any 28 digits).
+const MAX_DIGITS: usize = 28;
+
+/// Parses a decimal field sent as text or as a JSON number's raw text
+/// (quotes around it are removed). Exact: the digits are read as written,
+/// and a number a Decimal cannot hold exactly (more than 28 significant
+/// digits or places, or beyond ±7.9e28) is refused, never rounded.
 pub fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
-    let t = text.trim_matches('"');
-    Decimal::from_str(t)
-        .or_else(|_| Decimal::from_scientific(t))
-        .map_err(|_| FrameError::BadNumber {
-            field,
-            value: t.chars().take(40).collect(),
-        })
+    let t = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    let bad = || FrameError::BadNumber {
+        field,
+        value: t.chars().take(40).collect(),
+    };
+    let Some(exponent) = number_shape(t.as_bytes()) else {
+        return Err(bad());
+    };
+    if exponent {
+        let e = t.find(['e', 'E']).unwrap_or(t.len());
+        // from_scientific rounds a long mantissa: refuse one that is too long.
+        let mantissa = t[..e].trim_start_matches('-');
+        let mantissa = match mantissa.find('.') {
+            Some(_) => mantissa.trim_end_matches('0'),
+            None => mantissa,
+        };
+        let digits = mantissa.bytes().filter(u8::is_ascii_digit);
+        if digits.skip_while(|&c| c == b'0').count() > MAX_DIGITS {
+            return Err(bad());
+        }
+        return Decimal::from_scientific(t).map_err(|_| bad());
+    }
+    match Decimal::from_str_exact(t) {
+        Ok(d) => Ok(d),
+        // Trailing zeros past 28 places lose nothing: drop them and retry.
+        Err(_) if t.contains('.') && t.ends_with('0') => {
+            Decimal::from_str_exact(t.trim_end_matches('0').trim_end_matches('.'))
+                .map_err(|_| bad())
+        }
+        Err(_) => Err(bad()),
+    }
+}
+
+/// Reads an optional price or size given raw: absent, `null` and `""` are
+/// `None`; a JSON string or number holding a decimal is its exact value;
+/// anything else is [`FrameError::BadNumber`].
+pub fn opt_decimal(
+    field: &'static str,
+    raw: Option<&RawValue>,
+) -> Result<Option<Decimal>, FrameError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') if text.len() == 2 => Ok(None),
+        Some(b'n') if text == "null" => Ok(None),
+        _ => match decimal(field, text) {
+            Ok(d) => Ok(Some(d)),
+            // Escapes in a number are odd but valid JSON: decode, then read
+            // (off the hot path: only a string that did not read as is).
+            Err(e) if text.starts_with('"') && text.contains('\\') => {
+                let s: String = serde_json::from_str(text).map_err(|_| e)?;
+                if s.is_empty() {
+                    Ok(None)
+                } else {
+                    decimal(field, &s).map(Some)
+                }
+            }
+            Err(e) => Err(e),
+        },
+    }
+}
+
+/// A required price or size, given raw (see [`opt_decimal`]).
+pub fn req_decimal(field: &'static str, raw: Option<&RawValue>) -> Result<Decimal, FrameError> {
+    need(field, opt_decimal(field, raw)?)
+}
+
+/// A print when the frame carries one: a price and a quantity above zero (a
+/// print of nothing, as an idle product's first ticker sends, is no print).
+pub fn print(symbol: Symbol, px: Option<Decimal>, qty: Option<Decimal>) -> Option<Trade> {
+    match (px, qty) {
+        (Some(px), Some(qty)) if qty > Decimal::ZERO => Some(Trade::new(symbol, qty, px)),
+        _ => None,
+    }
 }
 
 /// Unwraps a required field.
@@ -135,6 +297,8 @@ pub fn need<T>(field: &'static str, v: Option<T>) -> Result<T, FrameError> {
 pub trait Venue: Send + Sync + 'static {
     /// Short name used in errors and counters (`coinbase`, ...).
     fn name(&self) -> &'static str;
+    /// The venue's public market-data endpoint.
+    fn url(&self) -> &'static str;
     /// Messages that subscribe `symbols` (quotes and trades).
     fn subscribe(&self, symbols: &[Symbol], request_id: u64) -> Vec<String>;
     /// Messages that unsubscribe `symbols`.
@@ -158,6 +322,9 @@ pub struct FeedStats {
     pub trades: AtomicU64,
     /// Prints dropped as duplicates.
     pub duplicates: AtomicU64,
+    /// Quotes dropped because a newer one of the symbol was already delivered
+    /// (e.g. from the lagging connection during a renewal).
+    pub stale: AtomicU64,
     /// Frames or connections that went wrong.
     pub errors: AtomicU64,
     /// Connections opened.
@@ -170,13 +337,14 @@ pub struct FeedStats {
 
 impl FeedStats {
     /// The counters by name.
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
         let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
         vec![
             ("frames", l(&self.frames)),
             ("quotes", l(&self.quotes)),
             ("trades", l(&self.trades)),
             ("duplicates", l(&self.duplicates)),
+            ("stale", l(&self.stale)),
             ("errors", l(&self.errors)),
             ("connects", l(&self.connects)),
             ("reconnects", l(&self.reconnects)),
@@ -198,112 +366,8 @@ pub fn snippet(frame: &str) -> String {
     s
 }
 
-/// Remembers which prints were delivered, per symbol, so each is delivered once.
-///
-/// Two connections overlap while one is renewed, and the old one may lag:
-/// prints can arrive out of order, so sequential ids are remembered in a
-/// window rather than as a high-water mark (which would drop a late,
-/// never-seen print).
-#[derive(Default)]
-pub struct Dedup {
-    seq: HashMap<Symbol, SeqWindow>,
-    recent_text: HashMap<Symbol, (HashSet<String>, VecDeque<String>)>,
-}
-
-/// How many trade ids are remembered per symbol.
-const WINDOW: u64 = 4096;
-const WORDS: usize = (WINDOW / 64) as usize;
-
-/// The last [`WINDOW`] sequential ids as a ring of bits: O(1) per print.
-struct SeqWindow {
-    max: u64,
-    bits: [u64; WORDS],
-}
-
-impl SeqWindow {
-    fn new(first: u64) -> Self {
-        let mut w = SeqWindow {
-            max: first,
-            bits: [0; WORDS],
-        };
-        w.set(first);
-        w
-    }
-
-    fn slot(n: u64) -> (usize, u64) {
-        let i = n % WINDOW;
-        ((i / 64) as usize, 1u64 << (i % 64))
-    }
-
-    fn set(&mut self, n: u64) {
-        let (w, b) = Self::slot(n);
-        self.bits[w] |= b;
-    }
-
-    fn first_time(&mut self, n: u64) -> bool {
-        if n > self.max {
-            // Ids between the old and the new max enter the window unseen.
-            if n - self.max >= WINDOW {
-                self.bits = [0; WORDS];
-            } else {
-                for m in self.max + 1..n {
-                    let (w, b) = Self::slot(m);
-                    self.bits[w] &= !b;
-                }
-                let (w, b) = Self::slot(n);
-                self.bits[w] &= !b;
-            }
-            self.max = n;
-            self.set(n);
-            return true;
-        }
-        if n + WINDOW <= self.max {
-            return false; // older than the window: long since delivered
-        }
-        let (w, b) = Self::slot(n);
-        if self.bits[w] & b != 0 {
-            return false;
-        }
-        self.bits[w] |= b;
-        true
-    }
-}
-
-impl Dedup {
-    /// True the first time a print is seen.
-    pub fn first_time(&mut self, symbol: &Symbol, id: &TradeId) -> bool {
-        match id {
-            TradeId::Seq(n) => match self.seq.get_mut(symbol) {
-                Some(w) => w.first_time(*n),
-                None => {
-                    self.seq.insert(symbol.clone(), SeqWindow::new(*n));
-                    true
-                }
-            },
-            TradeId::Text(t) => {
-                let (set, order) = self.recent_text.entry(symbol.clone()).or_default();
-                if !set.insert(t.clone()) {
-                    return false;
-                }
-                order.push_back(t.clone());
-                if order.len() > WINDOW as usize {
-                    if let Some(old) = order.pop_front() {
-                        set.remove(&old);
-                    }
-                }
-                true
-            }
-        }
-    }
-
-    /// Forgets a symbol (it was unsubscribed).
-    pub fn forget(&mut self, symbol: &Symbol) {
-        self.seq.remove(symbol);
-        self.recent_text.remove(symbol);
-    }
-}
-
-/// Delivers a parsed frame: quotes and first-seen prints of subscribed symbols.
+/// Delivers a parsed frame: quotes not older than the symbol's newest, and
+/// first-seen prints, of subscribed symbols.
 pub fn deliver(
     parsed: &mut Parsed,
     subscribed: &impl Fn(&Symbol) -> bool,
@@ -311,11 +375,18 @@ pub fn deliver(
     sink: &MarketSink,
     stats: &FeedStats,
 ) {
-    for q in parsed.quotes.drain(..) {
-        if subscribed(&q.symbol) {
-            stats.quotes.fetch_add(1, Ordering::Relaxed);
-            sink.quote(q);
+    for (q, stamp) in parsed.quotes.drain(..) {
+        if !subscribed(&q.symbol) {
+            continue;
         }
+        if let Some(stamp) = stamp {
+            if !dedup.fresh(&q.symbol, stamp) {
+                stats.stale.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        }
+        stats.quotes.fetch_add(1, Ordering::Relaxed);
+        sink.quote(q);
     }
     for (t, id) in parsed.trades.drain(..) {
         if !subscribed(&t.symbol) {
@@ -336,46 +407,116 @@ pub fn deliver(
 mod tests {
     use super::*;
 
-    #[test]
-    fn sequential_trade_ids_are_delivered_once() {
-        let mut d = Dedup::default();
-        let s: Symbol = Arc::from("X");
-        assert!(d.first_time(&s, &TradeId::Seq(5)));
-        assert!(!d.first_time(&s, &TradeId::Seq(5)));
-        assert!(d.first_time(&s, &TradeId::Seq(6)));
-        assert!(d.first_time(&s, &TradeId::Seq(9)));
-        assert!(!d.first_time(&s, &TradeId::Seq(9)));
-        assert!(
-            d.first_time(&s, &TradeId::Seq(7)),
-            "skipped ids stay unseen"
+    fn bnb(u: u64, bid: &str) -> String {
+        format!(
+            r#"{{"stream":"bnbusdt@bookTicker","data":{{"u":{u},"s":"BNBUSDT","b":"{bid}","B":"31.21000000","a":"25.36520000","A":"40.66000000"}}}}"#
+        )
+    }
+
+    /// Parses and delivers each frame; returns the sink's pending quote's bid.
+    fn run(venue: &dyn Venue, frames: &[String]) -> (MarketSink, FeedStats) {
+        let (sink, stats, mut dedup, mut p) = (
+            MarketSink::new(),
+            FeedStats::default(),
+            Dedup::default(),
+            Parsed::default(),
         );
-        // A late print from a lagging connection is still new...
-        assert!(d.first_time(&s, &TradeId::Seq(4)));
-        // ...once.
-        assert!(!d.first_time(&s, &TradeId::Seq(4)));
-        assert!(d.first_time(&s, &TradeId::Seq(10_000)));
-        assert!(!d.first_time(&s, &TradeId::Seq(3)), "older than the window");
-        let t: Symbol = Arc::from("Y");
-        assert!(d.first_time(&t, &TradeId::Seq(1)), "per symbol");
+        for f in frames {
+            p.clear();
+            venue.parse(f, &mut p).unwrap();
+            deliver(&mut p, &|_| true, &mut dedup, &sink, &stats);
+        }
+        (sink, stats)
     }
 
     #[test]
-    fn text_trade_ids_are_delivered_once() {
+    fn an_older_binance_book_ticker_never_replaces_a_newer_one() {
+        let (sink, stats) = run(
+            &binance::Binance,
+            &[
+                bnb(400900301, "25.30"),
+                bnb(400900299, "25.10"),
+                bnb(400900301, "25.20"),
+            ],
+        );
+        let (_, (q, n)) = sink.quotes.pop().unwrap();
+        assert_eq!(q.bid_px, Some(Decimal::new(2530, 2)));
+        assert_eq!(n, 1);
+        assert_eq!(stats.stale.load(Ordering::Relaxed), 2);
+        assert_eq!(stats.quotes.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn coinbase_orders_quotes_by_sequence_per_product() {
+        let t = |seq: u64, product: &str, bid: &str| {
+            format!(
+                r#"{{"type":"ticker","sequence":{seq},"product_id":"{product}","best_bid":"{bid}","best_bid_size":"1","best_ask":"200","best_ask_size":"1"}}"#
+            )
+        };
+        let (sink, stats) = run(
+            &coinbase::Coinbase,
+            &[t(10, "A", "101"), t(9, "A", "100"), t(5, "B", "50")],
+        );
+        let mut got = Vec::new();
+        sink.quotes.pop_all(&mut got);
+        let bids: Vec<_> = got
+            .iter()
+            .map(|(_, (q, _))| (q.symbol.to_string(), q.bid_px))
+            .collect();
+        assert!(bids.contains(&("A".into(), Some(Decimal::from(101)))));
+        assert!(
+            bids.contains(&("B".into(), Some(Decimal::from(50)))),
+            "per product"
+        );
+        assert_eq!(stats.stale.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn bitmex_orders_quotes_by_timestamp_and_keeps_equal_times() {
+        let q = |ts: &str, bid: u32| {
+            format!(
+                r#"{{"table":"quote","action":"insert","data":[{{"timestamp":"{ts}","symbol":"XBTUSD","bidSize":1,"bidPrice":{bid},"askPrice":99999,"askSize":1}}]}}"#
+            )
+        };
+        let (sink, stats) = run(
+            &bitmex::BitMex,
+            &[
+                q("2026-01-01T00:00:00.002Z", 10),
+                q("2026-01-01T00:00:00.002Z", 11),
+                q("2026-01-01T00:00:00.001Z", 9),
+            ],
+        );
+        let (_, (quote, n)) = sink.quotes.pop().unwrap();
+        assert_eq!((quote.bid_px, n), (Some(Decimal::from(11)), 2));
+        assert_eq!(stats.stale.load(Ordering::Relaxed), 1);
+    }
+
+    #[test]
+    fn a_sequence_far_below_the_newest_is_a_venue_restart() {
         let mut d = Dedup::default();
         let s: Symbol = Arc::from("X");
-        assert!(d.first_time(&s, &TradeId::Text("a".into())));
-        assert!(d.first_time(&s, &TradeId::Text("b".into())));
-        assert!(!d.first_time(&s, &TradeId::Text("a".into())));
+        assert!(d.fresh(&s, Stamp::Seq(5_000_000)));
+        assert!(!d.fresh(&s, Stamp::Seq(4_000_000)));
+        assert!(d.fresh(&s, Stamp::Seq(3)), "restarted numbering");
+        assert!(d.fresh(&s, Stamp::Seq(4)));
+        d.forget(&s);
+        assert!(d.fresh(&s, Stamp::Seq(1)), "forgotten on unsubscribe");
     }
 
     #[test]
     fn decimals_parse_from_text_and_raw_numbers() {
         assert_eq!(decimal("p", "\"1.5\"").unwrap(), Decimal::new(15, 1));
         assert_eq!(decimal("p", "2e3").unwrap(), Decimal::from(2000));
-        assert!(matches!(
-            decimal("p", "abc"),
-            Err(FrameError::BadNumber { .. })
-        ));
+        assert_eq!(decimal("p", "-0.5").unwrap(), Decimal::new(-5, 1));
+        assert_eq!(decimal("p", "1E-2").unwrap(), Decimal::new(1, 2));
+        for bad in [
+            "abc", "1_000", "+1", " 1", "1.", ".5", "1e", "", "-", "NaN", "1e99999",
+        ] {
+            assert!(
+                matches!(decimal("p", bad), Err(FrameError::BadNumber { .. })),
+                "{bad:?}"
+            );
+        }
     }
 }
 

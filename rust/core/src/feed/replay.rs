@@ -33,6 +33,26 @@ pub struct ReplayConfig {
     pub repeat: bool,
 }
 
+impl ReplayConfig {
+    /// Checks that the file exists and the speed is positive.
+    pub fn validate(&self) -> Result<(), super::FeedError> {
+        if let Some(s) = self.speed {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(super::FeedError::Invalid(format!(
+                    "speed: must be positive (or None for as fast as possible), got {s}"
+                )));
+            }
+        }
+        if !self.path.is_file() {
+            return Err(super::FeedError::Invalid(format!(
+                "replay file not found: {}",
+                self.path.display()
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Deserialize)]
 struct Recorded<'a> {
     recv_ns: Option<u64>,
@@ -96,7 +116,9 @@ async fn play(
     mut cmds: UnboundedReceiver<Command>,
 ) {
     let name = venue.name();
+    let target = format!("exo.feeds.{name}");
     let report = |msg: String| {
+        log::warn!(target: &target, "{msg}");
         stats.errors.fetch_add(1, Ordering::Relaxed);
         errors(name, msg);
     };

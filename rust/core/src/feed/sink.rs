@@ -58,38 +58,6 @@ impl MarketSink {
     }
 }
 
-/// Drains the sink into a dispatcher until the task is dropped: every pending
-/// quote and trade is fanned out under one lock, then `signal` is called once
-/// if some order became ready. Never touches Python.
-pub async fn pump<D, I, R>(
-    sink: std::sync::Arc<MarketSink>,
-    dispatcher: std::sync::Arc<std::sync::Mutex<crate::Dispatcher<D, I, R>>>,
-    signal: impl Fn(),
-) {
-    let (mut quotes, mut trades) = (Vec::new(), Vec::new());
-    loop {
-        sink.ready().await;
-        // Each queue's burst is taken under one lock, then fanned out under
-        // the dispatcher's.
-        sink.quotes.pop_all(&mut quotes);
-        sink.trades.pop_all(&mut trades);
-        let now = std::time::Instant::now();
-        let mut wake = false;
-        {
-            let mut d = dispatcher.lock().unwrap_or_else(|e| e.into_inner());
-            for (_, (q, n)) in quotes.drain(..) {
-                wake |= d.quote_n(&q, n, now).1;
-            }
-            for (_, (t, n)) in trades.drain(..) {
-                wake |= d.trade_n(&t, n, now).1;
-            }
-        }
-        if wake {
-            signal();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

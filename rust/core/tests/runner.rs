@@ -1,6 +1,7 @@
-//! The pure-Rust engine: a runner hands Updates to Rust delegates, one at a time.
+//! The Runner driving Rust delegates: Updates handed over one at a time, idle
+//! Updates, clean-up on stop, and every problem reported, never dropped.
 
-use exo_core::{Delegate, Engine, Quote, Side, Symbol, Update};
+use exo_core::{Delegate, Quote, RustRunner, Side, Symbol, Update};
 use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -26,10 +27,10 @@ impl Delegate<u32, u32> for Recorder {
 fn quote(s: &Symbol) -> Quote {
     Quote {
         symbol: s.clone(),
-        bid_px: Decimal::ONE,
-        bid_size: Decimal::ONE,
-        ask_px: Decimal::TWO,
-        ask_size: Decimal::ONE,
+        bid_px: Some(Decimal::ONE),
+        bid_size: Some(Decimal::ONE),
+        ask_px: Some(Decimal::TWO),
+        ask_size: Some(Decimal::ONE),
     }
 }
 
@@ -38,7 +39,7 @@ async fn runner_hands_over_until_done_then_unsubscribes() {
     let unsubscribed = Arc::new(Mutex::new(Vec::new()));
     let u2 = unsubscribed.clone();
     let engine = Arc::new(
-        Engine::<u32, u32>::new(Duration::from_secs(5))
+        RustRunner::<u32, u32>::new(Duration::from_secs(5))
             .on_unsubscribe(move |s| u2.lock().unwrap().push(s.to_string())),
     );
     let runner = tokio::spawn({
@@ -61,7 +62,7 @@ async fn runner_hands_over_until_done_then_unsubscribes() {
             0,
         )
         .unwrap();
-    assert_eq!(new.subscribe.as_deref(), Some("X"));
+    assert_eq!(new.subscribed.as_deref(), Some("X"));
     while engine.live() > 0 {
         engine.quote(&quote(&s));
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -79,7 +80,7 @@ async fn runner_hands_over_until_done_then_unsubscribes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_cleans_up_every_live_delegate() {
-    let engine = Arc::new(Engine::<u32, u32>::new(Duration::from_secs(5)));
+    let engine = Arc::new(RustRunner::<u32, u32>::new(Duration::from_secs(5)));
     let runner = tokio::spawn({
         let e = engine.clone();
         async move { e.run().await }
@@ -107,7 +108,7 @@ async fn stop_cleans_up_every_live_delegate() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_order_is_called_with_an_idle_update() {
-    let engine = Arc::new(Engine::<u32, u32>::new(Duration::from_millis(20)));
+    let engine = Arc::new(RustRunner::<u32, u32>::new(Duration::from_millis(20)));
     let runner = tokio::spawn({
         let e = engine.clone();
         async move { e.run().await }
@@ -147,7 +148,7 @@ async fn a_panicking_delegate_is_reported_and_others_carry_on() {
     let errors = Arc::new(Mutex::new(Vec::new()));
     let e2 = errors.clone();
     let engine = Arc::new(
-        Engine::<u32, u32>::new(Duration::from_secs(5))
+        RustRunner::<u32, u32>::new(Duration::from_secs(5))
             .on_error(move |id, msg| e2.lock().unwrap().push(format!("{id}: {msg}"))),
     );
     let runner = tokio::spawn({
@@ -184,4 +185,118 @@ async fn a_panicking_delegate_is_reported_and_others_carry_on() {
     assert!(errors.lock().unwrap()[0].starts_with("bad: delegate panicked"));
     engine.stop();
     runner.await.unwrap();
+}
+
+/// Ends its order on its first Update, after a report for the order arrived
+/// while it was acting.
+struct EndsWithAReportWaiting {
+    runner: std::sync::Weak<RustRunner<u32, u32>>,
+}
+
+impl Delegate<u32, u32> for EndsWithAReportWaiting {
+    fn action(&mut self, _: Update<u32, u32>) -> bool {
+        let runner = self.runner.upgrade().unwrap();
+        runner.report("a", 7).unwrap();
+        true
+    }
+}
+
+#[test]
+fn reports_left_waiting_when_an_order_completes_are_reported_not_dropped() {
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let e2 = errors.clone();
+    let runner = Arc::new(
+        RustRunner::<u32, u32>::new(Duration::from_secs(5))
+            .on_error(move |id, msg| e2.lock().unwrap().push(format!("{id}: {msg}"))),
+    );
+    runner
+        .create(
+            Arc::from("a"),
+            Side::Buy,
+            Arc::from("X"),
+            Box::new(EndsWithAReportWaiting {
+                runner: Arc::downgrade(&runner),
+            }),
+            0,
+        )
+        .unwrap();
+    assert_eq!(runner.run_ready(), 1);
+    assert_eq!(runner.live(), 0);
+    assert_eq!(
+        *errors.lock().unwrap(),
+        vec!["a: order completed while 0 instruction(s) and 1 report(s) were waiting; they were not delivered".to_string()]
+    );
+    assert_eq!(runner.errors(), 1);
+}
+
+#[test]
+fn a_new_for_a_live_order_is_refused_without_making_a_delegate() {
+    let runner = RustRunner::<u32, u32>::new(Duration::from_secs(5));
+    let id = exo_core::Identity {
+        order_id: Some(Arc::from("a")),
+        msg_type: exo_core::MsgType::New,
+        side: Side::Buy,
+        symbol: Arc::from("X"),
+    };
+    let make =
+        |_: &exo_core::OrderId| Ok::<_, ()>(Box::new(Panicky) as Box<dyn Delegate<u32, u32>>);
+    runner.submit(id.clone(), 0, make).unwrap();
+    assert_eq!(
+        runner.check(&id),
+        Err(exo_core::DispatchError::AlreadyLive(Arc::from("a")))
+    );
+    let refused = runner.submit(id, 1, |_| -> Result<Box<dyn Delegate<u32, u32>>, ()> {
+        panic!("the factory must not be called for a refused NEW")
+    });
+    assert!(matches!(
+        refused,
+        Err(exo_core::runner::SubmitError::Refused(
+            exo_core::DispatchError::AlreadyLive(_)
+        ))
+    ));
+    assert_eq!(runner.errors(), 1, "a rule violation is counted");
+}
+
+#[test]
+fn a_new_without_an_order_id_gets_a_uuid_v7() {
+    let runner = RustRunner::<u32, u32>::new(Duration::from_secs(5));
+    let id = exo_core::Identity {
+        order_id: None,
+        msg_type: exo_core::MsgType::New,
+        side: Side::Sell,
+        symbol: Arc::from("X"),
+    };
+    let s = runner
+        .submit(id, 0, |_| {
+            Ok::<_, ()>(Box::new(Panicky) as Box<dyn Delegate<u32, u32>>)
+        })
+        .unwrap();
+    assert_eq!(s.order_id.len(), 32);
+    assert_eq!(&s.order_id[12..13], "7", "version nibble");
+    assert!(runner.is_live(&s.order_id));
+}
+
+#[test]
+fn malformed_instructions_are_invalid_not_rule_violations() {
+    let runner = RustRunner::<u32, u32>::new(Duration::from_secs(5));
+    let mut id = exo_core::Identity {
+        order_id: None,
+        msg_type: exo_core::MsgType::Cancel,
+        side: Side::Sell,
+        symbol: Arc::from("X"),
+    };
+    let e = runner.check(&id).unwrap_err();
+    assert_eq!(e.kind(), exo_core::Kind::Invalid);
+    assert_eq!(
+        e.to_string(),
+        "a CANCEL needs the order_id of a live order (order.order_id is None)"
+    );
+    id.symbol = Arc::from("");
+    assert_eq!(runner.check(&id), Err(exo_core::DispatchError::EmptySymbol));
+    runner.stop();
+    assert_eq!(
+        runner.check(&id).unwrap_err().kind(),
+        exo_core::Kind::Stopping
+    );
+    assert_eq!(runner.errors(), 0, "only rule violations are counted");
 }

@@ -1,0 +1,680 @@
+//! Runner: the hand-over loop. It owns the [`Dispatcher`] (behind one lock),
+//! the idle timer, the feeds of the engine and every rule about what a
+//! delegate's action came to; whoever calls the delegates plugs in through
+//! [`Handler`]. Two drivers use it: [`Runner::run`] (a tokio task calling
+//! Rust [`Delegate`](crate::delegate::Delegate)s, in [`crate::delegate`]) and the Python bindings (the asyncio loop calling
+//! Python delegates in batches under the GIL).
+//!
+//! The invariant: one hand-over at a time per order, and the dispatcher lock
+//! is never held while a delegate runs (a delegate may call back into the
+//! runner). Batches are taken under one lock and completed under one lock.
+
+use crate::dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
+use crate::error::DispatchError;
+use crate::feed::{Feed, MarketSink};
+use crate::market::{new_order_id, MsgType, OrderId, Quote, Side, Symbol, Trade};
+use crate::update::Update;
+use parking_lot::{Mutex, MutexGuard};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// What one call of a delegate's action came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The order goes on.
+    Live,
+    /// The order is complete: it ends.
+    Done,
+    /// The action is still running (an `async def` awaiting I/O); finish it
+    /// with [`Runner::complete_in_flight`].
+    InFlight,
+    /// The action failed; the message says how. The order stays live.
+    Failed(String),
+    /// The action returned something that is not a bool (named here): it
+    /// counts as "not complete" and is reported.
+    NotBool(String),
+}
+
+impl Verdict {
+    /// Whether the order ends, and the problem to report, if any.
+    #[inline]
+    fn judge(self) -> (bool, Option<String>) {
+        match self {
+            Verdict::Live => (false, None),
+            Verdict::Done => (true, None),
+            Verdict::InFlight => (
+                false,
+                Some("async action returned an awaitable; expected bool. Treated as False".into()),
+            ),
+            Verdict::Failed(message) => (false, Some(message)),
+            Verdict::NotBool(type_name) => (
+                false,
+                Some(format!(
+                    "action returned {type_name}, expected bool (True when the order is complete); treated as False"
+                )),
+            ),
+        }
+    }
+}
+
+/// Whoever calls the delegates: the runner gives it each hand-over and tells
+/// it what followed. Every method is called without the dispatcher lock.
+pub trait Handler<D, I, R> {
+    /// Calls `delegate` with `update`. `staleness` is how old the newest item
+    /// in the Update is at the start of the batch.
+    fn hand_over(
+        &mut self,
+        key: usize,
+        order_id: &OrderId,
+        delegate: &mut D,
+        update: Update<I, R>,
+        staleness: Option<Duration>,
+    ) -> Verdict;
+    /// Every hand-over of a batch has been recorded; called before any order
+    /// of the batch is announced as ended (persistence goes first).
+    fn batch_completed(&mut self) {}
+    /// A problem with one order (or `feed:<venue>`), for the user.
+    fn error(&mut self, order_id: &str, message: &str);
+    /// An order ended: its delegate returned done.
+    fn ended(&mut self, _order_id: &OrderId, _delegate: Option<D>) {}
+    /// The last order of `symbol` ended (the feeds were unsubscribed already).
+    fn unsubscribed(&mut self, _symbol: &Symbol) {}
+}
+
+/// What an instruction says about its order: all the core reads of it.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// None on a NEW that asks exo to assign one.
+    pub order_id: Option<OrderId>,
+    /// NEW, CANCEL or REPLACE.
+    pub msg_type: MsgType,
+    /// Buy or sell; never changes for an order.
+    pub side: Side,
+    /// The instrument; never changes for an order.
+    pub symbol: Symbol,
+}
+
+/// An instruction accepted by [`Runner::submit`].
+#[derive(Debug)]
+pub struct Submitted {
+    /// The order it is for (assigned by the runner on a NEW without one).
+    pub order_id: OrderId,
+    /// The symbol that got its first live order (subscribed on the feeds).
+    pub subscribed: Option<Symbol>,
+}
+
+/// Why [`Runner::submit`] refused an instruction.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError<E> {
+    /// A rule said no (see [`DispatchError::kind`]).
+    #[error(transparent)]
+    Refused(#[from] DispatchError),
+    /// The delegate factory failed; nothing was created.
+    #[error("delegate factory failed")]
+    Factory(E),
+}
+
+/// Hand-overs taken per lock acquisition.
+pub const BATCH: usize = 256;
+/// Feed problems kept for the user until delivered; beyond this many, new
+/// ones are only counted (and logged).
+const MAX_PENDING_FEED_ERRORS: usize = 10_000;
+
+type ErrorHook = Box<dyn Fn(&OrderId, &str) + Send + Sync>;
+type SymbolHook = Box<dyn Fn(&Symbol) + Send + Sync>;
+type Waker = Box<dyn Fn() + Send + Sync>;
+
+/// A problem with one order's action, to report: (order_id, message).
+type Problem = Option<(OrderId, String)>;
+
+/// The batch buffers; their mutex is the runner lock (one batch at a time).
+struct Batch<D, I, R> {
+    taken: Vec<HandOver<D, I, R>>,
+    results: Vec<(usize, OrderId, D, Verdict)>,
+    /// Completions with something to announce, and the problem to report.
+    effects: Vec<(Problem, Completion<D, I, R>)>,
+}
+
+/// The hand-over loop and everything it owns. See the module docs.
+pub struct Runner<D, I, R> {
+    dispatcher: Mutex<Dispatcher<D, I, R>>,
+    batch: Mutex<Batch<D, I, R>>,
+    idle_interval: Duration,
+    pub(crate) notify: Notify,
+    waker: Option<Waker>,
+    stopping: AtomicBool,
+    feeds: Vec<Arc<Feed>>,
+    sink: Arc<MarketSink>,
+    feed_errors: Mutex<VecDeque<(String, String)>>,
+    handovers: AtomicU64,
+    errors: AtomicU64,
+    pub(crate) on_error: Option<ErrorHook>,
+    pub(crate) on_unsubscribe: Option<SymbolHook>,
+}
+
+impl<D, I, R> Runner<D, I, R> {
+    /// A runner whose idle orders get an idle Update after `idle_interval`.
+    pub fn new(idle_interval: Duration) -> Self {
+        Runner {
+            dispatcher: Mutex::new(Dispatcher::new(idle_interval)),
+            batch: Mutex::new(Batch {
+                taken: Vec::with_capacity(BATCH),
+                results: Vec::with_capacity(BATCH),
+                effects: Vec::new(),
+            }),
+            idle_interval,
+            notify: Notify::new(),
+            waker: None,
+            stopping: AtomicBool::new(false),
+            feeds: Vec::new(),
+            sink: Arc::new(MarketSink::new()),
+            feed_errors: Mutex::new(VecDeque::new()),
+            handovers: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            on_error: None,
+            on_unsubscribe: None,
+        }
+    }
+
+    /// How the runner's driver is woken when an order becomes ready
+    /// (default: the [`run`](Self::run) task's notification). Called from
+    /// whatever thread made the order ready, once per burst.
+    pub fn waker(mut self, f: impl Fn() + Send + Sync + 'static) -> Self {
+        self.waker = Some(Box::new(f));
+        self
+    }
+
+    /// The feeds this runner subscribes symbols on while they have live orders.
+    pub fn feeds(mut self, feeds: Vec<Arc<Feed>>) -> Self {
+        self.feeds = feeds;
+        self
+    }
+
+    /// Where [`run`](Self::run) reports problems (default: a `log` warning).
+    pub fn on_error(mut self, f: impl Fn(&OrderId, &str) + Send + Sync + 'static) -> Self {
+        self.on_error = Some(Box::new(f));
+        self
+    }
+
+    /// Called by [`run`](Self::run) after the last order of a symbol ends.
+    pub fn on_unsubscribe(mut self, f: impl Fn(&Symbol) + Send + Sync + 'static) -> Self {
+        self.on_unsubscribe = Some(Box::new(f));
+        self
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Dispatcher<D, I, R>> {
+        self.dispatcher.lock()
+    }
+
+    /// Wakes the driver, when `wake` says an order became ready.
+    #[inline]
+    fn signal(&self, wake: bool) {
+        if wake {
+            match &self.waker {
+                Some(f) => f(),
+                None => self.notify.notify_one(),
+            }
+        }
+    }
+
+    /// The idle interval.
+    pub fn idle_interval(&self) -> Duration {
+        self.idle_interval
+    }
+
+    /// True from [`stop`](Self::stop) on.
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Stops hand-overs and intake: market data is ignored from now on,
+    /// instructions and reports are refused. In-flight async actions may
+    /// still complete. [`run`](Self::run) cleans up and returns.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    // -- intake ---------------------------------------------------------------
+
+    /// Checks an instruction against every rule without delivering it: Ok
+    /// when [`submit`](Self::submit) would accept it now.
+    pub fn check(&self, id: &Identity) -> Result<(), DispatchError> {
+        self.check_shape(id)?;
+        match (&id.order_id, id.msg_type) {
+            (None, _) => Ok(()),
+            (Some(order_id), MsgType::New) => {
+                if self.lock().is_live(order_id) {
+                    Err(DispatchError::AlreadyLive(order_id.clone()))
+                } else {
+                    Ok(())
+                }
+            }
+            (Some(order_id), msg_type) => self
+                .lock()
+                .check_instruction(order_id, msg_type, id.side, &id.symbol)
+                .map(|_| ()),
+        }
+    }
+
+    /// The checks that need no live order: the runner is open, the symbol is
+    /// set, a CANCEL/REPLACE names its order.
+    fn check_shape(&self, id: &Identity) -> Result<(), DispatchError> {
+        if self.is_stopping() {
+            return Err(DispatchError::Stopping("instructions"));
+        }
+        if id.symbol.is_empty() {
+            return Err(DispatchError::EmptySymbol);
+        }
+        if id.order_id.is_none() && id.msg_type != MsgType::New {
+            return Err(DispatchError::NoOrderId(id.msg_type));
+        }
+        Ok(())
+    }
+
+    /// Counts a rule violation on its way to the user.
+    fn refused(&self, e: DispatchError) -> DispatchError {
+        if e.kind() == crate::error::Kind::Rule {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        e
+    }
+
+    /// Submits an instruction. A NEW gets an order_id ([`new_order_id`]) if
+    /// it has none, is checked, and only then `factory(order_id)` makes its
+    /// delegate (outside the lock: it may call back in); the new order is
+    /// handed over at once with the NEW as its first instruction, and its
+    /// symbol is subscribed on the feeds when it is the first of it.
+    /// CANCEL/REPLACE go to the live order's delegate.
+    pub fn submit<E>(
+        &self,
+        id: Identity,
+        instruction: I,
+        factory: impl FnOnce(&OrderId) -> Result<D, E>,
+    ) -> Result<Submitted, SubmitError<E>> {
+        self.check_shape(&id).map_err(|e| self.refused(e))?;
+        let Identity {
+            order_id,
+            msg_type,
+            side,
+            symbol,
+        } = id;
+        if msg_type != MsgType::New {
+            let order_id = order_id.ok_or(DispatchError::NoOrderId(msg_type))?;
+            let wake = self
+                .lock()
+                .instruct(
+                    &order_id,
+                    msg_type,
+                    side,
+                    &symbol,
+                    instruction,
+                    Instant::now(),
+                )
+                .map_err(|e| self.refused(e))?;
+            self.signal(wake);
+            return Ok(Submitted {
+                order_id,
+                subscribed: None,
+            });
+        }
+        let order_id = order_id.unwrap_or_else(new_order_id);
+        // Checked before the factory runs, so a refused NEW makes no delegate;
+        // create() checks again under the lock it inserts with.
+        if self.lock().is_live(&order_id) {
+            return Err(self.refused(DispatchError::AlreadyLive(order_id)).into());
+        }
+        let delegate = factory(&order_id).map_err(SubmitError::Factory)?;
+        let new = self
+            .lock()
+            .create(
+                order_id.clone(),
+                side,
+                symbol,
+                delegate,
+                instruction,
+                Instant::now(),
+            )
+            .map_err(|e| self.refused(e))?;
+        Ok(self.created(order_id, new))
+    }
+
+    /// Re-creates an order after a restart (or a failover) with only what its
+    /// delegate has not applied yet; see [`Dispatcher::restore`].
+    pub fn restore(
+        &self,
+        order_id: OrderId,
+        side: Side,
+        symbol: Symbol,
+        delegate: D,
+        instructions: Vec<I>,
+        reports: Vec<R>,
+    ) -> Result<Submitted, DispatchError> {
+        let new = self.lock().restore(
+            order_id.clone(),
+            side,
+            symbol,
+            delegate,
+            instructions,
+            reports,
+            Instant::now(),
+        )?;
+        Ok(self.created(order_id, new))
+    }
+
+    fn created(&self, order_id: OrderId, new: NewOrder) -> Submitted {
+        if let Some(symbol) = &new.subscribe {
+            for f in &self.feeds {
+                f.subscribe(symbol);
+            }
+        }
+        self.signal(new.wake);
+        Submitted {
+            order_id,
+            subscribed: new.subscribe,
+        }
+    }
+
+    /// Delivers an execution report to a live order.
+    pub fn report(&self, order_id: &str, report: R) -> Result<(), DispatchError> {
+        if self.is_stopping() {
+            return Err(DispatchError::Stopping("reports"));
+        }
+        let wake = self
+            .lock()
+            .report(order_id, report, Instant::now())
+            .map_err(|e| self.refused(e))?;
+        self.signal(wake);
+        Ok(())
+    }
+
+    /// Fans a quote out to its symbol's orders; returns how many it reached
+    /// (0 once stopping).
+    #[inline]
+    pub fn quote(&self, quote: &Quote) -> usize {
+        if self.stopping.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let (n, wake) = self.lock().quote(quote, Instant::now());
+        self.signal(wake);
+        n
+    }
+
+    /// Fans a print out to its symbol's orders; returns how many it reached
+    /// (0 once stopping).
+    pub fn trade(&self, trade: &Trade) -> usize {
+        if self.stopping.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let (n, wake) = self.lock().trade(trade, Instant::now());
+        self.signal(wake);
+        n
+    }
+
+    // -- queries --------------------------------------------------------------
+
+    /// Number of live orders.
+    pub fn live(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// True when `order_id` is live.
+    pub fn is_live(&self, order_id: &str) -> bool {
+        self.lock().is_live(order_id)
+    }
+
+    /// Symbols with at least one live order.
+    pub fn symbols(&self) -> Vec<Symbol> {
+        self.lock().symbols().cloned().collect()
+    }
+
+    /// Updates handed over so far.
+    pub fn handovers(&self) -> u64 {
+        self.handovers.load(Ordering::Relaxed)
+    }
+
+    /// Problems reported so far (rule violations, failed actions, feed errors).
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    // -- the hand-over loop ---------------------------------------------------
+
+    fn report_to(&self, handler: &mut impl Handler<D, I, R>, order_id: &str, message: &str) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        handler.error(order_id, message);
+    }
+
+    /// Hands ready orders over to `handler` in batches until none is ready,
+    /// the runner stops, or `budget` hand-overs were made. Returns how many
+    /// were made and whether orders are still ready (only when the budget ran
+    /// out: call again later). Never runs concurrently with itself.
+    pub fn drive(&self, handler: &mut impl Handler<D, I, R>, budget: usize) -> (usize, bool) {
+        let mut guard = self.batch.lock();
+        let b = &mut *guard;
+        let mut total = 0;
+        loop {
+            if self.stopping.load(Ordering::Acquire) {
+                return (total, false);
+            }
+            let more = self
+                .lock()
+                .take_ready(BATCH.min(budget - total), &mut b.taken);
+            let n = b.taken.len();
+            if n == 0 {
+                return (total, false);
+            }
+            total += n;
+            self.handovers.fetch_add(n as u64, Ordering::Relaxed);
+            // The batch's start serves as the completion time too: an order
+            // goes idle from when it was last handed over.
+            let now = Instant::now();
+            for h in b.taken.drain(..) {
+                let mut delegate = h.delegate;
+                let staleness = h.update.arrived.map(|a| now.saturating_duration_since(a));
+                let verdict =
+                    handler.hand_over(h.key, &h.order_id, &mut delegate, h.update, staleness);
+                b.results.push((h.key, h.order_id, delegate, verdict));
+            }
+            let mut again = more;
+            {
+                let mut d = self.lock();
+                for (key, order_id, delegate, verdict) in b.results.drain(..) {
+                    if matches!(verdict, Verdict::InFlight) {
+                        // Still running: the order stays Running until
+                        // complete_in_flight.
+                        let _ = d.return_delegate(key, &order_id, delegate);
+                        continue;
+                    }
+                    let (done, problem) = verdict.judge();
+                    let c = d.complete(key, &order_id, Some(delegate), done, now);
+                    again |= c.wake;
+                    if problem.is_some() || c.ended.is_some() || c.unsubscribe.is_some() {
+                        b.effects.push((problem.map(|p| (order_id, p)), c));
+                    }
+                }
+            }
+            handler.batch_completed();
+            for (problem, c) in b.effects.drain(..) {
+                if let Some((order_id, p)) = problem {
+                    self.report_to(handler, &order_id, &p);
+                }
+                self.settle(handler, c);
+            }
+            if !again {
+                return (total, false);
+            }
+            if total >= budget {
+                return (total, true);
+            }
+        }
+    }
+
+    /// Ends an action that was [`Verdict::InFlight`]: `verdict` is what it
+    /// finally came to (InFlight again means it returned another awaitable,
+    /// which is reported).
+    pub fn complete_in_flight(
+        &self,
+        handler: &mut impl Handler<D, I, R>,
+        key: usize,
+        order_id: &str,
+        verdict: Verdict,
+    ) {
+        let (done, problem) = verdict.judge();
+        if let Some(p) = &problem {
+            self.report_to(handler, order_id, p);
+        }
+        let c = self
+            .lock()
+            .complete(key, order_id, None, done, Instant::now());
+        let wake = c.wake;
+        self.settle(handler, c);
+        if !self.is_stopping() {
+            self.signal(wake);
+        }
+    }
+
+    /// Announces what a completion did, outside the lock: the
+    /// unsubscription (feeds first), undelivered leftovers, the end.
+    fn settle(&self, handler: &mut impl Handler<D, I, R>, c: Completion<D, I, R>) {
+        if c.released {
+            release_to_os();
+        }
+        if let Some(symbol) = &c.unsubscribe {
+            for f in &self.feeds {
+                f.unsubscribe(symbol);
+            }
+            handler.unsubscribed(symbol);
+        }
+        if let Some((order_id, delegate, leftover)) = c.ended {
+            if !leftover.instructions.is_empty() || !leftover.reports.is_empty() {
+                self.report_to(
+                    handler,
+                    &order_id,
+                    &format!(
+                        "order completed while {} instruction(s) and {} report(s) were waiting; they were not delivered",
+                        leftover.instructions.len(),
+                        leftover.reports.len()
+                    ),
+                );
+            }
+            handler.ended(&order_id, delegate);
+        }
+    }
+
+    /// Marks the orders idle for the idle interval ready (and wakes the
+    /// driver); returns when to look again.
+    fn expire_idle(&self) -> Instant {
+        let now = Instant::now();
+        let (wake, next) = self.lock().expire_idle(now);
+        self.signal(wake);
+        // With no deadline known, nothing can go idle before some hand-over
+        // completes, which is at least an interval from now.
+        next.unwrap_or(now + self.idle_interval)
+    }
+
+    /// The idle timer: gives every order that has had nothing for the idle
+    /// interval an idle Update. Runs until dropped; never touches Python.
+    pub async fn idle_timer(&self) {
+        let mut next = Instant::now() + self.idle_interval;
+        loop {
+            tokio::time::sleep_until(next.into()).await;
+            next = self.expire_idle();
+        }
+    }
+
+    /// Feed problems waiting for the user, delivered to `handler` as order
+    /// `feed:<venue>`.
+    pub fn report_feed_errors(&self, handler: &mut impl Handler<D, I, R>) {
+        let errors: Vec<(String, String)> = self.feed_errors.lock().drain(..).collect();
+        for (venue, message) in errors {
+            self.report_to(handler, &format!("feed:{venue}"), &message);
+        }
+    }
+
+    /// Removes every order (the engine is stopping), returning each order's
+    /// id and delegate for clean-up (`None` while lent to an async action).
+    pub fn close(&self) -> Vec<(OrderId, Option<D>)> {
+        self.stopping.store(true, Ordering::Release);
+        self.lock().close()
+    }
+}
+
+impl<D: Send + 'static, I: Send + 'static, R: Send + 'static> Runner<D, I, R> {
+    /// Starts the feeds and the pump that fans their data out, on the current
+    /// tokio runtime. Feed problems are logged (under `exo.feeds.<venue>`)
+    /// and kept for [`report_feed_errors`](Self::report_feed_errors).
+    pub fn start_feeds(self: &Arc<Self>) -> Result<(), crate::feed::FeedError> {
+        if self.feeds.is_empty() {
+            return Ok(());
+        }
+        tokio::spawn(pump(Arc::downgrade(self), self.sink.clone()));
+        let me = Arc::downgrade(self);
+        let errors: crate::feed::ErrorSink = Arc::new(move |venue: &str, message: String| {
+            if let Some(r) = me.upgrade() {
+                let mut q = r.feed_errors.lock();
+                if q.len() < MAX_PENDING_FEED_ERRORS {
+                    q.push_back((venue.to_string(), message));
+                }
+                drop(q);
+                r.signal(true);
+            }
+        });
+        for f in &self.feeds {
+            f.start(self.sink.clone(), errors.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Stops the feeds (their tasks end with the runtime).
+    pub fn stop_feeds(&self) {
+        for f in &self.feeds {
+            f.stop();
+        }
+    }
+}
+
+/// Drains the feeds' sink into the dispatcher until the runner is gone:
+/// every pending quote and trade is fanned out under one lock, then the
+/// driver is woken once if some order became ready. Never touches Python.
+async fn pump<D, I, R>(runner: std::sync::Weak<Runner<D, I, R>>, sink: Arc<MarketSink>) {
+    let (mut quotes, mut trades) = (Vec::new(), Vec::new());
+    loop {
+        sink.ready().await;
+        // Each queue's burst is taken under one lock, then fanned out under
+        // the dispatcher's.
+        sink.quotes.pop_all(&mut quotes);
+        sink.trades.pop_all(&mut trades);
+        let Some(r) = runner.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let mut wake = false;
+        {
+            let mut d = r.lock();
+            for (_, (q, n)) in quotes.drain(..) {
+                wake |= d.quote_n(&q, n, now).1;
+            }
+            for (_, (t, n)) in trades.drain(..) {
+                wake |= d.trade_n(&t, n, now).1;
+            }
+        }
+        r.signal(wake);
+    }
+}
+
+/// After a wave of orders ends, glibc keeps the freed heap; hand it back so
+/// the process's RSS returns to where it was (rare: only when the last of
+/// thousands of orders ends).
+fn release_to_os() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: malloc_trim takes no pointers and only returns free heap pages
+    // to the OS; glibc makes it safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
