@@ -26,16 +26,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchkit import keep, median, record
+from benchkit import keep, median, record, size
 
 from tests.redis_server import RedisServer
 from tests.scaleout_procs import Deployment
 
 NEVER_FILLS = Decimal("1000000000")
-ADMIT = int(os.environ.get("EXO_BENCH_SCALEOUT_ORDERS", "600"))
-RECOVER = int(os.environ.get("EXO_BENCH_SCALEOUT_RECOVER", "2000"))
-UPDATES_ORDERS = 300
-LEASES = (1.0, 2.0, 4.0)
+ADMIT = size(int(os.environ.get("EXO_BENCH_SCALEOUT_ORDERS", "600")), 20)
+RECOVER = size(int(os.environ.get("EXO_BENCH_SCALEOUT_RECOVER", "2000")), 20)
+UPDATES_ORDERS = size(300, 10)
+LEASES = size((1.0, 2.0, 4.0), (1.0,))
+ENGINES = size((1, 2, 3), (1,))
+RUNS = size(3, 1)
+WINDOW = size(3.0, 0.5)
+"""Seconds over which Updates/s are counted."""
 _CLAIMED = re.compile(rb"claimed (\d+) order\(s\) \(recovered from their journals in ([0-9.]+)s\)")
 
 
@@ -74,7 +78,7 @@ async def _throughput(url: str, directory: Path, engines: int) -> tuple[float, f
         busy = await d.post(UPDATES_ORDERS, NEVER_FILLS)
         await d.until(busy, lambda p: p.get("engine") is not None, 300, "owned")
         u0, t1 = await _updates(d), time.perf_counter()
-        await asyncio.sleep(3.0)
+        await asyncio.sleep(WINDOW)
         updates = (await _updates(d) - u0) / (time.perf_counter() - t1)
         return admitted, updates
     finally:
@@ -84,7 +88,7 @@ async def _throughput(url: str, directory: Path, engines: int) -> tuple[float, f
 def test_throughput_with_1_2_3_engines(server: RedisServer, tmp_path: Path) -> None:
     cores = os.cpu_count() or 1
     rows = []
-    for n in (1, 2, 3):
+    for n in ENGINES:
         server.flush()
         admitted, updates = _run(_throughput(server.url, tmp_path / f"n{n}", n))
         rows.append({"engines": n, "orders_per_s": admitted, "updates_per_s": updates})
@@ -130,14 +134,14 @@ def test_failover_against_lease_and_recovery_per_1000_orders(server: RedisServer
     rows = []
     for lease in LEASES:
         times = []
-        for attempt in range(3):
+        for attempt in range(RUNS):
             server.flush()
-            t, _ = _run(_failover(server.url, tmp_path / f"l{lease}-{attempt}", lease, 200))
+            t, _ = _run(_failover(server.url, tmp_path / f"l{lease}-{attempt}", lease, size(200, 10)))
             times.append(t)
         rows.append({"lease_s": lease, "failover_s": times})
         worst = max(times)
         record(
-            f"scale-out: failover after kill -9 of one engine, lease {lease:g} s (3 runs: median | worst)",
+            f"scale-out: failover after kill -9 of one engine, lease {lease:g} s ({RUNS} runs: median | worst)",  # noqa: E501
             f"{median(times):.2f} s | {worst:.2f} s",
             "-",
             "-",
