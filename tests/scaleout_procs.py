@@ -145,10 +145,14 @@ class Deployment:
         sem = asyncio.Semaphore(16)
 
         async def one() -> str:
+            body = {"side": side, "symbol": symbol, "orderQty": str(qty)}
             async with sem:
-                r = await self.http.post(
-                    "/v1/orders", json={"side": side, "symbol": symbol, "orderQty": str(qty)}
-                )
+                try:
+                    r = await self.http.post("/v1/orders", json=body)
+                except httpx.RemoteProtocolError:
+                    # The server closed a kept-alive connection as the request
+                    # went out (it was not read): once more on a new one.
+                    r = await self.http.post("/v1/orders", json=body)
                 assert r.status_code == 202, r.text
                 return str(r.json()["orderID"])
 
