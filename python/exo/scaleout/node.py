@@ -179,6 +179,7 @@ class EngineNode:
         self.store = FencedStore(url, prefix=prefix, timeout=timeout, keep=keep, on_fenced=self._fenced)
         self.engine = Engine(self._factory, store=self.store, **engine_options)
         self.store.final_progress = self._final_progress
+        self.store.on_removed = self._removed
         if not name or any(c in name for c in "/{}"):
             raise ValueError(f"engine name must be non-empty, without '/', '{{' or '}}', got {name!r}")
         self._client: Any = None
@@ -719,11 +720,15 @@ class EngineNode:
 
     def _final_progress(self, order_id: str) -> dict[str, Any] | None:
         """The store removes a completed order: its last progress goes with it."""
-        owned = self._finished.pop(order_id, None)
+        owned = self._finished.get(order_id)
         if owned is None or self._describe is None or owned.dropped:
             return None
-        self._dirty.pop(order_id, None)
         return self._doc(owned)
+
+    def _removed(self, order_id: str) -> None:
+        """The removal (with the last progress) is written: nothing left to write."""
+        self._finished.pop(order_id, None)
+        self._dirty.pop(order_id, None)
 
     async def _write_progress(self) -> None:
         if self._describe is None or not self._dirty:

@@ -121,7 +121,10 @@ class FencedStore(RedisStore):
         self._tags: dict[int, tuple[Any, str]] = {}
         self.final_progress: Callable[[str], dict[str, Any] | None] | None = None
         """Called per completed order at its removal: its last progress, written
-        with the removal in one step (so GET never shows a finished order as live)."""
+        with the removal in one step (so GET never shows a finished order as live).
+        Called again if the removal is retried (Redis was unreachable)."""
+        self.on_removed: Callable[[str], None] | None = None
+        """Called once per completed order whose removal was written."""
         self._fenced_scripts: dict[str, Any] = {}
 
     # -- ownership --------------------------------------------------------------
@@ -276,6 +279,8 @@ class FencedStore(RedisStore):
             else:
                 removed.append(oid)
                 self.epochs.pop(oid, None)
+                if self.on_removed is not None:
+                    self.on_removed(oid)
         if removed:
             pipe = self._client().pipeline(transaction=False)
             pipe.srem(self.index_key, *removed)
