@@ -141,11 +141,16 @@ class Deployment:
                     assert time.monotonic() < deadline, f"{p.name} not ready within {timeout}s"
                     await asyncio.sleep(0.05)
 
-    async def post(self, n: int, qty: Decimal, side: str = "BUY", symbol: str = "BTC-USD") -> list[str]:
+    async def post(
+        self, n: int, qty: Decimal, side: str = "BUY", symbol: str = "BTC-USD", price: Decimal | None = None
+    ) -> list[str]:
+        """POSTs ``n`` orders of ``qty`` (MARKET, or LIMIT GTC at ``price``); their orderIDs."""
         sem = asyncio.Semaphore(16)
 
         async def one() -> str:
             body = {"side": side, "symbol": symbol, "orderQty": str(qty)}
+            if price is not None:
+                body["price"] = str(price)
             async with sem:
                 try:
                     r = await self.http.post("/v1/orders", json=body)

@@ -29,6 +29,7 @@ FILLED = lambda p: p["ordStatus"] == "FILLED"  # noqa: E731
 DONE = lambda p: p["ordStatus"] in ("FILLED", "CANCELED")  # noqa: E731
 OWNED = lambda p: p.get("engine") is not None  # noqa: E731
 NEVER_FILLS = Decimal("1000000000")
+KILL_TOTAL = Decimal("60")  # BTC over all the kill test's orders, whatever ORDERS is
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +79,15 @@ def _report(name: str, **figures: object) -> None:
 async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactly_once(
     url: str, tmp_path: Path, deploy: list[Deployment]
 ) -> None:
-    # A slow replay (~27 BTC-USD quotes/s, ~0.3 each): an order of 60 takes
-    # several seconds, so the kill finds most of them part-filled.
+    # A slow replay: ~27 BTC-USD quotes/s, each showing ~0.3 BTC once to all
+    # the orders of an engine (its paper venue), so ~3-8 BTC/s per engine.
+    # KILL_TOTAL BTC in all (~20 BTC per engine) takes several seconds, so the
+    # kill (right after the posts) finds most orders live, and is a small
+    # fraction of what the 60 s guard can fill even on the two survivors.
     d = Deployment(url, tmp_path, engines=3, lease=1.5, speed=0.05)
     deploy.append(d)
     await d.ready()
-    qty = Decimal("60")
+    qty = KILL_TOTAL / ORDERS
     held = await d.post(12, NEVER_FILLS, side="SELL")  # live until canceled, whoever owns them then
     ids = await d.post(ORDERS, qty)
     owners = await d.progress(ids + held)  # a snapshot: some may still be on their way
@@ -141,14 +145,23 @@ async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactl
 async def test_a_paused_engine_s_late_writes_are_refused_and_the_new_owner_s_state_stands(
     url: str, tmp_path: Path, deploy: list[Deployment]
 ) -> None:
-    d = Deployment(url, tmp_path, engines=2, lease=1.0, speed=5.0)
+    # ~54 quotes/s of ~0.3 BTC shown once per engine (~6-16 BTC/s): most of
+    # an engine's ~10 orders of 4 BTC (~40 BTC) outlive the moment to the pause,
+    # and the new owner (~80 BTC at most, oldest first) gets to every one of
+    # them well within the guard. Orders that never fill would not: the size
+    # shown goes to one of them, and the others may see none.
+    d = Deployment(url, tmp_path, engines=2, lease=1.0, speed=0.1)
     deploy.append(d)
     await d.ready()
-    ids = await d.post(20, NEVER_FILLS)
+    ids = await d.post(20, Decimal("4"))
     owners = await d.until(ids, OWNED, 30, "owned by an engine")
     stale, other = _busiest(owners)
-    mine = [i for i in ids if owners[i]["engine"] == stale]
     d.engines[stale].signal(signal.SIGSTOP)
+    # Fills go to the oldest orders first: one or two of the paused engine's
+    # may have completed before the pause; the ones live then must move.
+    at_pause = await d.progress([i for i in ids if owners[i]["engine"] == stale])
+    mine = [i for i, p in at_pause.items() if not DONE(p)]
+    assert mine, f"{stale} owned no live order at the pause: nothing to take over"
     moved = await d.until(mine, lambda p: p["engine"] == other, 30, "taken over")
     d.engines[stale].signal(signal.SIGCONT)
     deadline = time.monotonic() + 30
@@ -198,10 +211,13 @@ async def test_a_graceful_stop_moves_the_orders_without_waiting_for_the_lease(
 async def test_redis_restart_mid_run_loses_no_order(
     redis_server: RedisServer, redis_url: str, tmp_path: Path, deploy: list[Deployment]
 ) -> None:
-    d = Deployment(redis_url, tmp_path, engines=2, lease=2.0, speed=1.0)
+    # ~108 quotes/s of ~0.3 BTC shown once per engine (~12-32 BTC/s each):
+    # 100 orders of 2 BTC (~100 BTC per engine) are still live when Redis
+    # stops; the 300 BTC in all fill in well under the guard.
+    d = Deployment(redis_url, tmp_path, engines=2, lease=2.0, speed=0.2)
     deploy.append(d)
     await d.ready()
-    qty = Decimal("20")
+    qty = Decimal("2")
     ids = await d.post(100, qty)
     await d.until(ids, OWNED, 30, "owned by an engine")
     redis_server.stop()  # SIGTERM: Redis writes its AOF
