@@ -111,7 +111,7 @@ bench: $(STAMP)
 	rm -f $(BENCH_OUT)/figures.json $(BENCH_OUT)/cargo-bench.txt
 	$(PY) benches/report.py --start
 	set -o pipefail; cargo bench -p exo-core 2>&1 | tee $(BENCH_OUT)/cargo-bench.txt
-	EXO_BENCH_JSON=$(BENCH_OUT)/figures.json $(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q
+	EXO_BENCH_JSON=$(BENCH_OUT)/figures.json $(PY) -m pytest benches -o python_files='bench_*.py' -p no:cacheprovider -q --timeout=0
 	$(PY) benches/report.py
 
 lint: $(STAMP)

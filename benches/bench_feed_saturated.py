@@ -10,8 +10,8 @@
   ``engine.quote()``/``trade()`` directly (they are thread-safe).
 
 Figures: hand-over gaps (time between one order's successive action calls)
-p99, and staleness (``update.staleness_ns``: how old the newest data was at
-hand-over) p99, over every order; medians over rounds.
+p99, and staleness (``update.staleness_ns``: how old the newest data was just
+before the action was called) p99, over every order; medians over rounds.
 """
 
 from __future__ import annotations

@@ -284,10 +284,14 @@ def _steady(result: Result) -> list[str]:
         problems.append(f"RSS grew {result.rss_growth() * 100:.1f} % after the warm-up (> 5 %)")
     for name in ("fds", "threads", "tasks"):
         before = max(getattr(s, name) for s in result.samples if s.t < result.warm_up)
-        if getattr(after[-1], name) > before:
-            problems.append(
-                f"{name} grew: at most {before} in the warm-up, {getattr(after[-1], name)} at the end"
-            )
+        # fds and threads are steady: the last sample must not exceed the
+        # warm-up. Tasks come and go with the live orders and their child
+        # requests, so one sample is noise: the median of the last third
+        # is what must not exceed the warm-up's peak.
+        tail = sorted(getattr(s, name) for s in after[-max(1, len(after) // 3) :])
+        end = getattr(after[-1], name) if name != "tasks" else tail[len(tail) // 2]
+        if end > before:
+            problems.append(f"{name} grew: at most {before} in the warm-up, {end} at the end")
     return problems
 
 

@@ -228,3 +228,42 @@ def test_new_order_id_is_the_cores_uuid_v7() -> None:
         assert len(oid) == 32 and int(oid, 16) >= 0 and oid == oid.lower()
         assert oid[12] == "7" and oid[16] in "89ab"  # version 7, RFC 4122 variant
         assert abs(int(oid[:12], 16) - now_ms) < 60_000  # milliseconds since the epoch
+
+
+async def test_a_delegate_late_in_a_batch_gets_data_that_arrived_while_earlier_ones_ran() -> None:
+    """Each order's Update is refreshed just before its delegate is called once
+    the batch has run longer than REFRESH_AFTER (20 us): the second delegate
+    sees the quote the first one pushed, in the same hand-over."""
+    seen: list[tuple[str, Decimal, int]] = []
+    batch_started = asyncio.Event()
+    engine: exo.Engine
+
+    class Slow:
+        def __init__(self, order: exo.Order) -> None:
+            self.order = order
+
+        def action(self, update: exo.Update) -> bool:
+            q = update.quote
+            if q is None:
+                return False
+            seen.append((update.order_id, q.bid_px, update.quotes_merged))
+            if len(seen) == 1:
+                # Longer than REFRESH_AFTER (a precondition, not a measurement).
+                end = time.perf_counter_ns() + 200_000
+                while time.perf_counter_ns() < end:
+                    pass
+                engine.quote(quote("X", bid="2"))
+                batch_started.set()
+            return False
+
+    async with exo.Engine(Slow) as engine:
+        a = await engine.submit(exo.Order("BUY", "X"))
+        b = await engine.submit(exo.Order("BUY", "X"))
+        await until(lambda: engine.stats()["handovers"] >= 2)
+        engine.quote(quote("X", bid="1"))
+        await batch_started.wait()
+        await until(lambda: len(seen) >= 2)
+        first, second = seen[0], seen[1]
+        assert {first[0], second[0]} == {a, b}
+        assert first[1:] == (Decimal(1), 1)
+        assert second[1:] == (Decimal(2), 2), "refreshed: newest quote, both quotes counted"

@@ -224,6 +224,21 @@ async def test_replace_reprices_a_resting_order_and_it_fills_at_the_new_price(se
     assert c.ord_status == OrdStatus.FILLED and c.avg_px == D("102")
 
 
+async def test_a_replaced_order_that_closes_leaves_none_of_its_cl_ord_ids_live(setup: Any) -> None:
+    _, paper, h = setup
+    paper.on_quote(q(ask="102", ask_size="5"))
+    c = h.child("1", "100")
+    await paper.send(c.new())
+    await settled(paper, h, 2)
+    await paper.send(c.replace(price=D("101")))
+    await settled(paper, h, 4)
+    await paper.send(c.replace(price=D("102")))
+    await settled(paper, h, 7)
+    assert c.ord_status == OrdStatus.FILLED and len(c.cl_ord_ids) == 3
+    assert paper._orders == {}  # the old ids used to stay here forever
+    assert all(paper._closed[i] is paper._closed[c.cl_ord_id] for i in c.cl_ord_ids)
+
+
 async def test_cancel_of_a_resting_order(setup: Any) -> None:
     _, paper, h = setup
     paper.on_quote(q())
@@ -456,6 +471,36 @@ async def test_a_finished_parent_releases_its_routes(errors: Errors) -> None:
         assert not await paper.deliver(OrdStatus.FILLED, cl_ord_id=c.cl_ord_id, exec_id="late")
         await paper.stop()
     assert "unknown cl_ord_id" in errors[-1][1]
+
+
+async def test_a_long_lived_parent_keeps_routes_only_for_the_children_it_still_holds(errors: Errors) -> None:
+    Holder.instances.clear()
+    paper = Paper()
+    paper.on_quote(q(ask="100", ask_size="50"))
+    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
+        paper.attach(engine)
+        oid = await engine.submit(exo.Order("BUY", "BTC-USD"))
+        await until(lambda: bool(Holder.instances))
+        h = Holder.instances[0]
+        sent = []
+        for _ in range(4):
+            c = h.child("1", "100", time_in_force=TimeInForce.IOC)
+            await paper.send(c.new())
+            sent.append(c)
+        await paper.drain()
+        await until(lambda: all(c.ord_status == OrdStatus.FILLED for c in sent))
+        assert len(paper._by_order[oid]) == 4
+        h.children[:] = sent[-1:]  # the delegate prunes closed children, as the example does
+        last = h.child("1", "100", time_in_force=TimeInForce.IOC)
+        await paper.send(last.new())
+        await paper.drain()
+        await until(lambda: last.ord_status == OrdStatus.FILLED)
+        await until(lambda: paper.route(sent[0].cl_ord_id) is None)  # after the next action
+        assert [paper.route(c.cl_ord_id) for c in sent] == [None, None, None, oid]
+        assert paper.route(last.cl_ord_id) == oid and len(paper._by_order[oid]) == 2
+        assert len(paper._routes) == 2
+        await paper.stop()
+    assert errors == []
 
 
 async def test_a_quote_seen_by_several_orders_shows_its_size_once(errors: Errors) -> None:

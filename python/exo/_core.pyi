@@ -498,8 +498,11 @@ class Update:
         clock; None if idle."""
     @property
     def staleness_ns(self) -> int | None:
-        """How old the newest item was when the Update was handed over, in
-        ns; None if idle."""
+        """How old the newest item was just before ``action`` was called with
+        this Update, in ns; None if idle. Within a batch of hand-overs, an
+        Update taken more than 20 us before its call gets what arrived
+        meanwhile, so late delegates are not handed data as old as the batch
+        (README, "What bounds staleness")."""
     @property
     def staleness(self) -> float | None:
         """``staleness_ns`` in seconds; None if idle."""

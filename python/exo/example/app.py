@@ -234,6 +234,8 @@ class OrderView(BaseModel):
     ordStatus: str
     fills: int
     childOrders: list[ChildView]
+    childOrdersDropped: int = Field(description="closed child orders no longer listed (kept small)")
+    childOrdersDroppedCumQty: str = Field(description="what those dropped children filled")
 
 
 class OrderList(BaseModel):

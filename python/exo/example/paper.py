@@ -70,9 +70,10 @@ _IN_FLIGHT = 4
 """Taking children live at once per order (one per new quote): the next quote
 need not wait for the last child's reports."""
 _CLOSED_KEPT = 8
+"""Closed children a live order keeps (shown by GET); older ones are dropped."""
 _DONE_KEPT = 3
-"""Children a finished order keeps for GET."""
-"""Closed children kept per order (shown by GET); older ones are dropped."""
+"""Children a finished order keeps for GET; the rest are counted in
+``childOrdersDropped`` and ``childOrdersDroppedCumQty``."""
 
 
 class Progress:
@@ -84,6 +85,8 @@ class Progress:
     __slots__ = (
         "cancel_requested",
         "children",
+        "dropped",
+        "dropped_qty",
         "filled",
         "fills",
         "last_staleness_ns",
@@ -96,6 +99,8 @@ class Progress:
     def __init__(self, order: PaperOrder) -> None:
         self.order = order
         self.children: list[ChildOrder] = []
+        self.dropped = 0  # closed children pruned from ``children`` (GET shows the count)
+        self.dropped_qty = Decimal(0)  # their cum_qty, so shown + dropped = filled
         self.filled = Decimal(0)
         self.notional = Decimal(0)  # sum of last_qty * last_px over the fill reports
         self.fills = 0
@@ -147,7 +152,16 @@ class Progress:
             "ordStatus": self.status.name,
             "fills": self.fills,
             "childOrders": [_child_json(c) for c in self.children],
+            "childOrdersDropped": self.dropped,
+            "childOrdersDroppedCumQty": format(self.dropped_qty, "f"),
         }
+
+    def drop_children(self, drop: list[ChildOrder]) -> None:
+        """Forgets closed children (their fills stay counted in ``filled``)."""
+        gone = {id(c) for c in drop}
+        self.children[:] = [c for c in self.children if id(c) not in gone]
+        self.dropped += len(drop)
+        self.dropped_qty += sum((c.cum_qty for c in drop), Decimal(0))
 
     def state(self) -> dict[str, Any]:
         """The delegate's saved state (the children are plain dataclasses)."""
@@ -158,6 +172,8 @@ class Progress:
             "status": self.status.name,
             "cancel_requested": self.cancel_requested,
             "children": list(self.children),
+            "dropped": self.dropped,
+            "dropped_qty": str(self.dropped_qty),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -167,6 +183,8 @@ class Progress:
         self.status = OrdStatus.parse(state["status"])
         self.cancel_requested = bool(state.get("cancel_requested", False))
         self.children = list(state.get("children", ()))
+        self.dropped = int(state.get("dropped", 0))
+        self.dropped_qty = Decimal(state.get("dropped_qty", "0"))
 
 
 def _ord_type(order: Any) -> OrdType:
@@ -229,7 +247,7 @@ class ExampleDelegate:
         if p.done:
             # Finished: GET shows the last children; their exec_ids served only
             # to drop duplicates while live. Keeps the book of done orders small.
-            del p.children[: max(0, len(p.children) - _DONE_KEPT)]
+            p.drop_children(p.children[: max(0, len(p.children) - _DONE_KEPT)])
             for c in p.children:
                 c.exec_ids.clear()
             self._book.finished(p)
@@ -313,11 +331,9 @@ class ExampleDelegate:
     def _prune(self) -> None:
         """Keeps the live children and the newest closed ones (their fills are
         counted in the Progress already), so a long order's saved state stays small."""
-        children = self.progress.children
-        closed = [c for c in children if c.is_done]
+        closed = [c for c in self.progress.children if c.is_done]
         if len(closed) > _CLOSED_KEPT:
-            drop = {id(c) for c in closed[: len(closed) - _CLOSED_KEPT]}
-            children[:] = [c for c in children if id(c) not in drop]
+            self.progress.drop_children(closed[: len(closed) - _CLOSED_KEPT])
 
     async def _send(self, child: ChildOrder, request: Any) -> None:
         try:

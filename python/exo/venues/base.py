@@ -184,14 +184,21 @@ class VenueBase:
     def adopt(self, delegate: Any, order_id: str | None = None) -> None:
         """Registers the delegate's ``children`` (a list or dict of ChildOrder),
         e.g. after recovery, so their reports find the parent; remembers the
-        live ones for reconciliation."""
-        children = getattr(delegate, "children", ())
+        live ones for reconciliation. Called after each action: the routes of
+        children the delegate no longer lists are dropped (a report for one of
+        them goes to on_error), so a delegate lists every child it still
+        expects reports for. A delegate without ``children`` is left alone."""
+        children = getattr(delegate, "children", None)
+        if children is None:
+            return
         if isinstance(children, Mapping):
             children = children.values()
         live = []
+        held: set[str] = set()
         for child in children:
             self.track(child)
             order_id = child.order_id
+            held.update(child.cl_ord_ids)
             if child.is_live:
                 live.append(child)
         if order_id is not None:
@@ -199,6 +206,19 @@ class VenueBase:
                 self._children[order_id] = live
             else:
                 self._children.pop(order_id, None)
+            self._unroute_dropped(order_id, held)
+
+    def _unroute_dropped(self, order_id: str, held: set[str]) -> None:
+        """Drops the routes of children the delegate no longer holds (it pruned
+        them when they closed): a parent that lives for hours sends a child per
+        quote, and its routes must not grow with every child it ever sent."""
+        routed = self._by_order.get(order_id)
+        if routed is None or len(routed) <= len(held):
+            return
+        for cl_ord_id in routed - held:
+            if self._routes.get(cl_ord_id) == order_id:
+                del self._routes[cl_ord_id]
+        routed &= held
 
     def release(self, order_id: str) -> None:
         """Forgets every route of a finished order (called when its action

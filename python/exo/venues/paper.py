@@ -70,6 +70,10 @@ _CLOSED_KEPT = 1_000
 """Closed orders remembered (for too-late-to-cancel answers and status queries)."""
 _TRADES_KEPT = 1_000
 """Fills remembered for reconciliation ("fills since the last one seen")."""
+_BATCH_MAX = 64
+"""Reports handed over at once: a store journals them in one write, and a
+backlog (the engine slower than the venue) costs a task per report only for
+this many, not for the whole outbox."""
 
 
 @dataclass
@@ -88,6 +92,7 @@ class _Resting:
     seq: int
     cum_qty: Decimal = Decimal(0)
     notional: Decimal = Decimal(0)
+    old_ids: list[str] = field(default_factory=list)  # ClOrdIDs it had before a replace
 
     @property
     def leaves(self) -> Decimal:
@@ -407,6 +412,7 @@ class Paper(VenueBase):
         if r.price != o.price or r.order_qty > o.order_qty:
             o.seq = next(self._seq)
         old = o.cl_ord_id
+        o.old_ids.append(old)
         o.cl_ord_id, o.order_qty, o.price = r.cl_ord_id, r.order_qty, r.price
         self._orders[o.cl_ord_id] = o
         self._emit(o, self._status(o), ExecType.REPLACED, orig_cl_ord_id=old)
@@ -428,9 +434,12 @@ class Paper(VenueBase):
         return Decimal(0) if o.cl_ord_id in self._closed else o.leaves
 
     def _close(self, o: _Resting) -> None:
-        self._orders.pop(o.cl_ord_id, None)
-        self._closed[o.cl_ord_id] = o
-        if len(self._closed) > _CLOSED_KEPT:
+        # Every id it was known by leaves the live map (a replaced order's old
+        # ones too, or they would stay forever) and is remembered while closed.
+        for cl_ord_id in (*o.old_ids, o.cl_ord_id):
+            self._orders.pop(cl_ord_id, None)
+            self._closed[cl_ord_id] = o
+        while len(self._closed) > _CLOSED_KEPT:
             self._closed.popitem(last=False)
         resting = self._resting.get(o.symbol)
         if resting is not None and o in resting:
@@ -497,7 +506,7 @@ class Paper(VenueBase):
                 await asyncio.sleep(delay)
             batch = [first]
             now = time.monotonic()
-            while not outbox.empty():
+            while not outbox.empty() and len(batch) < _BATCH_MAX:
                 item = outbox.get_nowait()
                 if item[0] > now:
                     held = item

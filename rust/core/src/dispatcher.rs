@@ -380,6 +380,24 @@ impl<D, I, R> Dispatcher<D, I, R> {
         }
     }
 
+    /// Merges into `update`, taken for the Running order `key` and not yet
+    /// handed over, whatever arrived for that order since: the symbol's
+    /// newest quote replaces the one taken, prints merge, instructions and
+    /// reports append. So a batch's last hand-overs get data as fresh as its
+    /// first. Returns true when something was merged.
+    pub fn refresh(&mut self, key: usize, order_id: &str, update: &mut Update<I, R>) -> bool {
+        let p = match self.orders.get_mut(key) {
+            Some(p) if &*p.order_id == order_id && p.state == State::Running => p,
+            _ => return false,
+        };
+        let quote = if p.pending.quotes_merged > 0 {
+            self.by_symbol.get(&p.symbol).and_then(|b| b.quote.as_ref())
+        } else {
+            None
+        };
+        p.pending.refresh(update, quote)
+    }
+
     /// Gives a delegate back while its action is still running (an async
     /// action awaiting I/O); the order stays Running until [`complete`](Self::complete).
     pub fn return_delegate(&mut self, key: usize, order_id: &str, delegate: D) -> Result<(), D> {

@@ -64,7 +64,7 @@ impl Verdict {
 /// it what followed. Every method is called without the dispatcher lock.
 pub trait Handler<D, I, R> {
     /// Calls `delegate` with `update`. `staleness` is how old the newest item
-    /// in the Update is at the start of the batch.
+    /// in the Update is now, just before the call.
     fn hand_over(
         &mut self,
         key: usize,
@@ -119,6 +119,23 @@ pub enum SubmitError<E> {
 
 /// Hand-overs taken per lock acquisition.
 pub const BATCH: usize = 256;
+/// Staleness bound within a batch: once a batch has run this long since its
+/// Updates were taken, each order's Update gets whatever arrived for it
+/// meanwhile just before its delegate is called (one lock, and at most one
+/// merge, per such hand-over; skipped when nothing arrived since the take).
+/// It waits for the lock while the pump fans a burst out: measured with a
+/// saturated feed, 100 orders, that costs ~20-30 % of Updates/s for staleness
+/// p99 0.54 -> 0.13 ms (a `try_lock` that skips instead kept p99 at 0.43 ms).
+/// So a delegate late in a batch gets data about as fresh as the first one.
+/// Costs nothing while delegates finish a batch sooner.
+pub const REFRESH_AFTER: Duration = Duration::from_micros(20);
+/// See [`Runner::drive`]: before how many hand-overs the clock is read
+/// while they are fast.
+const CLOCK_STRIDE: u32 = 8;
+/// Hand-overs slower than this on average get a clock read each (a read
+/// costs ~25-50 ns on a VM: 15 % of Updates/s when read before each of
+/// 3.8 M trivial hand-overs a second).
+const CLOCK_EVERY_AFTER: Duration = Duration::from_micros(1);
 /// Feed problems kept for the user until delivered; beyond this many, new
 /// ones are only counted (and logged).
 const MAX_PENDING_FEED_ERRORS: usize = 10_000;
@@ -150,6 +167,9 @@ pub struct Runner<D, I, R> {
     sink: Arc<MarketSink>,
     feed_errors: Mutex<VecDeque<(String, String)>>,
     handovers: AtomicU64,
+    /// Bumped on every arrival of market data, instructions or reports (under
+    /// the dispatcher lock): a batch refreshes its Updates only if it moved.
+    arrivals: AtomicU64,
     errors: AtomicU64,
     pub(crate) on_error: Option<ErrorHook>,
     pub(crate) on_unsubscribe: Option<SymbolHook>,
@@ -173,6 +193,7 @@ impl<D, I, R> Runner<D, I, R> {
             sink: Arc::new(MarketSink::new()),
             feed_errors: Mutex::new(VecDeque::new()),
             handovers: AtomicU64::new(0),
+            arrivals: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             on_error: None,
             on_unsubscribe: None,
@@ -218,6 +239,15 @@ impl<D, I, R> Runner<D, I, R> {
                 None => self.notify.notify_one(),
             }
         }
+    }
+
+    /// Something arrived for live orders: a running batch may refresh.
+    /// Only called with the dispatcher lock held (`_held`), so a plain load
+    /// and store suffice (no locked read-modify-write on the hot path).
+    #[inline]
+    fn arrived(&self, _held: &MutexGuard<'_, Dispatcher<D, I, R>>) {
+        let n = self.arrivals.load(Ordering::Relaxed);
+        self.arrivals.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
     /// The idle interval.
@@ -304,8 +334,8 @@ impl<D, I, R> Runner<D, I, R> {
         } = id;
         if msg_type != MsgType::New {
             let order_id = order_id.ok_or(DispatchError::NoOrderId(msg_type))?;
-            let wake = self
-                .lock()
+            let mut d = self.lock();
+            let wake = d
                 .instruct(
                     &order_id,
                     msg_type,
@@ -315,6 +345,8 @@ impl<D, I, R> Runner<D, I, R> {
                     Instant::now(),
                 )
                 .map_err(|e| self.refused(e))?;
+            self.arrived(&d);
+            drop(d);
             self.signal(wake);
             return Ok(Submitted {
                 order_id,
@@ -383,10 +415,12 @@ impl<D, I, R> Runner<D, I, R> {
         if self.is_stopping() {
             return Err(DispatchError::Stopping("reports"));
         }
-        let wake = self
-            .lock()
+        let mut d = self.lock();
+        let wake = d
             .report(order_id, report, Instant::now())
             .map_err(|e| self.refused(e))?;
+        self.arrived(&d);
+        drop(d);
         self.signal(wake);
         Ok(())
     }
@@ -398,7 +432,12 @@ impl<D, I, R> Runner<D, I, R> {
         if self.stopping.load(Ordering::Relaxed) {
             return 0;
         }
-        let (n, wake) = self.lock().quote(quote, Instant::now());
+        let mut d = self.lock();
+        let (n, wake) = d.quote(quote, Instant::now());
+        if n > 0 {
+            self.arrived(&d);
+        }
+        drop(d);
         self.signal(wake);
         n
     }
@@ -409,7 +448,12 @@ impl<D, I, R> Runner<D, I, R> {
         if self.stopping.load(Ordering::Relaxed) {
             return 0;
         }
-        let (n, wake) = self.lock().trade(trade, Instant::now());
+        let mut d = self.lock();
+        let (n, wake) = d.trade(trade, Instant::now());
+        if n > 0 {
+            self.arrived(&d);
+        }
+        drop(d);
         self.signal(wake);
         n
     }
@@ -460,9 +504,12 @@ impl<D, I, R> Runner<D, I, R> {
             if self.stopping.load(Ordering::Acquire) {
                 return (total, false);
             }
-            let more = self
-                .lock()
-                .take_ready(BATCH.min(budget - total), &mut b.taken);
+            let mut d = self.lock();
+            let more = d.take_ready(BATCH.min(budget - total), &mut b.taken);
+            // Read under the lock the take held: anything newer is not in
+            // the taken Updates.
+            let taken_epoch = self.arrivals.load(Ordering::Relaxed);
+            drop(d);
             let n = b.taken.len();
             if n == 0 {
                 return (total, false);
@@ -471,14 +518,48 @@ impl<D, I, R> Runner<D, I, R> {
             self.handovers.fetch_add(n as u64, Ordering::Relaxed);
             // The batch's start serves as the completion time too: an order
             // goes idle from when it was last handed over.
-            let now = Instant::now();
-            for h in b.taken.drain(..) {
+            let start = Instant::now();
+            // The clock is read before every hand-over once they average
+            // CLOCK_EVERY_AFTER or more (then a read costs < 5 %), else before
+            // every CLOCK_STRIDE-th: staleness is then low by at most that
+            // many fast hand-overs (< ~8 us), and a refresh comes at most
+            // that many hand-overs late.
+            let (mut now, mut stride) = (start, CLOCK_STRIDE);
+            // By value, with the rest still reachable for an in-place refresh:
+            // the common path moves each Update once.
+            let mut taken = std::mem::take(&mut b.taken).into_iter();
+            for i in 0u32.. {
+                // Read after the first hand-over too: one slow action
+                // switches to a read each.
+                if i == 1 || (i > 0 && i % stride == 0) {
+                    now = Instant::now();
+                    if stride > 1 && now.saturating_duration_since(start) >= CLOCK_EVERY_AFTER * i {
+                        stride = 1;
+                    }
+                }
+                // Late in a long batch, and something arrived since the take:
+                // this order's Update gets what arrived for it meanwhile (one
+                // lock and at most one merge, only for this hand-over).
+                if now.saturating_duration_since(start) >= REFRESH_AFTER
+                    && self.arrivals.load(Ordering::Relaxed) != taken_epoch
+                {
+                    if let Some(h) = taken.as_mut_slice().first_mut() {
+                        self.lock().refresh(h.key, &h.order_id, &mut h.update);
+                    }
+                }
+                let Some(h) = taken.next() else {
+                    break;
+                };
                 let mut delegate = h.delegate;
                 let staleness = h.update.arrived.map(|a| now.saturating_duration_since(a));
                 let verdict =
                     handler.hand_over(h.key, &h.order_id, &mut delegate, h.update, staleness);
                 b.results.push((h.key, h.order_id, delegate, verdict));
             }
+            // The buffer went with the iterator: one allocation per batch,
+            // sized like this one (a small batch costs a small malloc).
+            b.taken = Vec::with_capacity(n);
+            let now = start;
             let mut again = more;
             {
                 let mut d = self.lock();
@@ -661,6 +742,7 @@ async fn pump<D, I, R>(runner: std::sync::Weak<Runner<D, I, R>>, sink: Arc<Marke
             for (_, (t, n)) in trades.drain(..) {
                 wake |= d.trade_n(&t, n, now).1;
             }
+            r.arrived(&d);
         }
         r.signal(wake);
     }

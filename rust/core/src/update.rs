@@ -136,6 +136,49 @@ impl<I, R> Pending<I, R> {
         self.idle = false;
     }
 
+    /// Empties it into `update`, taken earlier and not yet handed over
+    /// (see [`Dispatcher::refresh`](crate::Dispatcher::refresh)): `newest_quote` (the symbol's,
+    /// used when quotes arrived) replaces the quote, prints merge (newer
+    /// after older), instructions and reports append in arrival order.
+    /// Returns false, changing nothing, when nothing accumulated.
+    pub(crate) fn refresh(
+        &mut self,
+        update: &mut Update<I, R>,
+        newest_quote: Option<&Quote>,
+    ) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let p = std::mem::take(self);
+        if p.quotes_merged > 0 {
+            if let Some(q) = newest_quote {
+                match &mut update.quote {
+                    Some(held) => held.clone_from(q),
+                    slot => *slot = Some(q.clone()),
+                }
+            }
+            update.quotes_merged += p.quotes_merged;
+        }
+        if let Some(t) = p.trade {
+            // Same order, same symbol: this always merges.
+            let merged = match &mut update.trade {
+                Some(held) => held.merge(&t),
+                None => false,
+            };
+            if merged {
+                update.trades_merged += p.trades_merged;
+            } else {
+                update.trade = Some(*t);
+                update.trades_merged = p.trades_merged;
+            }
+        }
+        update.instructions.extend(p.instructions);
+        update.reports.extend(p.reports);
+        update.arrived = p.arrived.or(update.arrived);
+        update.idle = false;
+        true
+    }
+
     /// Empties it into the Update to hand over; `newest_quote` is the
     /// symbol's newest quote, used when quotes arrived.
     pub(crate) fn take_update(&mut self, newest_quote: Option<&Quote>) -> Update<I, R> {

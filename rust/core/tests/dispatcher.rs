@@ -183,6 +183,66 @@ fn data_arriving_while_running_merges_into_the_next_hand_over() {
 }
 
 #[test]
+fn refresh_merges_what_arrived_since_the_take_into_an_update_not_yet_handed_over() {
+    let mut d = D::new(Duration::from_secs(1));
+    let now = Instant::now();
+    d.create(sym("a"), Side::Buy, sym("X"), "da", 1, now)
+        .unwrap();
+    let first = take_all(&mut d);
+    finish_all(&mut d, first, false);
+    d.quote(&quote("X", 1), now);
+    d.trade(&Trade::new(sym("X"), Decimal::ONE, Decimal::from(100)), now);
+    let mut h = take_all(&mut d).into_iter().next().unwrap();
+    assert!(
+        !d.refresh(h.key, &h.order_id, &mut h.update),
+        "nothing arrived since the take"
+    );
+    // Taken, not yet handed over: newer data arrives.
+    d.quote(&quote("X", 2), now);
+    d.quote(&quote("X", 3), now);
+    d.trade(
+        &Trade::new(sym("X"), Decimal::from(3), Decimal::from(200)),
+        now,
+    );
+    d.instruct(&sym("a"), MsgType::Cancel, Side::Buy, "X", 2, now)
+        .unwrap();
+    d.report("a", 7, now).unwrap();
+    assert!(d.refresh(h.key, &h.order_id, &mut h.update));
+    let u = &h.update;
+    assert_eq!(
+        u.quote,
+        Some(quote("X", 3)),
+        "the newest quote replaces the taken one"
+    );
+    assert_eq!(u.quotes_merged, 3);
+    let t = u.trade.as_ref().unwrap();
+    assert_eq!(u.trades_merged, 2);
+    assert_eq!(t.trade_volume, Some(Decimal::from(4)));
+    assert_eq!(t.avg_px, Some(Decimal::from(175)));
+    assert_eq!(u.instructions, vec![2]);
+    assert_eq!(u.reports, vec![7]);
+    // Refreshed items are handed over once: nothing is left pending.
+    let c = d.complete(h.key, &h.order_id, Some(h.delegate), false, now);
+    assert!(!c.wake, "everything went into the refreshed Update");
+    assert!(take_all(&mut d).is_empty());
+}
+
+#[test]
+fn refresh_ignores_an_order_that_is_not_running_under_that_id() {
+    let mut d = D::new(Duration::from_secs(1));
+    let now = Instant::now();
+    let a = d
+        .create(sym("a"), Side::Buy, sym("X"), "da", 1, now)
+        .unwrap();
+    let mut u = exo_core::Update::default();
+    assert!(!d.refresh(a.key, "a", &mut u), "ready, not running");
+    let h = take_all(&mut d).into_iter().next().unwrap();
+    d.report("a", 7, now).unwrap();
+    assert!(!d.refresh(h.key, "someone-else", &mut u));
+    assert!(u.is_empty());
+}
+
+#[test]
 fn a_done_order_is_removed_and_the_last_of_a_symbol_unsubscribes() {
     let mut d = D::new(Duration::from_secs(1));
     let now = Instant::now();

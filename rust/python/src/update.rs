@@ -82,8 +82,10 @@ impl PyUpdate {
         let now: i64 = py.import("time")?.call_method0("monotonic_ns")?.extract()?;
         Ok(Some(now - arrived.elapsed().as_nanos() as i64))
     }
-    /// How old the newest item was when this Update was handed over, in
-    /// nanoseconds (None if idle).
+    /// How old the newest item was just before `action` was called with this
+    /// Update, in nanoseconds (None if idle). Bounded by how long data waits
+    /// in the feed's queue, by `REFRESH_AFTER` (20 us) within a batch of
+    /// hand-overs, and by the loop's own delay (README, "What bounds staleness").
     #[getter]
     fn staleness_ns(&self) -> Option<u64> {
         self.staleness.map(|d| d.as_nanos() as u64)
