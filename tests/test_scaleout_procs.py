@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,16 +31,6 @@ DONE = lambda p: p["ordStatus"] in ("FILLED", "CANCELED")  # noqa: E731
 OWNED = lambda p: p.get("engine") is not None  # noqa: E731
 NEVER_FILLS = Decimal("1000000000")
 KILL_TOTAL = Decimal("60")  # BTC over all the kill test's orders, whatever ORDERS is
-
-
-@pytest.fixture(scope="session")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
-    cluster = RedisCluster(tmp_path_factory.mktemp("cluster"))
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(params=["server", "cluster"])

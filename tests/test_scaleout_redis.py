@@ -19,6 +19,7 @@ from exo.scaleout.lease import Lease, Leases
 from exo.scaleout.store import FencedStore
 from exo.scaleout.streams import GROUP, autoclaim, ensure_group, read, retire
 from exo.store import INSTRUCTION, NEW, Checkpoint, Entry
+from tests.redis_cluster import RedisCluster
 
 
 @pytest.fixture
@@ -184,6 +185,38 @@ async def test_a_new_already_journaled_is_not_restarted_by_a_second_delivery(
         assert stored.state == b"progress"
     finally:
         await store.close()
+
+
+async def test_one_order_s_journal_entries_land_in_order_on_a_redis_cluster(
+    redis_cluster: RedisCluster,
+) -> None:
+    # A Cluster takes no EVALSHA in a pipeline: the calls go out one by one.
+    # Sent concurrently they reached Redis in any order, and an XADD 0-<seq>
+    # overtaken by the next one failed ("equal or smaller than the target
+    # stream top item"), failing the whole batch of reports with it.
+    redis_cluster.flush()
+    url = redis_cluster.url
+    client = connect(url, socket_timeout=5)
+    store = FencedStore(url)
+    await store.open()
+    try:
+        ids = [f"o{i}" for i in range(4)]
+        leases = await Leases(client, "a", 10).acquire(ids)
+        entries = []
+        for oid in ids:
+            lease = leases[oid]
+            assert isinstance(lease, Lease)
+            store.own(oid, lease.epoch)
+            entries.append(Entry(oid, 1, NEW, _order(oid)))
+        assert await store.append(entries) == [True] * len(ids)
+        cancel = _order("o0").cancel()
+        batch = [Entry(oid, seq, INSTRUCTION, cancel) for seq in range(2, 102) for oid in ids]
+        assert await store.append(batch) == [True] * len(batch)
+        for stored in await store.load(ids):
+            assert [e.seq for e in stored.entries] == list(range(1, 102))
+    finally:
+        await store.close()
+        await client.aclose()
 
 
 # -- Redis Streams pitfalls -----------------------------------------------------------

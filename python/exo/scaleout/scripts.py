@@ -18,28 +18,51 @@ _IN_FLIGHT = 64
 """Concurrent script calls on a Redis Cluster (redis-py does not pipeline EVALSHA there)."""
 
 
+def _tag(keys: Sequence[Any]) -> Any:
+    """The hash tag of a call's first key (its Cluster slot), or the key itself."""
+    if not keys:
+        return None
+    key = keys[0]
+    text = key.decode() if isinstance(key, bytes) else str(key)
+    start = text.find("{")
+    end = text.find("}", start + 1)
+    return text[start + 1 : end] if start >= 0 and end > start + 1 else text
+
+
 async def _run_cluster(
     client: Any, script: Any, calls: Sequence[tuple[Sequence[Any], Sequence[Any]]]
 ) -> list[Any]:
-    """One call per (keys, args), at most ``_IN_FLIGHT`` at a time, each routed
-    to the master of its keys' slot; the Script loads itself on NOSCRIPT."""
+    """One call per (keys, args), each routed to the master of its keys' slot;
+    the Script loads itself on NOSCRIPT. Calls on the same hash tag (one
+    order's keys) run one after the other in the given order, as a pipeline
+    would run them: concurrent calls go out on different connections and may
+    reach Redis in any order, and a journal's ``XADD 0-<seq>`` that overtakes
+    the one before it makes that one fail ("equal or smaller than the target
+    stream top item"). At most ``_IN_FLIGHT`` tags at a time."""
     import asyncio
 
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
     gate = asyncio.Semaphore(_IN_FLIGHT)
+    replies: list[Any] = [None] * len(calls)
+    groups: dict[Any, list[int]] = {}
+    for i, (keys, _args) in enumerate(calls):
+        groups.setdefault(_tag(keys), []).append(i)
 
-    async def one(keys: Sequence[Any], args: Sequence[Any]) -> Any:
+    async def one(indices: list[int]) -> None:
         async with gate:
-            try:
-                return await script(keys=list(keys), args=list(args), client=client)
-            except (RedisConnectionError, RedisTimeoutError, OSError):
-                raise
-            except Exception as exc:  # a command error: returned, as run_many does
-                return exc
+            for i in indices:
+                keys, args = calls[i]
+                try:
+                    replies[i] = await script(keys=list(keys), args=list(args), client=client)
+                except (RedisConnectionError, RedisTimeoutError, OSError):
+                    raise
+                except Exception as exc:  # a command error: returned, as run_many does
+                    replies[i] = exc
 
-    return list(await asyncio.gather(*(one(k, a) for k, a in calls)))
+    await asyncio.gather(*(one(indices) for indices in groups.values()))
+    return replies
 
 
 async def run_many(
