@@ -80,13 +80,14 @@ class Proc:
             if orders is None or m.group(2).decode() in orders
         ]
 
-    def fills(self) -> dict[str, Decimal]:
-        """Sum of the fill lines this engine printed, per order."""
-        sums: dict[str, Decimal] = {}
+    def fill_lines(self) -> dict[str, tuple[Decimal, int]]:
+        """Per order: (sum of the quantities, number) of the fill lines this engine printed."""
+        out: dict[str, tuple[Decimal, int]] = {}
         for m in _FILL.finditer(self.out.read_bytes()):
             oid = m.group(1).decode()
-            sums[oid] = sums.get(oid, Decimal(0)) + Decimal(m.group(2).decode())
-        return sums
+            total, n = out.get(oid, (Decimal(0), 0))
+            out[oid] = (total + Decimal(m.group(2).decode()), n + 1)
+        return out
 
 
 class Deployment:

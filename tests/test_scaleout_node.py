@@ -14,6 +14,7 @@ import pytest
 import exo
 from exo.market import MsgType
 from exo.scaleout import EngineNode, Intake
+from tests.redis_server import RedisServer
 
 
 class Waiting:
@@ -116,3 +117,68 @@ async def test_a_graceful_stop_hands_the_orders_over_without_waiting_for_the_lea
             assert p is not None and p["applied"] == 2 and p["engine"] == "b"
     finally:
         await b.stop()
+
+
+class DoneOnSignal:
+    """Acts on every (idle) Update; completes at the first action after ``finish`` is set."""
+
+    finish = asyncio.Event()
+
+    def __init__(self, order: Any, state: dict[str, Any] | None = None) -> None:
+        self.acted = 0 if state is None else int(state["acted"])
+        self.done = False
+
+    def action(self, update: exo.Update) -> bool:
+        self.acted += 1
+        self.done = DoneOnSignal.finish.is_set()
+        return self.done
+
+    def state(self) -> dict[str, Any]:
+        return {"acted": self.acted}
+
+
+async def test_an_order_completed_while_redis_is_down_shows_its_final_progress_once_it_is_back(
+    redis_server: RedisServer, redis_url: str, intake: Intake
+) -> None:
+    DoneOnSignal.finish = asyncio.Event()
+    a = EngineNode(
+        redis_url,
+        "a",
+        DoneOnSignal,
+        lease=10.0,
+        partitions=2,
+        describe=lambda d: {"acted": d.acted, "done": d.done},
+        block=0.2,
+        timeout=1.0,
+        idle_interval=0.05,
+    )
+    async with a:
+        oid = await intake.submit(exo.Order("BUY", "BTC-USD", order_qty=Decimal(1)))
+
+        async def acting() -> bool:
+            p = await intake.progress(oid)
+            return p is not None and p["acted"] > 1 and p["engine"] == "a"
+
+        await until(acting)
+        redis_server.stop()
+        try:
+            DoneOnSignal.finish.set()  # completes now: its progress and removal cannot be written
+
+            async def ended_and_failed() -> bool:
+                # Its last progress was tried and failed; so was its removal.
+                return (
+                    a.engine.live == 0
+                    and a.counters["progress_failures"] > 0
+                    and a.engine.stats()["store_failures"] > 0
+                )
+
+            await until(ended_and_failed)
+        finally:
+            redis_server.start()
+
+        async def final() -> bool:
+            p = await intake.progress(oid)
+            return p is not None and p["done"]
+
+        await until(final)
+        assert await intake.owner(oid) is None  # removed: its lease went with it

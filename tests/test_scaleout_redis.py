@@ -5,6 +5,7 @@ scale-out") as a test."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -217,6 +218,37 @@ async def test_one_order_s_journal_entries_land_in_order_on_a_redis_cluster(
     finally:
         await store.close()
         await client.aclose()
+
+
+async def test_an_older_progress_never_lands_over_a_newer_one_nor_over_the_final_one(
+    redis_url: str, client: Any
+) -> None:
+    # The progress writer and the removal of a completed order go out on
+    # different connections: an older progress could reach Redis last and
+    # stay (a FILLED order shown NEW for good). Each carries a version.
+    lease = (await Leases(client, "a", 10).acquire(["o1"]))["o1"]
+    assert isinstance(lease, Lease)
+    store = FencedStore(redis_url)
+    await store.open()
+    try:
+        store.own("o1", lease.epoch)
+        await store.append([Entry("o1", 1, NEW, _order("o1"))])
+        assert await store.write_progress([("o1", lease.epoch, {"ordStatus": "PARTIALLY_FILLED"}, 2)]) == 0
+        assert await store.write_progress([("o1", lease.epoch, {"ordStatus": "NEW"}, 1)]) == 1
+        assert json.loads(await client.get("exo:{o1}:progress")) == {"ordStatus": "PARTIALLY_FILLED"}
+        store.final_progress = lambda oid: ({"ordStatus": "FILLED"}, 4)
+        await store.remove(["o1"])
+        # Late, after the removal: the older one changes nothing, a newer one lands.
+        assert await store.write_progress([("o1", lease.epoch, {"ordStatus": "PARTIALLY_FILLED"}, 3)]) == 1
+        assert json.loads(await client.get("exo:{o1}:progress")) == {"ordStatus": "FILLED"}
+        assert await store.write_progress([("o1", lease.epoch, {"ordStatus": "FILLED", "n": 2}, 5)]) == 0
+        assert json.loads(await client.get("exo:{o1}:progress")) == {"ordStatus": "FILLED", "n": 2}
+        assert 0 < await client.pttl("exo:{o1}:pver") <= store.keep * 1000  # expires with the order
+        # Another engine's epoch starts its own versions.
+        await client.set("exo:{o1}:epoch", lease.epoch + 1)
+        assert await store.write_progress([("o1", lease.epoch + 1, {"ordStatus": "X"}, 1)]) == 0
+    finally:
+        await store.close()
 
 
 # -- Redis Streams pitfalls -----------------------------------------------------------

@@ -198,6 +198,7 @@ class EngineNode:
         self._claiming: dict[str, float] = {}
         self._dirty: dict[str, bool] = {}
         self._finished: dict[str, _Owned] = {}
+        self._progress_version = 0
         self._log_first_action = False
         self._dirty_wake = asyncio.Event()
         self._scan_now = asyncio.Event()
@@ -214,6 +215,7 @@ class EngineNode:
             "intake_read": 0,
             "duplicates": 0,
             "redis_failures": 0,
+            "progress_failures": 0,
         }
         self.first_actions: list[tuple[str, float, float]] = []
         """(order_id, claimed at, first action at), time.time() seconds, per claimed order."""
@@ -353,6 +355,7 @@ class EngineNode:
     def _drop(self, order_id: str, why: str) -> None:
         self.held.pop(order_id, None)
         self.store.disown(order_id)
+        self._finished.pop(order_id, None)
         owned = self._delegates.pop(order_id, None)
         if owned is not None and not owned.dropped:
             owned.dropped = True
@@ -723,26 +726,29 @@ class EngineNode:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.counters["progress_failures"] += 1
                 self._failed(exc, "writing progress")
                 await asyncio.sleep(_BACKOFF_MIN)
             # Conflate: at most one write per order per interval (a busy order
             # acts on every quote; GET needs its progress, not every step).
             await asyncio.sleep(self.progress_interval)
 
-    def _doc(self, owned: _Owned) -> dict[str, Any] | None:
+    def _doc(self, owned: _Owned) -> tuple[dict[str, Any], int] | None:
+        """The order's progress now, and its version (growing with each one taken)."""
         assert self._describe is not None
         doc = self._describe(owned.inner)
         if doc is None:
             return None
+        self._progress_version += 1
         return {
             **doc,
             "instructions": owned.instructions,
             "reports": owned.reports,
             "engine": self.name,
             "epoch": owned.epoch,
-        }
+        }, self._progress_version
 
-    def _final_progress(self, order_id: str) -> dict[str, Any] | None:
+    def _final_progress(self, order_id: str) -> tuple[dict[str, Any], int] | None:
         """The store removes a completed order: its last progress goes with it."""
         owned = self._finished.get(order_id)
         if owned is None or self._describe is None or owned.dropped:
@@ -750,7 +756,8 @@ class EngineNode:
         return self._doc(owned)
 
     def _removed(self, order_id: str) -> None:
-        """The removal (with the last progress) is written: nothing left to write."""
+        """The removal (with the last progress, newer than any write before it)
+        is written: nothing left to write for the order."""
         self._finished.pop(order_id, None)
         self._dirty.pop(order_id, None)
 
@@ -759,16 +766,17 @@ class EngineNode:
             return
         dirty, self._dirty = self._dirty, {}
         docs = []
-        for oid, done in dirty.items():
+        for oid in dirty:
+            # A completed order stays in _finished until its removal is
+            # written (_removed): if this write fails, the removal (or the
+            # next write) still has its last progress.
             owned = self._delegates.get(oid) or self._finished.get(oid)
             if owned is None or owned.dropped:
                 continue
-            doc = self._doc(owned)
-            if doc is None:
+            made = self._doc(owned)
+            if made is None:
                 continue
-            docs.append((oid, owned.epoch, doc))
-            if done:
-                self._finished.pop(oid, None)
+            docs.append((oid, owned.epoch, *made))
         try:
             for start in range(0, len(docs), 1000):
                 await self.store.write_progress(docs[start : start + 1000])

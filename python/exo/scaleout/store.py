@@ -10,6 +10,14 @@ Per-order keys added to RedisStore's (same hash tag, one Cluster slot):
 
     <prefix>:{<order_id>}:seen      SET     intake message ids already journaled (exactly once)
     <prefix>:{<order_id>}:progress  STRING  the order's progress as JSON (what GET answers)
+    <prefix>:{<order_id>}:pver      STRING  "<epoch>:<version>" of the progress written last
+
+Progress writes carry a version that grows with each one an engine takes
+(``version``): a write older than the one in Redis under the same epoch
+changes nothing. Two writes of one order can reach Redis out of order (the
+progress writer and the removal of a completed order go out on different
+connections); without the version an older progress landing last stayed:
+a FILLED order shown PARTIALLY_FILLED (or NEW) for good.
 
 Only orders this engine acquired (``own``) are in ``live_orders()``: recovery
 on another machine loads exactly the orders it claimed.
@@ -62,8 +70,8 @@ redis.call('XTRIM', KEYS[2], 'MINID', '0-' .. (tonumber(ARGV[2]) + 1))
 return 1
 """
 
-# KEYS: order, journal, checkpoint, seen, lease, epoch, done, progress.
-# ARGV: epoch, keep ms, final progress ('' none).
+# KEYS: order, journal, checkpoint, seen, lease, epoch, done, progress, pver.
+# ARGV: epoch, keep ms, final progress ('' none), its version.
 # The completed order's journal goes; its final progress, epoch and done marker
 # stay for keep ms (GET answers, a NEW delivered again is refused), all in one step.
 _REMOVE = """
@@ -71,22 +79,40 @@ if redis.call('GET', KEYS[6]) ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('SET', KEYS[7], '1', 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[6], ARGV[2])
-if ARGV[3] ~= '' then
+local cur = redis.call('GET', KEYS[9])
+local newer = true
+if cur then
+  local e, v = string.match(cur, '^(%d+):(%d+)$')
+  newer = e ~= ARGV[1] or tonumber(ARGV[4]) > tonumber(v)
+end
+if ARGV[3] ~= '' and newer then
   redis.call('SET', KEYS[8], ARGV[3], 'PX', ARGV[2])
-elseif redis.call('EXISTS', KEYS[8]) == 1 then
-  redis.call('PEXPIRE', KEYS[8], ARGV[2])
+  redis.call('SET', KEYS[9], ARGV[1] .. ':' .. ARGV[4], 'PX', ARGV[2])
+else
+  if redis.call('EXISTS', KEYS[8]) == 1 then redis.call('PEXPIRE', KEYS[8], ARGV[2]) end
+  if cur then redis.call('PEXPIRE', KEYS[9], ARGV[2]) end
 end
 return 1
 """
 
-# KEYS: progress, epoch, done. ARGV: epoch, json. Once done, it expires with the done marker.
+# KEYS: progress, epoch, done, pver. ARGV: epoch, json, version.
+# 1 written, 0 older than the progress there (same epoch), -1 fenced.
+# Once done, it expires with the done marker.
 _PROGRESS = """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+local cur = redis.call('GET', KEYS[4])
+if cur then
+  local e, v = string.match(cur, '^(%d+):(%d+)$')
+  if e == ARGV[1] and tonumber(ARGV[3]) <= tonumber(v) then return 0 end
+end
 local ttl = redis.call('PTTL', KEYS[3])
+local stamp = ARGV[1] .. ':' .. ARGV[3]
 if ttl > 0 then
   redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+  redis.call('SET', KEYS[4], stamp, 'PX', ttl)
 else
   redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('SET', KEYS[4], stamp)
 end
 return 1
 """
@@ -119,10 +145,11 @@ class FencedStore(RedisStore):
         self.duplicates = 0
         """Intake messages found already journaled (delivered twice, applied once)."""
         self._tags: dict[int, tuple[Any, str]] = {}
-        self.final_progress: Callable[[str], dict[str, Any] | None] | None = None
-        """Called per completed order at its removal: its last progress, written
-        with the removal in one step (so GET never shows a finished order as live).
-        Called again if the removal is retried (Redis was unreachable)."""
+        self.final_progress: Callable[[str], tuple[dict[str, Any], int] | None] | None = None
+        """Called per completed order at its removal: its last progress and
+        that progress's version, written with the removal in one step (so GET
+        never shows a finished order as live). Called again if the removal is
+        retried (Redis was unreachable)."""
         self.on_removed: Callable[[str], None] | None = None
         """Called once per completed order whose removal was written."""
         self._fenced_scripts: dict[str, Any] = {}
@@ -145,6 +172,9 @@ class FencedStore(RedisStore):
 
     def progress_key(self, order_id: str) -> str:
         return f"{self.prefix}:{{{order_id}}}:progress"
+
+    def progress_version_key(self, order_id: str) -> str:
+        return f"{self.prefix}:{{{order_id}}}:pver"
 
     def _script(self, source: str) -> Any:
         script = self._fenced_scripts.get(source)
@@ -268,9 +298,18 @@ class FencedStore(RedisStore):
         for oid in order_ids:
             lk = lease_keys(self.prefix, oid)
             seen = f"{self.prefix}:{{{oid}}}:seen"
-            keys = [*self.keys(oid), seen, lk.lease, lk.epoch, lk.done, self.progress_key(oid)]
+            keys = [
+                *self.keys(oid),
+                seen,
+                lk.lease,
+                lk.epoch,
+                lk.done,
+                self.progress_key(oid),
+                self.progress_version_key(oid),
+            ]
             final = None if self.final_progress is None else self.final_progress(oid)
-            calls.append((keys, [self._epoch(oid), keep_ms, "" if final is None else json.dumps(final)]))
+            doc, version = ("", 0) if final is None else (json.dumps(final[0]), final[1])
+            calls.append((keys, [self._epoch(oid), keep_ms, doc, version]))
         replies = await self._run(_REMOVE, calls, f"removal of {len(calls)} completed orders")
         removed = []
         for oid, r in zip(order_ids, replies, strict=True):
@@ -286,18 +325,22 @@ class FencedStore(RedisStore):
             pipe.srem(self.index_key, *removed)
             await self._execute(pipe, "live-order index")
 
-    async def write_progress(self, progress: Sequence[tuple[str, int, dict[str, Any]]]) -> None:
-        """Writes each (order_id, epoch, progress) as JSON (what GET answers),
-        fenced by the epoch the order was acquired with (a completed order's
-        last progress lands after its removal, under the same epoch)."""
+    async def write_progress(self, progress: Sequence[tuple[str, int, dict[str, Any], int]]) -> int:
+        """Writes each (order_id, epoch, progress, version) as JSON (what GET
+        answers), fenced by the epoch the order was acquired with; a version
+        not above the one written last under that epoch changes nothing (a
+        completed order's last progress may land after its removal, an older
+        one never over it). Returns how many were older and left out."""
         calls = []
-        for oid, epoch, doc in progress:
+        for oid, epoch, doc, version in progress:
             lk = lease_keys(self.prefix, oid)
-            calls.append(([self.progress_key(oid), lk.epoch, lk.done], [epoch, json.dumps(doc)]))
+            keys = [self.progress_key(oid), lk.epoch, lk.done, self.progress_version_key(oid)]
+            calls.append((keys, [epoch, json.dumps(doc), version]))
         replies = await self._run(_PROGRESS, calls, f"progress of {len(calls)} orders")
-        for (oid, _, _), r in zip(progress, replies, strict=True):
+        for (oid, _, _, _), r in zip(progress, replies, strict=True):
             if r == -1:
                 self._refused(oid)
+        return sum(1 for r in replies if r == 0)
 
     # -- recovery ---------------------------------------------------------------
 
