@@ -5,15 +5,17 @@ submitted, each exactly once; a graceful stop hands orders over at once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
 import exo
-from exo.market import MsgType
+from exo.child import ChildOrder
+from exo.market import MsgType, OrdStatus, Side
 from exo.scaleout import EngineNode, Intake
+from exo.venues import Paper
 from tests.redis_server import RedisServer
 
 
@@ -182,3 +184,92 @@ async def test_an_order_completed_while_redis_is_down_shows_its_final_progress_o
 
         await until(final)
         assert await intake.owner(oid) is None  # removed: its lease went with it
+
+
+class RestsOneChild:
+    """Sends one resting LIMIT child to its venue; applies the reports of its
+    children; notes, at its first action in this process, which of its
+    orders the venue had been asked about already."""
+
+    reconciled: ClassVar[set[str]] = set()
+
+    def __init__(self, order: Any, venue: Paper, state: dict[str, Any] | None = None) -> None:
+        self.order, self.venue = order, venue
+        self.children: list[ChildOrder] = [] if state is None else list(state["children"])
+        self.first: bool | None = None  # reconciled before the first action here
+
+    async def action(self, update: exo.Update) -> bool:
+        if self.first is None:
+            self.first = self.order.order_id in RestsOneChild.reconciled
+        for report in update.reports:
+            for child in self.children:
+                if child.owns(report.cl_ord_id):
+                    child.apply(report)
+        if not self.children:
+            child = ChildOrder(self.order.order_id, "BTC-USD", Side.BUY, Decimal(1), price=Decimal(1))
+            self.children.append(child)
+            await self.venue.send(child.new())
+        return False
+
+    def state(self) -> dict[str, Any]:
+        return {"children": list(self.children)}
+
+
+async def test_a_claimed_order_s_children_are_reconciled_with_the_venue_before_its_delegate_acts(
+    redis_url: str, intake: Intake
+) -> None:
+    RestsOneChild.reconciled = set()
+    venues = {"a": Paper(), "b": Paper()}
+    nodes: dict[str, EngineNode] = {}
+
+    def claimed(name: str) -> Callable[[list[str]], Awaitable[int]]:
+        async def reconcile(order_ids: list[str]) -> int:
+            n = await venues[name].reconcile(order_ids)
+            RestsOneChild.reconciled.update(order_ids)
+            return n
+
+        return reconcile
+
+    for name in ("a", "b"):
+        nodes[name] = EngineNode(
+            redis_url,
+            name,
+            venues[name].delegates(RestsOneChild),
+            lease=30.0,
+            partitions=2,
+            block=0.2,
+            on_claimed=claimed(name),
+        )
+        venues[name].attach(nodes[name].engine)
+        await venues[name].start()
+    a, b = nodes["a"], nodes["b"]
+    await a.start()
+    try:
+        ids = [await intake.submit(exo.Order("BUY", "BTC-USD", order_qty=Decimal(1))) for _ in range(5)]
+
+        async def resting_on_a() -> bool:
+            return len(venues["a"].open_orders()) == len(ids)
+
+        await until(resting_on_a)
+        await b.start()
+        await venues["a"].stop()  # its book goes with it, as with the engine's process
+        await a.stop()  # hands the orders over
+
+        def delegate(oid: str) -> Any:
+            owned = b._delegates.get(oid)
+            return None if owned is None else owned.inner.inner
+
+        async def all_answered() -> bool:
+            ds = [delegate(oid) for oid in ids]
+            return all(d is not None and d.children[0].ord_status == OrdStatus.CANCELED for d in ds)
+
+        await until(all_answered)
+        for oid in ids:
+            d = delegate(oid)
+            assert d.first is True  # the venue answered before its first action on b
+            assert d.children[0].text is not None and "UNKNOWN_ORDER" in d.children[0].text
+        assert b.counters["claims"] == len(ids)
+    finally:
+        await b.stop()
+        for v in venues.values():
+            await v.stop()

@@ -253,13 +253,10 @@ async def run_engine(settings: Settings) -> int:
         venue.release(order_id)  # its reports now go to the new owner's venue, not here
         book.forget(order_id)
 
-    reconciling: set[asyncio.Task[int]] = set()
-
-    def claimed(order_ids: list[str]) -> None:
-        # Restored as after a restart: ask the venue about their children now.
-        task = asyncio.get_running_loop().create_task(_reconcile(venue, order_ids))
-        reconciling.add(task)
-        task.add_done_callback(reconciling.discard)
+    def claimed(order_ids: list[str]) -> Awaitable[int]:
+        # Restored as after a restart: the venue is asked about their children
+        # now, and their first actions here wait for its answer.
+        return _reconcile(venue, order_ids)
 
     name = engine_name(settings)
     try:
@@ -312,8 +309,6 @@ async def run_engine(settings: Settings) -> int:
     await close()
     owned = len(node.held)
     log.info("engine %s: stopping, %d order(s) to hand over", name, owned)
-    for task in list(reconciling):
-        task.cancel()
     # The venue first, as in the single process: its children end with it, and
     # the next owner reconciles them (UNKNOWN_ORDER for the paper venue).
     await venue.stop()

@@ -88,7 +88,17 @@ class _Owned:
     another engine, never calls the user's delegate again and ends the order
     here (``dropped``)."""
 
-    __slots__ = ("claimed_at", "dropped", "epoch", "inner", "instructions", "node", "order_id", "reports")
+    __slots__ = (
+        "claimed_at",
+        "dropped",
+        "epoch",
+        "gate",
+        "inner",
+        "instructions",
+        "node",
+        "order_id",
+        "reports",
+    )
 
     def __init__(
         self, node: EngineNode, order_id: str, epoch: int, inner: Any, counts: tuple[int, int]
@@ -100,10 +110,37 @@ class _Owned:
         self.instructions, self.reports = counts
         self.dropped = False
         self.claimed_at: float | None = None
+        self.gate: asyncio.Future[Any] | None = None
+        """Set for an order restored here from another engine: its first
+        action waits until the venue was asked about its children."""
 
     def action(self, update: Any) -> bool | Awaitable[bool]:
         if self.dropped:
             return True
+        gate = self.gate
+        if gate is not None:
+            self.gate = None
+            if not gate.done():
+                return self._after_gate(gate, update)
+        return self._act(update)
+
+    async def _after_gate(self, gate: asyncio.Future[Any], update: Any) -> bool:
+        # One hand-over at a time: what arrives meanwhile (the venue's answers
+        # among it) merges into the next Update.
+        await asyncio.wait({gate}, timeout=self.node.timeout)
+        if not gate.done():
+            log.warning(
+                "engine %s: order %s acts before the venue answered about its children (%.3gs)",
+                self.node.name,
+                self.order_id,
+                self.node.timeout,
+            )
+        if self.dropped:
+            return True
+        result = self._act(update)
+        return (await result) if inspect.isawaitable(result) else bool(result)
+
+    def _act(self, update: Any) -> bool | Awaitable[bool]:
         if self.claimed_at is not None:
             self.node._first_action(self)
         self.instructions += len(update.instructions)
@@ -153,6 +190,10 @@ class EngineNode:
     - ``on_claimed(order_ids)``: called after orders another engine held were
       restored here (recovered from their journals, as after a restart), e.g.
       to reconcile their children with the venue (``venue.reconcile(ids)``).
+      When it returns an awaitable, each of these orders' first action waits
+      for it (at most ``timeout`` seconds): the venue has answered about the
+      children before the delegate acts, and its answers reach the delegate as
+      reports in the Update after the one it was restored with.
     - ``engine_options``: passed to ``exo.Engine`` (feed, idle_interval, ...).
     """
 
@@ -170,7 +211,7 @@ class EngineNode:
         timeout: float = 5.0,
         keep: float = 86_400.0,
         on_dropped: Callable[[str], None] | None = None,
-        on_claimed: Callable[[list[str]], None] | None = None,
+        on_claimed: Callable[[list[str]], Awaitable[Any] | None] | None = None,
         progress_interval: float = 0.25,
         **engine_options: Any,
     ) -> None:
@@ -203,6 +244,7 @@ class EngineNode:
         self._dirty_wake = asyncio.Event()
         self._scan_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._gates: set[asyncio.Future[Any]] = set()
         self._readers: list[Any] = []
         self._stopping = False
         self.redis_ok = True
@@ -264,6 +306,8 @@ class EngineNode:
             await asyncio.wait_for(self._write_progress(), self.timeout)
         except Exception as exc:
             log.warning("engine %s: last progress not written (%s)", self.name, exc)
+        for gate in list(self._gates):
+            gate.cancel()
         await self.engine.stop()  # checkpoints everything while the leases are still ours
         await self._cancel(self._tasks, "background tasks")
         self._tasks = []
@@ -547,11 +591,31 @@ class EngineNode:
             self._claiming.pop(oid, None)
 
     def _claimed(self, order_ids: list[str]) -> None:
-        if order_ids and self._on_claimed is not None:
-            try:
-                self._on_claimed(order_ids)
-            except Exception:
-                log.exception("engine %s: on_claimed failed for %d order(s)", self.name, len(order_ids))
+        """Orders restored here from another engine's journal: ``on_claimed``
+        (e.g. the venue's reconcile); when it returns an awaitable, each of
+        these orders' first action waits for it (the venue is asked about
+        their children before their delegates act on the new owner)."""
+        if not order_ids or self._on_claimed is None:
+            return
+        try:
+            result = self._on_claimed(order_ids)
+        except Exception:
+            log.exception("engine %s: on_claimed failed for %d order(s)", self.name, len(order_ids))
+            return
+        if not inspect.isawaitable(result):
+            return
+        gate = asyncio.ensure_future(result)
+        self._gates.add(gate)
+        gate.add_done_callback(self._gate_done)
+        for oid in order_ids:
+            owned = self._delegates.get(oid)
+            if owned is not None:
+                owned.gate = gate
+
+    def _gate_done(self, gate: asyncio.Future[Any]) -> None:
+        self._gates.discard(gate)
+        if not gate.cancelled() and gate.exception() is not None:
+            log.error("engine %s: on_claimed failed", self.name, exc_info=gate.exception())
 
     async def _claim(self, leases: list[Lease]) -> int:
         """Loads and restores orders whose leases were just acquired; returns
