@@ -16,6 +16,7 @@ from exo.child import ChildOrder
 from exo.market import MsgType, OrdStatus, Side
 from exo.scaleout import EngineNode, Intake
 from exo.venues import Paper
+from tests.helpers import quote
 from tests.redis_server import RedisServer
 
 
@@ -273,3 +274,56 @@ async def test_a_claimed_order_s_children_are_reconciled_with_the_venue_before_i
         await b.stop()
         for v in venues.values():
             await v.stop()
+
+
+class CountsQuotes:
+    """Never completes; counts the quotes it was handed."""
+
+    def __init__(self, order: Any, state: dict[str, Any] | None = None) -> None:
+        self.quotes = 0 if state is None else int(state["quotes"])
+
+    def action(self, update: exo.Update) -> bool:
+        self.quotes += update.quote is not None
+        return False
+
+    def state(self) -> dict[str, Any]:
+        return {"quotes": self.quotes}
+
+
+async def test_an_engine_that_loses_redis_keeps_its_orders_running_and_releases_nothing(
+    redis_server: RedisServer, redis_url: str, intake: Intake
+) -> None:
+    a = EngineNode(redis_url, "a", CountsQuotes, lease=10.0, partitions=2, block=0.2, timeout=1.0)
+    async with a:
+        ids = [await intake.submit(exo.Order("BUY", "BTC-USD", order_qty=Decimal(1))) for _ in range(3)]
+
+        async def owned() -> bool:
+            return len(a.held) == 3 and all(a.engine.is_live(i) for i in ids)
+
+        await until(owned)
+        leases = dict(a.held)
+        redis_server.stop()
+        try:
+
+            async def cut_off() -> bool:
+                return not a.redis_ok
+
+            await until(cut_off)
+            # Market data still reaches every order, one Update at a time.
+            for n in range(1, 4):
+                a.engine.quote(quote("BTC-USD", bid=str(100 + n)))
+
+                async def handed(n: int = n) -> bool:
+                    return all(a._delegates[i].inner.quotes >= n for i in ids)
+
+                await until(handed)
+            assert a.held == leases  # nothing released while it cannot prove what it owns
+        finally:
+            redis_server.start()
+
+        async def back() -> bool:
+            return a.redis_ok and a.counters["lease_renewals"] > 0
+
+        await until(back)
+        assert a.held == leases and a.counters["leases_lost"] == 0
+        assert {await intake.owner(i) for i in ids} == {"a"}  # still its own

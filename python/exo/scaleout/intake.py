@@ -155,24 +155,28 @@ class Intake:
     async def progress(self, order_id: str) -> dict[str, Any] | None:
         """The order's progress as its owner last wrote it (after each action,
         kept for a while after it completed), or None when unknown."""
-        from redis.exceptions import ConnectionError as RedisConnectionError
         from redis.exceptions import RedisError
 
         key = f"{self.prefix}:{{{order_id}}}:progress"
         try:
-            try:
-                raw = await self._c().get(key)
-            except RedisConnectionError:
-                raw = await self._c().get(key)  # a read: once more on a fresh connection
+            raw = await self._get(key)
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(f"cannot read the order's progress: {type(exc).__name__}: {exc}") from exc
         return None if raw is None else dict(json.loads(raw))
 
+    async def _get(self, key: str) -> Any:
+        from redis.exceptions import ConnectionError as RedisConnectionError
+
+        try:
+            return await self._c().get(key)
+        except RedisConnectionError:
+            return await self._c().get(key)  # a read: once more on a fresh connection (Redis restarted)
+
     async def order(self, order_id: str) -> Any | None:
         """The NEW as submitted, while the order is live (None otherwise)."""
-        raw = await self._c().get(f"{self.prefix}:{{{order_id}}}:order")
+        raw = await self._get(f"{self.prefix}:{{{order_id}}}:order")
         return None if raw is None else self.codec.loads(raw)
 
     async def owner(self, order_id: str) -> str | None:
         """The engine holding the order's lease, or None."""
-        return owner_of(await self._c().get(lease_keys(self.prefix, order_id).lease))
+        return owner_of(await self._get(lease_keys(self.prefix, order_id).lease))
