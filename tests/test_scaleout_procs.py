@@ -230,13 +230,14 @@ async def test_a_graceful_stop_moves_the_orders_without_waiting_for_the_lease(
 async def test_redis_restart_mid_run_loses_no_order(
     redis_server: RedisServer, redis_url: str, tmp_path: Path, deploy: list[Deployment]
 ) -> None:
-    # ~108 quotes/s of ~0.3 BTC shown once per engine (~12-32 BTC/s each):
-    # 100 orders of 2 BTC (~100 BTC per engine) are still live when Redis
-    # stops; the 300 BTC in all fill in well under the guard.
-    d = Deployment(redis_url, tmp_path, engines=2, lease=2.0, speed=0.2)
+    # ~54 quotes/s of ~0.3 BTC shown once per engine (at most ~16 BTC/s
+    # each): 100 orders of 0.5 BTC (~25 BTC per engine) are still live when
+    # Redis stops right after each acted once; fills wait for the store
+    # (reports are journaled first) and resume when it is back.
+    d = Deployment(redis_url, tmp_path, engines=2, lease=2.0, speed=0.1)
     deploy.append(d)
     await d.ready()
-    qty = Decimal("2")
+    qty = Decimal("0.5")
     ids = await d.post(100, qty)
     await d.until(ids, OWNED, 30, "owned by an engine")
     redis_server.stop()  # SIGTERM: Redis writes its AOF

@@ -237,6 +237,8 @@ class EngineNode:
         self.held: dict[str, Lease] = {}
         self._delegates: dict[str, _Owned] = {}
         self._claiming: dict[str, float] = {}
+        self._arriving: set[str] = set()
+        """Orders whose lease was just acquired, on their way into the engine."""
         self._dirty: dict[str, bool] = {}
         self._finished: dict[str, _Owned] = {}
         self._progress_version = 0
@@ -258,6 +260,7 @@ class EngineNode:
             "duplicates": 0,
             "redis_failures": 0,
             "progress_failures": 0,
+            "stray_leases": 0,
         }
         self.first_actions: list[tuple[str, float, float]] = []
         """(order_id, claimed at, first action at), time.time() seconds, per claimed order."""
@@ -512,27 +515,45 @@ class EngineNode:
             # before journaling; keep the entry pending until its lease lapses.
             return bool(await self._client.exists(self.store.keys(oid)[0]))
         self._own(got)
-        if await self._client.exists(self.store.keys(oid)[0]):
-            # Journaled by an engine that died before its ACK: recover, do not restart.
-            stored = await self.store.load([oid])
-            if stored:
-                self._restore(stored[0], claimed=False)
-                self._claimed([oid])
-            return True
-        order.order_id = oid
+        self._arriving.add(oid)
         try:
+            if await self._client.exists(self.store.keys(oid)[0]):
+                # Journaled by an engine that died before its ACK: recover, do not restart.
+                stored = await self.store.load([oid])
+                if stored and self._restore(stored[0], claimed=False):
+                    self._claimed([oid])
+                else:
+                    await self._let_go([got])
+                return True
+            order.order_id = oid
             result = await self.engine.submit(order)
         except BaseException:
             # Not journaled (Redis went away): let the lease go, the entry stays
-            # pending and is taken again (by us or another engine).
-            self.held.pop(oid, None)
-            self.store.disown(oid)
-            with contextlib.suppress(Exception):
-                await self._leases.release([got])
+            # pending and is taken again (by us or another engine). Held on
+            # to, the lease would be renewed for an order live nowhere: the
+            # entry's next delivery would find it "held by another" for good.
+            await self._let_go([got])
             raise
+        finally:
+            self._arriving.discard(oid)
         if result is None:
             log.warning("engine %s: NEW %s was refused by the engine", self.name, oid)
+            await self._let_go([got])
         return True
+
+    async def _let_go(self, leases: list[Lease]) -> None:
+        """Forgets leases whose orders are not live here, and releases them
+        (compare-and-delete: only if still ours) when Redis answers; otherwise
+        they lapse, as nobody renews them."""
+        for lease in leases:
+            if self.held.get(lease.order_id) is lease:
+                self.held.pop(lease.order_id, None)
+                self.store.disown(lease.order_id)
+        assert self._leases is not None
+        try:
+            await self._leases.release(leases)
+        except Exception as exc:
+            log.info("engine %s: %d lease(s) not released (%s); they lapse", self.name, len(leases), exc)
 
     async def _route(self, msg: Message, oid: str, kind: str, item: Any) -> bool:
         assert self._leases is not None
@@ -578,15 +599,16 @@ class EngineNode:
         self.held[lease.order_id] = lease
         self.store.own(lease.order_id, lease.epoch)
 
-    def _restore(self, stored: Any, claimed: bool) -> None:
+    def _restore(self, stored: Any, claimed: bool) -> bool:
+        """Recovery exactly as after a crash, into the running engine; False
+        when the order could not be restored (its delegate was not made)."""
         oid = stored.order.order_id
         if claimed:
             self._claiming[oid] = time.time()
         try:
             intake = self.engine._intake
             assert isinstance(intake, JournaledIntake), "the engine runs with its FencedStore"
-            # Recovery exactly as after a crash, into the running engine.
-            intake.restore(stored)
+            return intake.restore(stored) is not None and self.engine.is_live(oid)
         finally:
             self._claiming.pop(oid, None)
 
@@ -627,29 +649,35 @@ class EngineNode:
             leases = [lease for lease in leases if not self.engine.is_live(lease.order_id)]
         for lease in leases:
             self._own(lease)
+            self._arriving.add(lease.order_id)
         t0 = time.perf_counter()
-        stored = await self.store.load([lease.order_id for lease in leases])
-        found = {s.order.order_id for s in stored}
-        for s in stored:
-            self._restore(s, claimed=True)
-        self._claimed([s.order.order_id for s in stored])
-        missing = [lease for lease in leases if lease.order_id not in found]
-        for lease in missing:
-            self.held.pop(lease.order_id, None)
-            self.store.disown(lease.order_id)
-        if missing:
-            assert self._leases is not None
-            await self._leases.release(missing)
-        if stored:
+        restored: list[str] = []
+        try:
+            stored = await self.store.load([lease.order_id for lease in leases])
+            for s in stored:
+                if self._restore(s, claimed=True):
+                    restored.append(s.order.order_id)
+        finally:
+            for lease in leases:
+                self._arriving.discard(lease.order_id)
+            # Not found in the store, not restored, or the load failed: not
+            # live here, so the lease goes (renewed, it would keep the order
+            # from every other engine while it runs nowhere).
+            done = set(restored)
+            missing = [lease for lease in leases if lease.order_id not in done]
+            if missing:
+                await self._let_go(missing)
+        self._claimed(restored)
+        if restored:
             self._log_first_action = True
-            self.counters["claims"] += len(stored)
+            self.counters["claims"] += len(restored)
             log.info(
                 "engine %s: claimed %d order(s) (recovered from their journals in %.3fs)",
                 self.name,
-                len(stored),
+                len(restored),
                 time.perf_counter() - t0,
             )
-        return len(stored)
+        return len(restored)
 
     async def _renew_loop(self) -> None:
         assert self._leases is not None
@@ -658,6 +686,7 @@ class EngineNode:
             await asyncio.sleep(period)
             try:
                 await self._heartbeat()
+                await self._let_go_strays()
                 held = list(self.held.values())
                 for start in range(0, len(held), 1000):
                     chunk = held[start : start + 1000]
@@ -675,6 +704,22 @@ class EngineNode:
                 # Nothing is released: the orders keep running on market data;
                 # whatever lapsed meanwhile is found lost at the next renewal.
                 self._failed(exc, "renewing leases")
+
+    async def _let_go_strays(self) -> None:
+        """Leases held for orders that are not live here (and not on their
+        way in) are let go: a lease is only worth renewing for an order this
+        engine runs."""
+        strays = [
+            lease
+            for oid, lease in self.held.items()
+            if oid not in self._arriving and not self.engine.is_live(oid)
+        ]
+        if strays:
+            self.counters["stray_leases"] += len(strays)
+            log.warning(
+                "engine %s: %d lease(s) held for orders not live here; let go", self.name, len(strays)
+            )
+            await self._let_go(strays)
 
     async def _alive(self, engine: str) -> bool:
         """The engine's heartbeat has not lapsed (forwarding to it is safe)."""
