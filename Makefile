@@ -95,10 +95,10 @@ fuzz-feeds:
 		     "(rustup toolchain install nightly; cargo install cargo-fuzz)"; \
 	fi
 
-# The kill -9 failover run with 1,000 orders through HTTP (the suite runs 300),
-# against a redis-server and a 3-master Redis Cluster.
+# The kill -9 failover run with 3,000 orders through HTTP (the suite runs
+# 1,000), against a redis-server and a 3-master Redis Cluster.
 test-scaleout-big: $(STAMP)
-	EXO_SCALEOUT_ORDERS=1000 $(PY) -m pytest tests/test_scaleout_procs.py -k kill_9 -o timeout=900 -s
+	EXO_SCALEOUT_ORDERS=3000 $(PY) -m pytest tests/test_scaleout_procs.py -k kill_9 -o timeout=900 -s
 
 # cargo bench's output (divan, then summary tables) is kept for the report;
 # pytest's figures go to target/bench/figures.json (benches/benchkit.py);
