@@ -586,10 +586,11 @@ class EngineNode:
             if got is None:
                 log.info("engine %s: %s for order %s, which completed; ignored", self.name, kind, oid)
                 return True
-            if isinstance(got, Lease):
-                if not await self._claim([got]):
-                    log.warning("engine %s: %s for unknown order %s; dropped", self.name, kind, oid)
-                    return True
+            if isinstance(got, Lease) and not await self._claim([got]):
+                if await self._client.exists(self.store.keys(oid)[0]):
+                    return False  # journaled but not restored here: left pending
+                log.warning("engine %s: %s for unknown order %s; dropped", self.name, kind, oid)
+                return True
         log.warning("engine %s: could not route %s for order %s; left pending", self.name, kind, oid)
         return False
 
