@@ -5,7 +5,7 @@ killed (-9), paused past their lease (SIGSTOP/SIGCONT) and stopped (SIGTERM);
 Redis itself is restarted on its AOF.
 
 EXO_SCALEOUT_ORDERS sets the orders of the failover run (default 1,000, as
-the issue asks; 60 BTC in all whatever their count, so the run's length
+the issue asks; 100 BTC in all whatever their count, so the run's length
 does not grow with it)."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ FILLED = lambda p: p["ordStatus"] == "FILLED"  # noqa: E731
 DONE = lambda p: p["ordStatus"] in ("FILLED", "CANCELED")  # noqa: E731
 OWNED = lambda p: p.get("engine") is not None  # noqa: E731
 NEVER_FILLS = Decimal("1000000000")
-KILL_TOTAL = Decimal("60")  # BTC over all the kill test's orders, whatever ORDERS is
+KILL_TOTAL = Decimal("100")  # BTC over all the kill test's orders, whatever ORDERS is
 
 
 @pytest.fixture(params=["server", "cluster"])
@@ -82,14 +82,14 @@ async def _lease_owners(url: str, ids: list[str]) -> dict[str, str | None]:
 async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactly_once(
     url: str, tmp_path: Path, deploy: list[Deployment]
 ) -> None:
-    # A slow replay: ~27 BTC-USD quotes/s, each showing ~0.3 BTC once to all
-    # the orders of an engine (its paper venue), so at most ~8 BTC/s per
-    # engine: KILL_TOTAL BTC in all (~20 BTC per engine) takes seconds, well
-    # within the guard even on the two survivors. The victim is the engine
-    # holding the most leases half-way through the POSTs, and the 12 orders
-    # that never fill (live until canceled, 4 or more on one engine) make
-    # sure it owns live orders whatever the machine's speed.
-    d = Deployment(url, tmp_path, engines=3, lease=1.5, speed=0.05)
+    # A slow replay: ~11 BTC-USD quotes/s, each showing ~0.3 BTC once to all
+    # the orders of an engine (its paper venue), so at most ~3.3 BTC/s per
+    # engine: KILL_TOTAL BTC in all takes 10 s or more, so the POSTs run
+    # ahead of the fills and the victim (the engine holding the most leases
+    # half-way through the POSTs) owns orders still filling; the 12 orders
+    # that never fill (live until canceled, 4 or more on one engine) make sure
+    # it owns live orders whatever the machine's speed.
+    d = Deployment(url, tmp_path, engines=3, lease=1.5, speed=0.02)
     deploy.append(d)
     await d.ready()
     qty = KILL_TOTAL / ORDERS
