@@ -643,11 +643,14 @@ class EngineNode:
     async def _claim(self, leases: list[Lease]) -> int:
         """Loads and restores orders whose leases were just acquired; returns
         how many were found in the store (the others are released)."""
-        busy = [lease for lease in leases if self.engine.is_live(lease.order_id)]
-        if busy:  # still live here after being dropped: claim it again once it ended
+        # Still live here after being dropped, or completed here with its
+        # removal not yet written: claim it again once that is over (its
+        # journal writes are fenced with this engine's epoch for the order).
+        busy = [lease for lease in leases if self._busy(lease.order_id)]
+        if busy:
             assert self._leases is not None
             await self._leases.release(busy)
-            leases = [lease for lease in leases if not self.engine.is_live(lease.order_id)]
+            leases = [lease for lease in leases if not self._busy(lease.order_id)]
         for lease in leases:
             self._own(lease)
             self._arriving.add(lease.order_id)
@@ -679,6 +682,9 @@ class EngineNode:
                 time.perf_counter() - t0,
             )
         return len(restored)
+
+    def _busy(self, order_id: str) -> bool:
+        return self.engine.is_live(order_id) or order_id in self._finished
 
     async def _renew_loop(self) -> None:
         assert self._leases is not None
@@ -782,7 +788,7 @@ class EngineNode:
                 await self._handle_all(messages)
         # Orders whose lease lapsed.
         live = await self.store.all_live_orders()
-        orphans = [oid for oid in live if oid not in self.held]
+        orphans = [oid for oid in live if oid not in self.held and oid not in self._finished]
         for start in range(0, len(orphans), 1000):
             chunk = orphans[start : start + 1000]
             owners = await self._leases.owners(chunk)
