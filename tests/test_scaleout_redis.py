@@ -251,6 +251,27 @@ async def test_an_older_progress_never_lands_over_a_newer_one_nor_over_the_final
         await store.close()
 
 
+async def test_a_cluster_master_that_lost_its_scripts_gets_them_again_within_the_batch(
+    redis_cluster: RedisCluster,
+) -> None:
+    # Each master has its own script cache (a restart, a new master): the
+    # calls that met NOSCRIPT go again after SCRIPT LOAD, the others stand.
+    redis_cluster.flush()
+    client = connect(redis_cluster.url, socket_timeout=5)
+    try:
+        leases = Leases(client, "a", 10)
+        ids = [f"o{i}" for i in range(30)]  # over all three masters
+        got = await leases.acquire(ids[:15])
+        for port in (n.port for n in redis_cluster.nodes):
+            async with Redis(host="127.0.0.1", port=port) as node:
+                await node.script_flush()
+        got.update(await leases.acquire(ids[15:]))
+        assert all(isinstance(g, Lease) and g.epoch == 1 for g in got.values())
+        assert await leases.renew([g for g in got.values() if isinstance(g, Lease)]) == [True] * 30
+    finally:
+        await client.aclose()
+
+
 # -- Redis Streams pitfalls -----------------------------------------------------------
 
 
