@@ -79,6 +79,7 @@ async def _lease_owners(url: str, ids: list[str]) -> dict[str, str | None]:
         await client.aclose()
 
 
+@pytest.mark.timeout(300)  # a guard: 30-50 s on 2 quiet cores; far longer on a shared, loaded machine
 async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactly_once(
     url: str, tmp_path: Path, deploy: list[Deployment]
 ) -> None:
@@ -89,7 +90,7 @@ async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactl
     # half-way through the POSTs) owns orders still filling; the 12 orders
     # that never fill (live until canceled, 4 or more on one engine) make sure
     # it owns live orders whatever the machine's speed.
-    d = Deployment(url, tmp_path, engines=3, lease=1.5, speed=0.02)
+    d = Deployment(url, tmp_path, engines=3, lease=2.0, speed=0.02)
     deploy.append(d)
     await d.ready()
     qty = KILL_TOTAL / ORDERS
@@ -109,7 +110,7 @@ async def test_kill_9_of_an_engine_moves_its_orders_and_every_order_fills_exactl
     for oid in held:  # cancels written after the kill reach whoever owns the order by then
         r = await d.http.delete(f"/v1/orders/{oid}")
         assert r.status_code == 202, r.text
-    final = await d.until(ids + held, DONE, 90, "filled or canceled")  # under pytest-timeout: names them
+    final = await d.until(ids + held, DONE, 200, "filled or canceled")  # under pytest-timeout: names them
     # Every order completes, exactly: its fills sum to its quantity, and its
     # NEW (and CANCEL) were applied once each, failover or not (the counts
     # travel in the delegate's checkpoint and journal).
