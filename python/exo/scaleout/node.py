@@ -168,6 +168,13 @@ class _Owned:
         clean_up = getattr(self.inner, "clean_up", None)
         return None if clean_up is None or self.dropped else clean_up()
 
+    def __getattr__(self, name: str) -> Any:
+        # The user's delegate's other attributes (e.g. a venue delegate's
+        # resume_requests, which recovery calls with journaled child requests).
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
 
 class EngineNode:
     """An Engine sharing orders with other EngineNodes through Redis.
