@@ -90,6 +90,22 @@ class Proc:
         return out
 
 
+async def healthy(procs: list[Proc], timeout: float = 30.0) -> None:
+    """Waits until each of ``procs`` answers /healthz with 200 (the timeout is a guard)."""
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2.0) as client:
+        for p in procs:
+            while True:
+                assert p.alive(), f"{p.name} exited: {p.log()[-3000:]!r}"
+                try:
+                    if (await client.get(f"{p.url}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, f"{p.name} not ready within {timeout}s"
+                await asyncio.sleep(0.05)
+
+
 class Deployment:
     """An api and engines e1..eN on ``url``; ``lease`` seconds; replay ``speed`` (None: max)."""
 
@@ -129,18 +145,7 @@ class Deployment:
         return Proc("engine", name, args, self.dir)
 
     async def ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(timeout=2.0) as client:
-            for p in [self.api, *self.engines.values()]:
-                while True:
-                    assert p.alive(), f"{p.name} exited: {p.log()[-3000:]!r}"
-                    try:
-                        if (await client.get(f"{p.url}/healthz")).status_code == 200:
-                            break
-                    except httpx.TransportError:
-                        pass
-                    assert time.monotonic() < deadline, f"{p.name} not ready within {timeout}s"
-                    await asyncio.sleep(0.05)
+        await healthy([self.api, *self.engines.values()], timeout)
 
     async def post(
         self, n: int, qty: Decimal, side: str = "BUY", symbol: str = "BTC-USD", price: Decimal | None = None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 import exo
 from exo.scaleout import EngineNode, Intake
+from tests.scaleout_procs import Proc, healthy
 
 
 def _exo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -60,3 +65,68 @@ async def test_the_intake_says_when_redis_is_unreachable() -> None:
 
     with pytest.raises(exo.StoreUnavailable, match="cannot reach Redis for the intake"):
         await Intake(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5).open()
+
+
+async def test_the_api_role_serves_offline_docs_that_document_the_new_order_body(
+    redis_url: str, tmp_path: Path
+) -> None:
+    api = Proc("api", "api", ["--redis", redis_url], tmp_path)
+    try:
+        await healthy([api])
+        async with httpx.AsyncClient(base_url=api.url, timeout=5.0) as client:
+            root = await client.get("/")
+            docs = await client.get("/docs")
+            schema = (await client.get("/openapi.json")).json()
+    finally:
+        assert api.stop() == 0
+    assert root.status_code == 307 and root.headers["location"] == "/docs"
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    assert "cdn.jsdelivr.net" not in docs.text  # served by the example itself
+    body = schema["paths"]["/v1/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(body["required"]) == {"side", "symbol", "orderQty"}
+    assert "price" in body["properties"]
+    assert b"API docs http://127.0.0.1:" in api.log()
+
+
+async def test_the_api_role_says_why_it_lists_no_orders_and_bounds_echoed_ids(
+    redis_url: str, tmp_path: Path
+) -> None:
+    api = Proc("api", "api", ["--redis", redis_url], tmp_path)
+    long_id = "x" * 300
+    try:
+        await healthy([api])
+        async with httpx.AsyncClient(base_url=api.url, timeout=5.0) as client:
+            listing = await client.get("/v1/orders")
+            unknown = await client.get(f"/v1/orders/{long_id}")
+            cancel = await client.delete(f"/v1/orders/{long_id}")
+    finally:
+        assert api.stop() == 0
+    assert listing.status_code == 501
+    assert "GET /v1/orders/{id} answers for any order" in listing.json()["detail"]
+    for answer in (unknown, cancel):
+        assert answer.status_code == 404
+        # JSON-escaped and cut at 40 characters, as in the single process
+        assert answer.json()["detail"] == f'no order "{"x" * 39}... (302 chars)'
+
+
+async def test_an_engine_logs_a_summary_line_per_live_order(redis_url: str, tmp_path: Path) -> None:
+    api = Proc("api", "api", ["--redis", redis_url], tmp_path)
+    engine = Proc("engine", "e1", ["--redis", redis_url, "--name", "e1", "--summary", "0.2"], tmp_path)
+    try:
+        await healthy([api, engine])
+        async with httpx.AsyncClient(base_url=api.url, timeout=5.0) as client:
+            # A BUY far below the market rests: the order stays live.
+            body = {"side": "BUY", "symbol": "BTC-USD", "orderQty": "1", "price": "100"}
+            posted = await client.post("/v1/orders", json=body)
+        assert posted.status_code == 202, posted.text
+        line = f"{posted.json()['orderID']} BUY 1 BTC-USD: ".encode()
+        deadline = time.monotonic() + 30.0
+        while line not in engine.log():
+            assert engine.alive(), engine.log()[-3000:]
+            assert time.monotonic() < deadline, f"no summary line in {engine.log()[-3000:]!r}"
+            await asyncio.sleep(0.05)
+        summary = engine.log().split(line, 1)[1].split(b"\n", 1)[0]
+        assert b"quotes merged, staleness" in summary and b"filled 0 of 1 (NEW)" in summary
+    finally:
+        assert engine.stop() == 0
+        assert api.stop() == 0

@@ -153,8 +153,9 @@ def parser() -> argparse.ArgumentParser:
         "--redis",
         default=None,
         metavar="URL",
-        help="keep orders in Redis (redis://[[user]:password@]host[:port][/db], rediss://, unix://) "
-        f"so a restart resumes them [{ENV['redis']}]",
+        help="keep orders in Redis (redis://[[user]:password@]host[:port][/db], rediss://, unix://, "
+        "or a Redis Cluster: redis+cluster://host:port[,host:port...]) so a restart resumes them "
+        f"[{ENV['redis']}]",
     )
     ex.add_argument(
         "--http",

@@ -32,12 +32,22 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi_offline import FastAPIOffline
 
-from exo.example.app import read_new_order
+import exo
+from exo.example.app import NewOrder, _drop_impossible_422s, _show, read_new_order
 from exo.example.metrics import CONTENT_TYPE, Metrics
 from exo.example.paper import Book, PaperOrder
-from exo.example.runner import Settings, _describe_feed, _Server, listen, make_feed, make_venue
+from exo.example.runner import (
+    Settings,
+    _describe_feed,
+    _Server,
+    _summaries,
+    listen,
+    make_feed,
+    make_venue,
+)
 from exo.scaleout import EngineNode, Intake
 from exo.store import StoreUnavailable
 from exo.venues import Venue, VenueBase
@@ -75,11 +85,27 @@ def create_api_app(intake: Intake, token: str | None = None, venue: Venue | None
     """The api role's HTTP API over an open ``intake``; with a ``venue``, a NEW
     for a symbol it does not list (or a quantity/price its instrument refuses)
     is a 400, as in the single process."""
-    app = FastAPI(title="exo example (api role)", summary="Orders over HTTP to a scale-out of exo engines.")
+    # FastAPIOffline: /docs works without internet, as in the single process.
+    app = FastAPIOffline(
+        title="exo example (api role)",
+        version=exo.__version__,
+        summary="Orders over HTTP to a scale-out of exo engines.",
+        redoc_url=None,
+    )
     check = _bearer(token)
     counts = {"accepted": 0, "unavailable": 0, "cancels": 0}
 
-    @app.post("/v1/orders", status_code=202)
+    @app.post(
+        "/v1/orders",
+        status_code=202,
+        summary="Submit a NEW order (to the engines, through the intake streams)",
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": NewOrder.model_json_schema()}},
+            }
+        },
+    )
     async def submit(request: Request) -> JSONResponse:
         if (reason := check(request)) is not None:
             return _unauthorized(reason)
@@ -105,8 +131,18 @@ def create_api_app(intake: Intake, token: str | None = None, venue: Venue | None
         except StoreUnavailable as exc:
             return _error(503, f"store unavailable: {exc}")
         if progress is None:
-            return _error(404, f"no order {order_id!r}")
+            return _error(404, f"no order {_show(order_id)}")
         return JSONResponse(progress)
+
+    @app.get("/v1/orders", status_code=501)
+    async def live(request: Request) -> JSONResponse:
+        if (reason := check(request)) is not None:
+            return _unauthorized(reason)
+        return _error(
+            501,
+            "the api role does not list the live orders (each engine holds its own: "
+            "exo_scaleout_owned on its /metrics); GET /v1/orders/{id} answers for any order",
+        )
 
     @app.delete("/v1/orders/{order_id}", status_code=202)
     async def cancel(order_id: str, request: Request) -> JSONResponse:
@@ -115,7 +151,7 @@ def create_api_app(intake: Intake, token: str | None = None, venue: Venue | None
         try:
             progress = await intake.progress(order_id)
             if progress is None:
-                return _error(404, f"no order {order_id!r}")
+                return _error(404, f"no order {_show(order_id)}")
             if progress.get("ordStatus") in _DONE:
                 return _error(409, f"order {order_id} is already {progress['ordStatus']}: nothing to cancel")
             order = PaperOrder(
@@ -146,6 +182,11 @@ def create_api_app(intake: Intake, token: str | None = None, venue: Venue | None
             return _error(503, str(exc))
         return JSONResponse({"status": "ok", "role": "api"})
 
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    _drop_impossible_422s(app)
     return app
 
 
@@ -304,7 +345,15 @@ async def run_engine(settings: Settings) -> int:
     host, port = sock.getsockname()[:2]
     close = await _serve(_engine_app(node, metrics), sock, "exo-engine-http", stop)
     log.info("engine %s: metrics on http://%s:%s/metrics; Ctrl-C hands its orders over", name, host, port)
+    # The summary line per live order, as in the single process (--summary).
+    summaries = (
+        asyncio.create_task(_summaries(book, settings.summary), name="exo-summary")
+        if settings.summary > 0
+        else None
+    )
     await stop.wait()
+    if summaries is not None:
+        summaries.cancel()
     log.info("engine %s: closing its HTTP server", name)
     await close()
     owned = len(node.held)
@@ -361,7 +410,8 @@ async def run_api(settings: Settings) -> int:
         "exo-api-http",
         stop,
     )
-    log.info("api: listening on http://%s:%s (orders go to the engines through Redis)", host, port)
+    url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
+    log.info("api: listening on %s (API docs %s/docs; orders go to the engines through Redis)", url, url)
     await stop.wait()
     await close()
     await intake.close()

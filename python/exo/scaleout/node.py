@@ -389,7 +389,13 @@ class EngineNode:
         owned.claimed_at = None
         if self._log_first_action:
             self._log_first_action = False
-            log.info("engine %s: first action on claimed order %s at %.6f", self.name, owned.order_id, now)
+            log.info(
+                "engine %s: first action on claimed order %s at %.6f (%.3f s after it was claimed)",
+                self.name,
+                owned.order_id,
+                now,
+                now - self.first_actions[-1][1],
+            )
 
     def _changed(self, owned: _Owned, done: bool) -> None:
         if self._describe is not None and not owned.dropped:
