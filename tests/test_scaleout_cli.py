@@ -130,3 +130,23 @@ async def test_an_engine_logs_a_summary_line_per_live_order(redis_url: str, tmp_
     finally:
         assert engine.stop() == 0
         assert api.stop() == 0
+
+
+async def test_the_api_role_metrics_parse_as_prometheus_counters(redis_url: str, tmp_path: Path) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    api = Proc("api", "api", ["--redis", redis_url], tmp_path)
+    try:
+        await healthy([api])
+        async with httpx.AsyncClient(base_url=api.url, timeout=5.0) as client:
+            body = {"side": "BUY", "symbol": "BTC-USD", "orderQty": "1", "price": "100"}
+            assert (await client.post("/v1/orders", json=body)).status_code == 202
+            text = (await client.get("/metrics")).text
+    finally:
+        assert api.stop() == 0
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    # one family per counter, typed, with its sample in it (no untyped strays)
+    assert sorted(families) == ["exo_api_accepted", "exo_api_cancels", "exo_api_unavailable"]
+    accepted = families["exo_api_accepted"]
+    assert accepted.type == "counter" and accepted.documentation
+    assert [(s.name, s.value) for s in accepted.samples] == [("exo_api_accepted_total", 1.0)]

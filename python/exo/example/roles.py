@@ -58,6 +58,12 @@ log = logging.getLogger("exo.example")
 
 _DONE = ("FILLED", "CANCELED")
 
+_API_HELP = {
+    "accepted": "NEW orders written to the intake streams (202)",
+    "unavailable": "POSTs and DELETEs refused because Redis was unavailable (503)",
+    "cancels": "CANCELs written to the intake streams (202)",
+}
+
 
 def _error(status: int, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status)
@@ -169,9 +175,11 @@ def create_api_app(intake: Intake, token: str | None = None, venue: Venue | None
 
     @app.get("/metrics")
     async def metrics() -> Response:
+        # Prometheus text format 0.0.4: HELP and TYPE name the sample itself (`_total` included).
         lines = []
         for key, value in counts.items():
-            lines.append(f"# TYPE exo_api_{key} counter\nexo_api_{key}_total {value}")
+            name = f"exo_api_{key}_total"
+            lines.append(f"# HELP {name} {_API_HELP[key]}\n# TYPE {name} counter\n{name} {value}")
         return Response("\n".join(lines) + "\n", media_type=CONTENT_TYPE)
 
     @app.get("/healthz")
