@@ -85,7 +85,7 @@ async def test_the_api_role_serves_offline_docs_that_document_the_new_order_body
     body = schema["paths"]["/v1/orders"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(body["required"]) == {"side", "symbol", "orderQty"}
     assert "price" in body["properties"]
-    assert b"API docs http://127.0.0.1:" in api.log()
+    assert b"API docs http://127.0.0.1:" in api.log() and b"try: curl -X POST" in api.log()
 
 
 async def test_the_api_role_says_why_it_lists_no_orders_and_bounds_echoed_ids(
@@ -150,3 +150,25 @@ async def test_the_api_role_metrics_parse_as_prometheus_counters(redis_url: str,
     accepted = families["exo_api_accepted"]
     assert accepted.type == "counter" and accepted.documentation
     assert [(s.name, s.value) for s in accepted.samples] == [("exo_api_accepted_total", 1.0)]
+
+
+async def test_a_process_with_other_partitions_than_the_deployment_is_refused(redis_url: str) -> None:
+    # Before, an api with --partitions 8 beside engines with 4 answered 202 and
+    # left about half its orders PENDING_NEW for ever, in streams no engine reads.
+    async with Intake(redis_url, partitions=4):
+        pass
+    with pytest.raises(
+        ValueError, match=r"deployment of 4 intake partition\(s\) \(exo:partitions\), this process has 8"
+    ):
+        await Intake(redis_url, partitions=8).open()
+    node = EngineNode(redis_url, "e1", lambda order: None, partitions=2)
+    try:
+        with pytest.raises(ValueError, match="give every api and engine the same --partitions"):
+            await node.start()
+    finally:
+        await node.stop()
+    async with Intake(redis_url, partitions=4):  # the agreed count still opens
+        pass
+    done = _exo("--role", "api", "--redis", redis_url, "--partitions", "8", "--http", "127.0.0.1:0")
+    assert done.returncode == 1
+    assert "this process has 8: give every api and engine the same --partitions" in done.stderr

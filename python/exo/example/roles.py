@@ -399,7 +399,7 @@ async def run_api(settings: Settings) -> int:
     intake = Intake(settings.redis, partitions=settings.partitions)
     try:
         await intake.open()
-    except StoreUnavailable as exc:
+    except (StoreUnavailable, ValueError) as exc:
         log.error("%s", exc)
         sock.close()
         return 1
@@ -420,6 +420,11 @@ async def run_api(settings: Settings) -> int:
     )
     url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     log.info("api: listening on %s (API docs %s/docs; orders go to the engines through Redis)", url, url)
+    log.info(
+        "try: curl -X POST %s/v1/orders -H 'Content-Type: application/json' "
+        '-d \'{"side":"BUY","symbol":"BTC-USD","orderQty":"0.5"}\' (an engine works it: --role engine)',
+        url,
+    )
     await stop.wait()
     await close()
     await intake.close()

@@ -17,7 +17,7 @@ from exo._core import MsgType
 from exo._corelink import new_order_id
 from exo.scaleout.client import connect
 from exo.scaleout.lease import lease_keys, owner_of
-from exo.scaleout.streams import intake_stream, partition_of
+from exo.scaleout.streams import agree_partitions, intake_stream, partition_of
 from exo.store import INSTRUCTION, NEW, REPORT, Codec, PickleCodec, StoreUnavailable
 
 __all__ = ["Intake"]
@@ -42,14 +42,24 @@ class Intake:
         self._client: Any = None
 
     async def open(self) -> None:
+        """Connects and checks the deployment's partition count.
+
+        :raises StoreUnavailable: Redis does not answer.
+        :raises ValueError: Redis serves a deployment with another
+            ``partitions`` (``exo.scaleout.streams.agree_partitions``).
+        """
         from redis.exceptions import RedisError
 
         self._client = connect(self.url, socket_timeout=self.timeout, connect_timeout=self.timeout)
         try:
             await self._client.ping()
+            await agree_partitions(self._client, self.prefix, self.partitions)
         except (RedisError, OSError) as exc:
             await self.close()
             raise StoreUnavailable(f"cannot reach Redis for the intake: {type(exc).__name__}: {exc}") from exc
+        except ValueError:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         client, self._client = self._client, None

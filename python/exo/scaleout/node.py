@@ -54,6 +54,7 @@ from exo.scaleout.store import FencedStore
 from exo.scaleout.streams import (
     GROUP,
     Message,
+    agree_partitions,
     autoclaim,
     consumers,
     ensure_group,
@@ -281,9 +282,14 @@ class EngineNode:
         ]
 
     async def start(self) -> None:
-        """Connects, joins the consumer group and starts taking orders."""
+        """Connects, joins the consumer group and starts taking orders.
+
+        :raises ValueError: Redis serves a deployment with another
+            ``partitions`` (``exo.scaleout.streams.agree_partitions``).
+        """
         self._client = connect(self.url, socket_timeout=self.timeout)
         self._leases = Leases(self._client, self.name, self.lease_s, self.prefix)
+        await agree_partitions(self._client, self.prefix, self.partitions)
         for stream in self.streams:
             await ensure_group(self._client, stream)
         await self._heartbeat()

@@ -36,11 +36,13 @@ from typing import Any
 __all__ = [
     "GROUP",
     "Message",
+    "agree_partitions",
     "autoclaim",
     "ensure_group",
     "inbox_stream",
     "intake_stream",
     "partition_of",
+    "partitions_key",
     "read",
     "retire",
 ]
@@ -50,6 +52,31 @@ GROUP = "engines"
 
 def intake_stream(prefix: str, partition: int) -> str:
     return f"{prefix}:intake:{{intake.{partition}}}"
+
+
+def partitions_key(prefix: str) -> str:
+    """The deployment's intake partition count (one key: one Cluster slot)."""
+    return f"{prefix}:partitions"
+
+
+async def agree_partitions(client: Any, prefix: str, partitions: int) -> None:
+    """Records ``partitions`` as the deployment's intake partition count the
+    first time (``SET NX``) and checks this process agrees with it.
+
+    :raises ValueError: Redis holds another count. An api with more
+        partitions than its engines would put orders in streams no engine
+        reads (202, then PENDING_NEW for ever); fewer would leave engines
+        reading streams nobody writes.
+    """
+    key = partitions_key(prefix)
+    await client.set(key, str(partitions), nx=True)
+    stored = await client.get(key)
+    if stored is not None and int(stored) != partitions:
+        raise ValueError(
+            f"this Redis serves a deployment of {int(stored)} intake partition(s) ({key}), "
+            f"this process has {partitions}: give every api and engine the same --partitions "
+            f"(to change it: stop them all, let the engines finish their orders, DEL {key})"
+        )
 
 
 def inbox_stream(prefix: str, engine: str) -> str:
