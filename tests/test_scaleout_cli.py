@@ -172,3 +172,28 @@ async def test_a_process_with_other_partitions_than_the_deployment_is_refused(re
     done = _exo("--role", "api", "--redis", redis_url, "--partitions", "8", "--http", "127.0.0.1:0")
     assert done.returncode == 1
     assert "this process has 8: give every api and engine the same --partitions" in done.stderr
+
+
+async def test_the_api_role_says_when_no_engine_runs(redis_url: str, tmp_path: Path) -> None:
+    api = Proc("api", "api", ["--redis", redis_url], tmp_path)
+    engine: Proc | None = None
+    try:
+        await healthy([api])
+        assert b"no engine is running on this Redis yet" in api.log()
+        async with httpx.AsyncClient(base_url=api.url, timeout=5.0) as client:
+
+            async def engines() -> list[str]:
+                answer = await client.get("/healthz")
+                assert answer.status_code == 200
+                return list(answer.json()["engines"])
+
+            assert await engines() == []
+            engine = Proc("engine", "e1", ["--redis", redis_url, "--name", "e1"], tmp_path)
+            await healthy([engine])  # its heartbeat is written before it serves /healthz
+            assert await engines() == ["e1"]
+            assert engine.stop() == 0  # graceful: it says it is gone
+            assert await engines() == []
+    finally:
+        if engine is not None:
+            engine.stop()
+        assert api.stop() == 0

@@ -186,9 +186,12 @@ def create_api_app(intake: Intake, token: str | None = None, venue: Venue | None
     async def healthz() -> JSONResponse:
         try:
             await intake.ping()
+            engines = await intake.engines()
         except StoreUnavailable as exc:
             return _error(503, str(exc))
-        return JSONResponse({"status": "ok", "role": "api"})
+        # 200 without engines too (the api itself is fine), but it says so:
+        # orders wait PENDING_NEW until an engine runs.
+        return JSONResponse({"status": "ok", "role": "api", "engines": engines})
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
@@ -420,6 +423,15 @@ async def run_api(settings: Settings) -> int:
     )
     url = f"http://{host}:{port}" if ":" not in host else f"http://[{host}]:{port}"
     log.info("api: listening on %s (API docs %s/docs; orders go to the engines through Redis)", url, url)
+    try:
+        engines = await intake.engines()
+    except StoreUnavailable:
+        engines = None  # said by the first request that needs Redis
+    if engines == []:
+        log.warning(
+            "no engine is running on this Redis yet: orders are accepted (202) and wait, "
+            "PENDING_NEW, until one runs (exo example --role engine --redis ...)"
+        )
     log.info(
         "try: curl -X POST %s/v1/orders -H 'Content-Type: application/json' "
         '-d \'{"side":"BUY","symbol":"BTC-USD","orderQty":"0.5"}\' (an engine works it: --role engine)',

@@ -17,7 +17,7 @@ from exo._core import MsgType
 from exo._corelink import new_order_id
 from exo.scaleout.client import connect
 from exo.scaleout.lease import lease_keys, owner_of
-from exo.scaleout.streams import agree_partitions, intake_stream, partition_of
+from exo.scaleout.streams import agree_partitions, engines_key, intake_stream, partition_of
 from exo.store import INSTRUCTION, NEW, REPORT, Codec, PickleCodec, StoreUnavailable
 
 __all__ = ["Intake"]
@@ -60,6 +60,23 @@ class Intake:
         except ValueError:
             await self.close()
             raise
+
+    async def engines(self) -> list[str]:
+        """The engines alive now, by name: those whose heartbeat in ``exo:engines``
+        is not past Redis's clock (an engine stopped gracefully is not listed).
+
+        :raises StoreUnavailable: Redis does not answer.
+        """
+        from redis.exceptions import RedisError
+
+        client = self._c()
+        try:
+            seconds, micros = await client.time()
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            names = await client.zrangebyscore(engines_key(self.prefix), f"({now_ms}", "+inf")
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailable(f"cannot read the live engines: {type(exc).__name__}: {exc}") from exc
+        return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in names)
 
     async def close(self) -> None:
         client, self._client = self._client, None

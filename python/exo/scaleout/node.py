@@ -57,6 +57,7 @@ from exo.scaleout.streams import (
     agree_partitions,
     autoclaim,
     consumers,
+    engines_key,
     ensure_group,
     inbox_stream,
     intake_stream,
@@ -76,10 +77,6 @@ HINT = "h"
 
 CLAIM_BATCH = 50
 """Orders acquired, loaded and restored together by one scan step."""
-
-
-def engines_key(prefix: str) -> str:
-    return f"{prefix}:engines"
 
 
 class _Owned:

@@ -38,6 +38,7 @@ __all__ = [
     "Message",
     "agree_partitions",
     "autoclaim",
+    "engines_key",
     "ensure_group",
     "inbox_stream",
     "intake_stream",
@@ -52,6 +53,11 @@ GROUP = "engines"
 
 def intake_stream(prefix: str, partition: int) -> str:
     return f"{prefix}:intake:{{intake.{partition}}}"
+
+
+def engines_key(prefix: str) -> str:
+    """ZSET engine name -> Redis time (ms) until which it counts as alive."""
+    return f"{prefix}:engines"
 
 
 def partitions_key(prefix: str) -> str:
