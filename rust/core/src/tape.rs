@@ -75,7 +75,8 @@ impl Tape {
 
     /// A newer print standing for `n` prints: merged into each cohort (see
     /// [`Trade::merge`]), and cohorts no order is at any more are dropped.
-    pub(crate) fn trade(&mut self, trade: &Trade, n: u32, now: Instant) {
+    /// Returns how many cohorts it was merged into.
+    pub(crate) fn trade(&mut self, trade: &Trade, n: u32, now: Instant) -> usize {
         self.trades += 1;
         self.trade_at = Some(now);
         self.cohorts.retain_mut(|c| {
@@ -94,6 +95,7 @@ impl Tape {
             }
             true
         });
+        self.cohorts.len()
     }
 
     /// An order joins at the tape's end: it is owed nothing that came before.
