@@ -403,6 +403,11 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// scheduled and must come back); false when the list is empty, after
     /// which the next arrival signals the runner again.
     pub fn take_ready(&mut self, max: usize, out: &mut Vec<HandOver<D, I, R>>) -> bool {
+        self.take_ready_with(max, |h| out.push(h))
+    }
+
+    /// As [`take_ready`](Self::take_ready), giving each hand-over to `put`.
+    pub fn take_ready_with(&mut self, max: usize, mut put: impl FnMut(HandOver<D, I, R>)) -> bool {
         for _ in 0..max {
             let Some(key) = self.ready.pop_front() else {
                 break;
@@ -414,7 +419,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
                 continue;
             };
             let update = p.take(&mut self.books[p.book].tape);
-            out.push(HandOver {
+            put(HandOver {
                 key,
                 order_id: p.order_id.clone(),
                 delegate,

@@ -149,7 +149,9 @@ type Problem = Option<(OrderId, String)>;
 
 /// The batch buffers; their mutex is the runner lock (one batch at a time).
 struct Batch<D, I, R> {
-    taken: Vec<HandOver<D, I, R>>,
+    /// Taken and not yet handed over, in order: each is moved out once, and
+    /// the next is reachable for an in-place refresh; keeps its capacity.
+    taken: VecDeque<HandOver<D, I, R>>,
     results: Vec<(usize, OrderId, D, Verdict)>,
     /// Completions with something to announce, and the problem to report.
     effects: Vec<(Problem, Completion<D, I, R>)>,
@@ -181,7 +183,7 @@ impl<D, I, R> Runner<D, I, R> {
         Runner {
             dispatcher: Mutex::new(Dispatcher::new(idle_interval)),
             batch: Mutex::new(Batch {
-                taken: Vec::with_capacity(BATCH),
+                taken: VecDeque::with_capacity(BATCH),
                 results: Vec::with_capacity(BATCH),
                 effects: Vec::new(),
             }),
@@ -505,7 +507,8 @@ impl<D, I, R> Runner<D, I, R> {
                 return (total, false);
             }
             let mut d = self.lock();
-            let more = d.take_ready(BATCH.min(budget - total), &mut b.taken);
+            let taken = &mut b.taken;
+            let more = d.take_ready_with(BATCH.min(budget - total), |h| taken.push_back(h));
             // Read under the lock the take held: anything newer is not in
             // the taken Updates.
             let taken_epoch = self.arrivals.load(Ordering::Relaxed);
@@ -515,7 +518,10 @@ impl<D, I, R> Runner<D, I, R> {
                 return (total, false);
             }
             total += n;
-            self.handovers.fetch_add(n as u64, Ordering::Relaxed);
+            // Only the driver writes it, and drives one at a time (the batch
+            // lock): no locked read-modify-write needed.
+            let handed = self.handovers.load(Ordering::Relaxed);
+            self.handovers.store(handed + n as u64, Ordering::Relaxed);
             // The batch's start serves as the completion time too: an order
             // goes idle from when it was last handed over.
             let start = Instant::now();
@@ -525,10 +531,10 @@ impl<D, I, R> Runner<D, I, R> {
             // many fast hand-overs (< ~8 us), and a refresh comes at most
             // that many hand-overs late.
             let (mut now, mut stride) = (start, CLOCK_STRIDE);
-            // By value, with the rest still reachable for an in-place refresh:
-            // the common path moves each Update once.
-            let mut taken = std::mem::take(&mut b.taken).into_iter();
             for i in 0u32.. {
+                if b.taken.is_empty() {
+                    break;
+                }
                 // Read after the first hand-over too: one slow action
                 // switches to a read each.
                 if i == 1 || (i > 0 && i % stride == 0) {
@@ -543,11 +549,11 @@ impl<D, I, R> Runner<D, I, R> {
                 if now.saturating_duration_since(start) >= REFRESH_AFTER
                     && self.arrivals.load(Ordering::Relaxed) != taken_epoch
                 {
-                    if let Some(h) = taken.as_mut_slice().first_mut() {
+                    if let Some(h) = b.taken.front_mut() {
                         self.lock().refresh(h.key, &h.order_id, &mut h.update);
                     }
                 }
-                let Some(h) = taken.next() else {
+                let Some(h) = b.taken.pop_front() else {
                     break;
                 };
                 let mut delegate = h.delegate;
@@ -556,9 +562,6 @@ impl<D, I, R> Runner<D, I, R> {
                     handler.hand_over(h.key, &h.order_id, &mut delegate, h.update, staleness);
                 b.results.push((h.key, h.order_id, delegate, verdict));
             }
-            // The buffer went with the iterator: one allocation per batch,
-            // sized like this one (a small batch costs a small malloc).
-            b.taken = Vec::with_capacity(n);
             let now = start;
             let mut again = more;
             {
