@@ -761,6 +761,9 @@ async fn pump<D, I, R>(runner: std::sync::Weak<Runner<D, I, R>>, sink: Arc<Marke
         if now >= prints_due {
             sink.trades.pop_all(&mut trades);
         }
+        if quotes.is_empty() && trades.is_empty() {
+            continue; // only prints, waiting their turn
+        }
         let Some(r) = runner.upgrade() else {
             return;
         };
