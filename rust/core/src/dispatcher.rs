@@ -47,13 +47,19 @@ pub struct NewOrder {
     pub wake: bool,
 }
 
+/// An order that ended: its id, its delegate (None while lent to an async
+/// action) and whatever arrived for it during its final action.
+pub type Ended<D, I, R> = (OrderId, Option<D>, Update<I, R>);
+
 /// What completing a hand-over did.
 pub struct Completion<D, I, R> {
     /// True when the runner must be signalled.
     pub wake: bool,
     /// Set when the order ended: its delegate and whatever arrived for it
     /// during its final action (not delivered; the caller should say so).
-    pub ended: Option<(OrderId, Option<D>, Update<I, R>)>,
+    /// Boxed: a Completion is returned for every hand-over and an inline
+    /// Update would make each return a ~300-byte copy.
+    pub ended: Option<Box<Ended<D, I, R>>>,
     /// The symbol to unsubscribe, when the ended order was its last.
     pub unsubscribe: Option<Symbol>,
     /// The last of many orders ended and the dispatcher gave its memory back
@@ -500,7 +506,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
                 self.by_symbol.remove(&p.symbol);
                 c.unsubscribe = Some(p.symbol.clone());
             }
-            c.ended = Some((p.order_id, p.delegate, leftover));
+            c.ended = Some(Box::new((p.order_id, p.delegate, leftover)));
             if self.orders.is_empty() && self.orders.capacity() >= RELEASE_AT_CAPACITY {
                 // A wave of orders is over: keep no room sized for it (the
                 // slab and indexes never shrink by themselves).

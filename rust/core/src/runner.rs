@@ -633,7 +633,8 @@ impl<D, I, R> Runner<D, I, R> {
             }
             handler.unsubscribed(symbol);
         }
-        if let Some((order_id, delegate, leftover)) = c.ended {
+        if let Some(ended) = c.ended {
+            let (order_id, delegate, leftover) = *ended;
             if !leftover.instructions.is_empty() || !leftover.reports.is_empty() {
                 self.report_to(
                     handler,

@@ -172,7 +172,7 @@ fn run(ops: Vec<Op>) {
                 if done {
                     let left = m.pending.remove(&*h.order_id).unwrap();
                     m.symbol.remove(&*h.order_id);
-                    let (_, _, u) = c.ended.unwrap();
+                    let (_, _, u) = *c.ended.unwrap();
                     assert_eq!(u.quotes_merged, left.quotes);
                     assert_eq!((u.trade, u.trades_merged), (left.trade, left.trades));
                     assert_eq!(u.reports, left.reports);
