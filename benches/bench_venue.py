@@ -224,3 +224,68 @@ def test_round_trip_delegate_paper_report_update(benchmark: Any, figures: Any) -
         "report it; the engine's share near zero",
         None,
     )
+
+
+class _Wire(exo.venues.VenueBase):
+    """A venue whose wire takes every request at once: what is timed is the
+    venue layer's own send path (checks, routing, and with a store the
+    journal write of the request before it leaves)."""
+
+    def __init__(self) -> None:
+        super().__init__("wire", exo.venues.DEFAULT_INSTRUMENTS, rate_limits=None)
+        self.sent = 0
+
+    async def _transmit(self, request: Any) -> None:
+        self.sent += 1
+
+
+class _Idle:
+    def __init__(self, order: exo.Order, venue: Any, state: Any = None) -> None:
+        self.children: list[ChildOrder] = []
+
+    def action(self, update: exo.Update) -> bool:
+        return False
+
+
+async def _send_path(store: exo.Store | None, n: int) -> list[int]:
+    wire = _Wire()
+    engine = exo.Engine(wire.delegates(_Idle), store=store, idle_interval=3600)
+    wire.attach(engine)
+    samples: list[int] = []
+    async with engine:
+        order_id = await engine.submit(exo.Order("BUY", "BTC-USD")) or ""
+        for _ in range(n):
+            request = ChildOrder(order_id, "BTC-USD", "BUY", D("0.01"), price=D("100")).new()
+            t = time.perf_counter_ns()
+            await wire.send(request)
+            samples.append(time.perf_counter_ns() - t)
+        await wire.stop()
+    assert wire.sent == n
+    return samples
+
+
+@pytest.mark.parametrize("kind", ["none", "memory", "redis"])
+def test_send_path_cost_by_store(benchmark: Any, figures: Any, kind: str, request: Any) -> None:
+    """``await venue.send(NewOrderSingle)`` on a venue whose wire costs nothing:
+    with a store, the request is journaled (one store write) before it leaves."""
+    url = request.getfixturevalue("redis_url") if kind == "redis" else ""
+    samples: list[int] = []
+
+    def one() -> None:
+        store = {"none": lambda: None, "memory": exo.MemoryStore, "redis": lambda: exo.RedisStore(url)}[
+            kind
+        ]()
+        samples.extend(asyncio.run(_send_path(store, size(2_000, 20))))
+
+    benchmark.pedantic(one, rounds=3, iterations=1)
+    p50, p99 = percentile(samples, 50) / 1e3, percentile(samples, 99) / 1e3
+    benchmark.extra_info.update(p50_us=p50, p99_us=p99)
+    label = {"none": "no store", "memory": "MemoryStore", "redis": "RedisStore"}[kind]
+    figures(
+        f"venue send path (request journaled before it leaves), {label}",
+        f"p50 {p50:.1f} us, p99 {p99:.1f} us per send",
+        "-",
+        "-",
+        "none set (same run: compare the stores)",
+        None,
+    )

@@ -4,6 +4,7 @@ them; tests/test_paper.py drives the same states through the paper venue."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import pickle
 from decimal import Decimal as D
@@ -396,3 +397,92 @@ def test_exec_type_and_ord_status_know_their_fix_values() -> None:
     assert TimeInForce.IOC.fix == "3" and OrdType.LIMIT.fix == "2"
     with pytest.raises(ValueError, match="ExecType\\(150\\)"):
         ExecType.from_fix("Z")
+
+
+# -- after a restart: a request journaled before the crash, missing from the saved state
+
+
+def test_resumed_child_is_pending_new_under_the_journaled_cl_ord_id() -> None:
+    sent = ChildOrder("p1", "BTC-USD", "BUY", D("2"), price=D("100"), time_in_force=TimeInForce.IOC)
+    req = sent.new()
+    c = ChildOrder.resumed(req)
+    assert (c.cl_ord_id, c.cl_ord_ids, c.ord_status, c.pending) == (
+        req.cl_ord_id,
+        [req.cl_ord_id],
+        OrdStatus.PENDING_NEW,
+        req,
+    )
+    assert (c.order_qty, c.price, c.time_in_force, c.is_live) == (D("2"), D("100"), TimeInForce.IOC, True)
+    assert c.apply(fill(c, "2", "99.5", "FILLED"))
+    assert c.ord_status == OrdStatus.FILLED and c.pending is None and c.cum_qty == 2
+    with pytest.raises(ChildOrderError, match="new\\(\\) once only"):
+        c.new()
+
+
+def test_resume_makes_a_journaled_replace_pending_again() -> None:
+    c = working("2")
+    saved = pickle.loads(pickle.dumps(c))
+    req = c.replace(price=D("101"))
+    assert saved.resume(req) is True
+    assert saved.ord_status == OrdStatus.PENDING_REPLACE and saved.owns(req.cl_ord_id)
+    assert saved.apply(
+        rep(saved, "NEW", "REPLACED", cl_ord_id=req.cl_ord_id, orig_cl_ord_id=req.orig_cl_ord_id)
+    )
+    assert saved.price == D("101") and saved.cl_ord_id == req.cl_ord_id
+
+
+def test_resumed_replace_waits_for_the_unacknowledged_new_before_it() -> None:
+    # Saved while the NEW was in flight; the journal holds its ack, then the replace.
+    c = new_child("2")
+    saved_new = c.new()
+    saved = pickle.loads(pickle.dumps(c))
+    ack = rep(c, "NEW", "NEW")
+    c.apply(ack)
+    replace = c.replace(price=D("101"))
+    assert saved.resume(replace) is False  # the NEW is still in flight here
+    assert saved.ord_status == OrdStatus.PENDING_NEW and saved.owns(replace.cl_ord_id)
+    assert saved.apply(ack)  # replayed: the NEW settles, the replace is in flight again
+    assert saved.ord_status == OrdStatus.PENDING_REPLACE and saved.pending == replace
+    assert saved.cl_ord_id == saved_new.cl_ord_id
+
+
+def test_resumed_cancel_waits_for_the_replace_before_it_and_amends_its_order() -> None:
+    c = working("2")
+    r1 = c.replace(price=D("101"))
+    saved = pickle.loads(pickle.dumps(c))  # saved with the replace in flight
+    replaced = rep(c, "NEW", "REPLACED", cl_ord_id=r1.cl_ord_id, orig_cl_ord_id=r1.orig_cl_ord_id)
+    c.apply(replaced)
+    cancel = c.cancel()  # amends the replaced order
+    assert saved.resume(cancel) is False
+    assert saved.ord_status == OrdStatus.PENDING_REPLACE
+    assert saved.apply(replaced)
+    assert saved.ord_status == OrdStatus.PENDING_CANCEL and saved.pending == cancel
+    assert saved.price == D("101") and saved.cl_ord_id == r1.cl_ord_id
+
+
+def test_resumed_request_is_dropped_when_the_order_closes_first() -> None:
+    c = new_child("1")
+    c.new()
+    saved = pickle.loads(pickle.dumps(c))
+    ack = rep(c, "NEW", "NEW")
+    c.apply(ack)
+    cancel = c.cancel()
+    saved.resume(cancel)
+    assert saved.apply(fill(saved, "1", "100", "FILLED"))  # filled before the ack was replayed
+    assert saved.ord_status == OrdStatus.FILLED and saved.pending is None
+    assert saved.owns(cancel.cl_ord_id)  # the venue's reject of the cancel still finds the child
+
+
+def test_child_pickled_before_a_field_was_added_restores_with_its_default() -> None:
+    c = working()
+    old = [getattr(c, f.name) for f in dataclasses.fields(c)][:-1]  # an older exo's pickle: a list
+    restored = ChildOrder.__new__(ChildOrder)
+    restored.__setstate__(old)
+    assert restored == c and restored.ord_status == OrdStatus.NEW
+    assert pickle.loads(pickle.dumps(restored)) == c
+
+
+def test_resume_of_another_orders_request_raises() -> None:
+    other = working()
+    with pytest.raises(ChildOrderError, match="not child"):
+        working().resume(other.cancel())

@@ -304,3 +304,66 @@ async def test_update_reports_arrival_time_on_the_monotonic_clock() -> None:
         arrived = d.updates[1].arrived_ns
         assert arrived is not None and before - 1_000_000 <= arrived <= after + 1_000_000
         assert 0 < d.updates[1].staleness_ns < 5_000_000_000
+
+
+async def _poll_states_while_a_thread_pushes(engine: exo.Engine, gap_s: float, pushes: int) -> set[bool]:
+    """The loop's polling flag, sampled on the loop while a thread pushes a
+    quote every ``gap_s`` seconds."""
+    core = engine._core
+    assert core is not None
+    seen: set[bool] = set()
+
+    def pusher() -> None:
+        for i in range(pushes):
+            engine.quote(quote("X", bid=str(i + 1)))
+            time.sleep(gap_s)
+
+    t = threading.Thread(target=pusher)
+    t.start()
+    while t.is_alive():
+        seen.add(core.polling)
+        await asyncio.sleep(0.0005)
+    t.join()
+    return seen
+
+
+async def test_default_loop_polls_while_a_thread_feeds_it_and_sleeps_once_data_stops() -> None:
+    async with exo.Engine(factory()) as engine:
+        assert engine._core is not None and engine._core.max_spin == exo.engine.DEFAULT_SPIN == 0.002
+        await engine.submit(exo.Order("BUY", "X"))
+        (d,) = Recorder.instances
+        await d.wait_calls(1)
+        seen = await _poll_states_while_a_thread_pushes(engine, 0.0002, 200)
+        assert True in seen
+        # The window (twice a ~0.2 ms gap), then 10 yields: then it sleeps.
+        await until(lambda: engine._core is not None and not engine._core.polling)
+        await until(lambda: d.updates[-1].quote is not None and d.updates[-1].quote.bid_px == Decimal(200))
+
+
+async def test_spin_zero_never_polls_and_still_delivers_from_a_thread() -> None:
+    async with exo.Engine(factory(), spin=0) as engine:
+        assert engine._core is not None and engine._core.max_spin == 0
+        await engine.submit(exo.Order("BUY", "X"))
+        (d,) = Recorder.instances
+        await d.wait_calls(1)
+        seen = await _poll_states_while_a_thread_pushes(engine, 0.0002, 200)
+        assert seen == {False}
+        await until(lambda: d.updates[-1].quote is not None and d.updates[-1].quote.bid_px == Decimal(200))
+
+
+@pytest.mark.parametrize("bad", [-0.001, 1.5, True, "0.002", None])
+def test_spin_out_of_range_or_not_a_number_is_refused(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"spin must be a number of seconds between 0 and 1, got "):
+        exo.Engine(factory(), spin=bad)  # type: ignore[arg-type]
+
+
+async def test_quote_is_the_cores_own_method_while_running_and_returns_zero_after() -> None:
+    engine = exo.Engine(factory())
+    q = quote("X", bid="1")
+    assert engine.quote(q) == 0
+    async with engine:
+        await engine.submit(exo.Order("BUY", "X"))
+        assert engine.quote(q) == 1
+        with pytest.raises(TypeError):
+            engine.quote("not a quote")  # type: ignore[arg-type]
+    assert engine.quote(q) == 0 and engine.trade(exo.Trade("X", "1", "100")) == 0

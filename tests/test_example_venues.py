@@ -1,16 +1,19 @@
-"""``exo example --venue binance|bitmex``: the example as a user runs it, its
+"""``exo example --venue binance|bitmex|fix``: the example as a user runs it, its
 child orders sent to a loopback venue (tests/venue_servers) that checks every
-signature, keys and endpoints given only through environment variables."""
+signature (the FIX acceptor: every session rule), keys and endpoints given
+only through environment variables."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ import pytest
 from tests.test_example import ROOT, Example
 from tests.venue_servers.binance import BinanceServer
 from tests.venue_servers.bitmex import BitMEXServer
+from tests.venue_servers.fix import FixAcceptor, need_quickfix
 
 SECRET = "example-secret-never-printed-0123"
 KEY = "example-key"
@@ -57,6 +61,14 @@ def binance() -> Iterator[ServerThread]:
 def bitmex() -> Iterator[ServerThread]:
     # Lots of 0.0001 so that the example's child quantities (sized on the replayed quotes) fit.
     t = ServerThread(BitMEXServer(KEY, SECRET, market=dict(MARKET), tick_size=0.01, lot_size=0.0001))
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+def fix() -> Iterator[ServerThread]:
+    need_quickfix()  # quickfix-py ships wheels for CPython 3.11/3.12 only: skipped elsewhere
+    t = ServerThread(FixAcceptor(market=dict(MARKET)))
     yield t
     t.stop()
 
@@ -116,6 +128,35 @@ def test_venue_bitmex_fills_from_the_venue_reports(
     assert (
         bitmex.server.dead_man_calls >= 1 and bitmex.server.dead_man_timeout_ms == 0
     )  # armed, then disarmed
+
+
+def test_venue_fix_fills_from_the_acceptors_execution_reports(
+    fix: ServerThread, start: Callable[..., Example], tmp_path: Path
+) -> None:
+    instruments = tmp_path / "instruments.json"
+    instruments.write_text(json.dumps([{"symbol": "BTC-USD", "tick_size": "0.01", "lot_size": "0.0001"}]))
+    env = {
+        "EXO_FIX_HOST": "127.0.0.1",
+        "EXO_FIX_PORT": str(fix.server.port),
+        "EXO_FIX_SENDER_COMP_ID": "EXO",
+        "EXO_FIX_TARGET_COMP_ID": "VENUE",
+        "EXO_FIX_INSTRUMENTS": str(instruments),
+        "EXO_FIX_STORE": str(tmp_path / "fix-store"),
+    }
+    ex = start("--venue", "fix", "--summary", "0", env=env)
+    order_id = ex.submit("BUY", "BTC-USD", "0.5")
+    ex.wait_line(f"{order_id} done", timeout=20)
+    fills = ex.fills(order_id)
+    # Each fill line came from an ExecutionReport (35=8) of the acceptor, at its price.
+    assert sum(q for q, _ in fills) == Decimal("0.5") == fix.server.filled_qty()
+    assert len(fills) == len(fix.server.fills) and all(px == Decimal("100") for _, px in fills)
+    orders = [m for m in fix.server.received if m.get(35) == "D"]
+    assert orders and all(
+        m.get(49) == "EXO" and m.get(56) == "VENUE" and m.get(55) == "BTC-USD" for m in orders
+    )
+    rc, _ = ex.stop()
+    assert rc == 0
+    assert any(m.get(35) == "5" for m in fix.server.received)  # logged out cleanly on stop
 
 
 def test_wrong_key_exits_1_naming_the_venue_and_not_the_secret(binance: ServerThread) -> None:

@@ -461,3 +461,129 @@ async def test_a_finished_parent_releases_the_adapters_view_of_its_children(
     assert b.tracker.get(req.cl_ord_id) is not None
     b.release("P3")  # the engine calls it when the parent's delegate returns True
     assert b.tracker.get(req.cl_ord_id) is None and b.route(req.cl_ord_id) is None
+
+
+# ---- order.cancelReplace that fails in part (docs: 400 -2022, 409 -2021, with data) ----
+
+
+async def test_replace_whose_cancel_fails_is_rejected_and_sends_no_new_order(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    """cancelResult FAILURE, newOrderResult NOT_ATTEMPTED (400, -2022): the
+    order filled before the replace got there; the replace is rejected with
+    the cancel's reason and the fill stands."""
+    b, reports = venue
+    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
+    req = c.new()
+    await b.send(req)
+    await reports.wait_for(status_is("NEW"))
+    hmac_server.hold_reports()  # the stream lags: exo does not know of the fill yet
+    await hmac_server.fill(req.cl_ord_id, Decimal("1"))
+    rep = c.replace(Decimal("1"), Decimal("59500"))
+    await b.send(rep)
+    rej = await reports.wait_for(lambda r: r.cxl_rej_response_to is not None)
+    assert rej.cxl_rej_response_to.name == "REPLACE" and rej.cl_ord_id == rep.cl_ord_id
+    assert rej.orig_cl_ord_id == req.cl_ord_id and rej.text == "-2011: Unknown order sent."
+    assert c.pending is None and c.ord_status is not None and c.ord_status.name == "NEW"
+    assert hmac_server.by_client_id(rep.cl_ord_id) is None  # STOP_ON_FAILURE: no new order
+    sent = next(r for r in hmac_server.requests if r["method"] == "order.cancelReplace")
+    assert sent["params"]["cancelReplaceMode"] == "STOP_ON_FAILURE"
+    await hmac_server.release_reports()
+    await reports.wait_for(status_is("FILLED"))
+    assert c.ord_status.name == "FILLED" and c.cum_qty == 1
+    assert reports.filled() == hmac_server.filled_qty() == 1
+
+
+@pytest.mark.parametrize("cancel_event", ["before_response", "after_response"])
+async def test_replace_whose_new_order_fails_cancels_the_child_with_its_fills(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer, cancel_event: str
+) -> None:
+    """cancelResult SUCCESS, newOrderResult FAILURE (409, -2021): the old order
+    is canceled and the new one rejected. The replace is rejected with the new
+    order's reason, then the child is CANCELED with the fills it had, once,
+    whether the cancel's executionReport comes before the response or after."""
+    b, reports = venue
+    hmac_server.replace_events_after_response = cancel_event == "after_response"
+    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
+    req = c.new()
+    await b.send(req)
+    await reports.wait_for(status_is("NEW"))
+    await hmac_server.fill(req.cl_ord_id, Decimal("0.25"))
+    await reports.wait_for(status_is("PARTIALLY_FILLED"))
+    hmac_server.place_faults.append("reject")  # the new half fails
+    rep = c.replace(Decimal("1"), Decimal("59500"))
+    await b.send(rep)
+    canceled = await reports.wait_for(status_is("CANCELED"))
+    rej = next(r for r in reports if r.cxl_rej_response_to is not None)
+    assert reports.index(rej) < reports.index(canceled)
+    assert rej.cl_ord_id == rep.cl_ord_id and rej.cxl_rej_response_to.name == "REPLACE"
+    assert rej.text == "-2010: Account has insufficient balance for requested action."
+    assert (canceled.cum_qty, canceled.leaves_qty, canceled.orig_cl_ord_id) == (
+        Decimal("0.25"),
+        Decimal(0),
+        req.cl_ord_id,
+    )
+    assert c.ord_status is not None and c.ord_status.name == "CANCELED"
+    assert c.cum_qty == Decimal("0.25") and c.pending is None
+    old = hmac_server.by_client_id(req.cl_ord_id)
+    assert old is not None and old["status"] == "CANCELED"
+    assert hmac_server.by_client_id(rep.cl_ord_id) is None
+    # Anything the stream still had for the old order has arrived once the next
+    # order's NEW is here (one connection, in order): the CANCELED stays single.
+    nxt = reports.follow(child("BTCUSDT", "BUY", "1", "58000"))
+    await b.send(nxt.new())
+    await reports.wait_for(lambda r: r.cl_ord_id == nxt.cl_ord_id and status_is("NEW")(r))
+    assert len([r for r in reports.status("CANCELED") if r.cxl_rej_response_to is None]) == 1
+    assert reports.filled() == hmac_server.filled_qty() == Decimal("0.25")
+
+
+async def test_replace_whose_cancel_fails_but_new_order_is_placed_is_rejected_and_reported(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    """cancelResult FAILURE, newOrderResult SUCCESS (409, -2021): what
+    ALLOW_FAILURE can give, here from a venue that ignored STOP_ON_FAILURE.
+    The replace is rejected with the cancel's reason (the old order is as it
+    was) and on_error names the new order left live at the venue."""
+    b, reports = venue
+    hmac_server.ignore_stop_on_failure = True
+    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000", order_id="P1"))
+    req = c.new()
+    await b.send(req)
+    await reports.wait_for(status_is("NEW"))
+    hmac_server.hold_reports()
+    await hmac_server.fill(req.cl_ord_id, Decimal("1"))  # the cancel half will fail: filled
+    rep = c.replace(Decimal("1"), Decimal("59500"))
+    await b.send(rep)
+    rej = await reports.wait_for(lambda r: r.cxl_rej_response_to is not None)
+    assert rej.cl_ord_id == rep.cl_ord_id and rej.text == "-2011: Unknown order sent."
+    [(order_id, message)] = reports.errors
+    assert order_id == "P1" and rep.cl_ord_id in message and "left the new order" in message
+    stray = hmac_server.by_client_id(rep.cl_ord_id)
+    assert stray is not None and stray["status"] == "NEW"
+    await hmac_server.release_reports()
+    await reports.wait_for(status_is("FILLED"))
+    assert c.ord_status is not None and c.ord_status.name == "FILLED" and c.cum_qty == 1
+
+
+async def test_replace_whose_both_halves_fail_is_rejected_with_the_cancels_reason(
+    venue: tuple[Binance, Reports], hmac_server: BinanceServer
+) -> None:
+    """cancelResult FAILURE, newOrderResult FAILURE (400, -2022): nothing
+    changed at the venue; the replace is rejected, no error is raised."""
+    b, reports = venue
+    hmac_server.ignore_stop_on_failure = True
+    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
+    req = c.new()
+    await b.send(req)
+    await reports.wait_for(status_is("NEW"))
+    hmac_server.place_faults.append("reject")  # the new half fails too
+    hmac_server.hold_reports()
+    await hmac_server.fill(req.cl_ord_id, Decimal("1"))
+    rep = c.replace(Decimal("1"), Decimal("59500"))
+    await b.send(rep)
+    rej = await reports.wait_for(lambda r: r.cxl_rej_response_to is not None)
+    assert rej.cl_ord_id == rep.cl_ord_id and rej.text == "-2011: Unknown order sent."
+    assert reports.errors == [] and hmac_server.by_client_id(rep.cl_ord_id) is None
+    await hmac_server.release_reports()
+    await reports.wait_for(status_is("FILLED"))
+    assert c.cum_qty == 1

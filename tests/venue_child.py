@@ -2,13 +2,23 @@
 one parent order whose delegate sends one GTC child of 10 to a real venue
 adapter (Binance, BitMEX or FIX) talking to the test's loopback venue.
 
-    python venue_child.py KIND REDIS_URL ENDPOINT_JSON PROGRESS_FILE
+    python venue_child.py KIND REDIS_URL ENDPOINT_JSON PROGRESS_FILE [hold|hold-replace|hold-cancel]
 
 The delegate applies each report to its ChildOrder and records every TRADE
 report it is handed, duplicates included, in its checkpointed state. After
-each action it appends ``<cum_qty>`` to PROGRESS_FILE; when the child is
-FILLED it writes ``DONE <json of the recorded trades>`` and the process stops
+each action it appends ``<cum_qty> <cl_ord_id> <ord_status>`` to PROGRESS_FILE; when the child is
+closed (FILLED, CANCELED, ...) it writes ``DONE <json of the recorded trades>`` and the process stops
 the engine and exits.
+
+With ``hold-replace`` (``hold-cancel``), once the child is NEW the action
+writes ``ACKED``, waits for a line on stdin, sends a replace (price +1) (a
+cancel), writes ``SENT <its cl_ord_id>`` and never returns, likewise.
+
+With ``hold``, the first action writes ``SENT <cl_ord_id>`` once its send
+returned and then never returns: no report is applied and no checkpoint holds
+the child, so a kill -9 then finds the child only in the journal (its request,
+journaled before it left). A restarted engine (without ``hold``) must put it
+back in flight and reconcile it instead of sending a second order.
 """
 
 from __future__ import annotations
@@ -50,10 +60,24 @@ class Worker:
             c = ChildOrder(self.order.order_id or "", self.order.symbol, "BUY", QTY, price=PRICE[KIND])
             self.children.append(c)
             await self.venue.send(c.new())
-        cum = self.children[0].cum_qty
+            if HOLD:
+                with open(Worker.progress, "a") as f:
+                    f.write(f"SENT {c.cl_ord_id}\n")
+                await asyncio.Event().wait()  # killed here: before any report or checkpoint
+        first = self.children[0]
+        if AMEND and first.ord_status is not None and first.ord_status.name == "NEW":
+            with open(Worker.progress, "a") as f:
+                f.write("ACKED\n")
+            await asyncio.to_thread(sys.stdin.readline)  # the test says when to amend
+            request = first.replace(price=PRICE[KIND] + 1) if AMEND == "replace" else first.cancel()
+            await self.venue.send(request)
+            with open(Worker.progress, "a") as f:
+                f.write(f"SENT {request.cl_ord_id}\n")
+            await asyncio.Event().wait()  # killed here: the request left, no report applied
+        cum, status = first.cum_qty, first.ord_status
         with open(Worker.progress, "a") as f:
-            f.write(f"{cum}\n")
-            if self.children[0].ord_status is not None and self.children[0].ord_status.name == "FILLED":
+            f.write(f"{cum} {first.cl_ord_id} {status.name if status else None}\n")
+            if first.is_done:
                 f.write("DONE " + json.dumps(self.trades) + "\n")
                 Worker.done.set()
         Worker.acted.set()
@@ -64,6 +88,12 @@ class Worker:
 
 
 KIND = sys.argv[1] if len(sys.argv) > 1 else "binance"
+HOLD = len(sys.argv) > 5 and sys.argv[5] == "hold"
+AMEND = (
+    sys.argv[5][len("hold-") :]
+    if len(sys.argv) > 5 and sys.argv[5] in ("hold-replace", "hold-cancel")
+    else ""
+)
 SYMBOL = {"binance": "BTCUSDT", "bitmex": "XBTUSD", "fix": "BTC-USD"}
 PRICE = {"binance": Decimal("59000"), "bitmex": Decimal("59000"), "fix": Decimal("59000")}
 

@@ -549,7 +549,10 @@ class LoopRunner:
     ``call_soon`` is the loop's; ``on_subscribe``/``on_unsubscribe(symbol)``
     for the first/last order of a symbol; ``on_applied([(order_id, delegate,
     update, done), ...])`` after each batch of actions (persistence);
-    ``feeds`` are subscribed per symbol while it has live orders.
+    ``feeds`` are subscribed per symbol while it has live orders;
+    ``max_spin`` (seconds, 0 to 1) caps how long the loop keeps polling
+    after a wake-up from another thread (the adaptive idle strategy of
+    ``exo.Engine(spin=...)``; 0 never polls). Raises ValueError when out of range.
     """
 
     def __new__(
@@ -564,13 +567,27 @@ class LoopRunner:
         on_unsubscribe: Callable[[str], None] | None = None,
         on_applied: Callable[[list[tuple[str, Any, Update, bool]]], None] | None = None,
         feeds: list[Feed] = ...,
+        max_spin: float = 0.0,
     ) -> LoopRunner: ...
+    @property
+    def max_spin(self) -> float:
+        """Seconds the loop keeps polling at most after a wake-up from
+        another thread (0: never)."""
+    @property
+    def polling(self) -> bool:
+        """True while the loop polls (the idle strategy spins or yields)
+        rather than sleeping until the wake-up descriptor is written."""
     def start(self) -> int:
         """Starts the idle timer and the feeds; returns the file descriptor
         the loop must watch (``loop.add_reader(fd, core.on_wakeup)``)."""
     def on_wakeup(self) -> None:
         """The wake-up descriptor is readable: reports feed errors and hands
-        Updates to ready orders (``run_ready``)."""
+        Updates to ready orders (``run_ready``); with ``max_spin`` > 0 the
+        loop then polls (``poll``) instead of sleeping, as the idle strategy says."""
+    def poll(self) -> None:
+        """One poll while the idle strategy spins or yields (scheduled with
+        ``call_soon``, it reschedules itself until the strategy parks): hands
+        over what other threads signalled since the last poll."""
     def check(self, order: Any) -> str | None:
         """The dispatcher's rules, asked without delivering anything: None when
         ``submit(order)`` would accept it now, else the message ``submit`` would

@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import itertools
 import os
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from decimal import Decimal
 from typing import Any
 
@@ -187,6 +187,25 @@ class ChildOrder:
     """Every ClOrdID this child has used, oldest first: the venue's routing keys."""
     exec_ids: set[str] = field(default_factory=set)
     _status: OrdStatus | None = None
+    _resumed: list[OrderCancelReplaceRequest | OrderCancelRequest] | None = None
+    """Replaces/cancels put back after a restart that wait for the request in
+    flight before them to settle (see ``resume``)."""
+
+    def __getstate__(self) -> list[Any]:
+        return [getattr(self, f.name) for f in fields(self)]  # by field order: compact
+
+    def __setstate__(self, state: list[Any]) -> None:
+        """Also takes a child pickled by an older exo, whose state lacks the
+        fields added since (new fields go last): those get their defaults, so
+        a checkpoint written before an upgrade still restores."""
+        for i, f in enumerate(fields(self)):
+            if i < len(state):
+                value = state[i]
+            elif f.default_factory is not MISSING:
+                value = f.default_factory()
+            else:
+                value = f.default
+            object.__setattr__(self, f.name, value)
 
     def __post_init__(self) -> None:
         if isinstance(self.side, str):
@@ -237,6 +256,13 @@ class ChildOrder:
     def leaves_qty(self) -> Decimal:
         """Quantity still working at the venue (0 once closed)."""
         return Decimal(0) if self.is_done else self.order_qty - self.cum_qty
+
+    @property
+    def requests_in_flight(self) -> list[Request]:
+        """The request in flight, then those put back after a restart that
+        wait for it (``resume``), oldest first."""
+        queued: list[Request] = list(self._resumed or ())
+        return queued if self.pending is None else [self.pending, *queued]
 
     @property
     def avg_px(self) -> Decimal | None:
@@ -334,6 +360,65 @@ class ChildOrder:
             self._status, self.cl_ord_id = None, None
             self.cl_ord_ids.clear()
 
+    # -- after a restart ----------------------------------------------------------
+
+    @classmethod
+    def resumed(cls, request: NewOrderSingle) -> ChildOrder:
+        """The child a journaled NewOrderSingle stands for, PENDING_NEW with
+        that request in flight: the child of a delegate whose saved state
+        predates the send (the process died between the send and the next
+        checkpoint). Its status is then asked of the venue (see exo.venues)."""
+        child = cls(
+            request.order_id,
+            request.symbol,
+            request.side,
+            request.order_qty,
+            request.price,
+            request.ord_type,
+            request.time_in_force,
+        )
+        child.cl_ord_id = request.cl_ord_id
+        child.cl_ord_ids.append(request.cl_ord_id)
+        child._status = OrdStatus.PENDING_NEW
+        child.pending = request
+        return child
+
+    def resume(self, request: OrderCancelReplaceRequest | OrderCancelRequest) -> bool:
+        """Puts back a replace or cancel of this child journaled before a
+        restart that the saved state misses: its cl_ord_id is the child's
+        again (its reports route here) and it is the pending request again
+        (PENDING_REPLACE/CANCEL). If another request is still in flight in the
+        saved state (its report is in the journal, replayed after this), the
+        resumed one waits and becomes pending once that one settles with the
+        order it amends still live, as it did before the crash. Returns True
+        if it is pending now. Raises ChildOrderError if it amends another
+        order."""
+        if not self.owns(request.orig_cl_ord_id):
+            raise ChildOrderError(
+                f"resume: {request.cl_ord_id} amends {request.orig_cl_ord_id}, not child {self.cl_ord_id}"
+            )
+        if not self.owns(request.cl_ord_id):
+            self.cl_ord_ids.append(request.cl_ord_id)
+        if self.pending is None and not self.is_done and request.orig_cl_ord_id == self.cl_ord_id:
+            self.pending, self.acknowledged = request, False
+            return True
+        if self._resumed is None:
+            self._resumed = []
+        self._resumed.append(request)
+        return False
+
+    def _take_resumed(self) -> None:
+        """After a report: the next resumed request becomes pending once nothing
+        is in flight and it amends the order as it now stands."""
+        queue = self._resumed
+        if not queue or self.pending is not None:
+            return
+        if self.is_done:
+            self._resumed = None  # the order closed first: the venue rejects (or rejected) them
+            return
+        if queue[0].orig_cl_ord_id == self.cl_ord_id:
+            self.pending, self.acknowledged = queue.pop(0), False
+
     # -- reports ----------------------------------------------------------------
 
     def owns(self, cl_ord_id: str | None) -> bool:
@@ -366,6 +451,8 @@ class ChildOrder:
             changed = True
         if exec_id is not None:
             self.exec_ids.add(exec_id)
+        if changed:
+            self._take_resumed()
         return changed
 
     def _apply(self, exec_type: ExecType | None, r: Any) -> bool:

@@ -56,6 +56,13 @@ class Intake:
         """``Engine.report``: see there."""
         return self._running().report(report)
 
+    keeps_requests = False
+    """True when ``request`` journals child order requests (an intake with a store)."""
+
+    async def request(self, request: Any) -> bool:
+        """``Engine.journal_request``: nothing is kept without a store."""
+        return False
+
     async def close_intake(self, timeout: float) -> None:
         """No more submits; what was accepted reaches the core within ``timeout`` s."""
 

@@ -48,8 +48,12 @@ __all__ = [
 
 log = logging.getLogger("exo.store")
 
-NEW, INSTRUCTION, REPORT = "n", "i", "r"
-"""Journal entry kinds: the NEW that created the order, a CANCEL/REPLACE, a report."""
+NEW, INSTRUCTION, REPORT, REQUEST = "n", "i", "r", "q"
+"""Journal entry kinds: the NEW that created the order, a CANCEL/REPLACE, a
+report, and a child order's request (New/Replace/Cancel with its cl_ord_id)
+journaled before it left for the venue. A REQUEST is not handed to the
+delegate as an entry: recovery gives it back to the venue layer, which puts the
+child back in the delegate's children and asks the venue about it."""
 
 
 class StoreError(RuntimeError):
@@ -84,7 +88,9 @@ class PickleCodec:
 @dataclass(frozen=True)
 class Entry:
     """One journaled item: the NEW (``kind == "n"``, ``item`` is the order as
-    submitted), an instruction (``"i"``, a CANCEL/REPLACE) or a report (``"r"``)."""
+    submitted), an instruction (``"i"``, a CANCEL/REPLACE), a report (``"r"``)
+    or a child order's request sent to a venue (``"q"``, an
+    ``exo.child.Request``)."""
 
     order_id: str
     seq: int
@@ -124,7 +130,8 @@ class Store(ABC):
     per-order write touches only that order's keys (so a cluster may put each
     order on its own shard) plus the index of live orders.
 
-    - ``append`` journals entries before ``submit``/``report`` return. A NEW
+    - ``append`` journals entries before ``submit``/``report`` return (and
+      before a venue sends a child's request: kind ``REQUEST``). A NEW
       adds the order to the live index. Returns, per entry, False when its
       order is no longer stored (it completed meanwhile). Raises
       ``StoreUnavailable`` when the write failed; the entries are then in

@@ -59,7 +59,16 @@ class BinanceServer:
     duplicate_reports: bool = False
     replace_events_new_first: bool = False
     """order.cancelReplace: publish the new order's events before the cancel's."""
+    replace_events_after_response: bool = False
+    """order.cancelReplace: publish its executionReports only after its response."""
+    drop_reports: bool = False
+    """While set, executionReports are not published (lost with the connection:
+    the user data stream does not replay them; order.status/myTrades find them)."""
+    ignore_stop_on_failure: bool = False
+    """order.cancelReplace: try the new order even when the cancel failed under
+    STOP_ON_FAILURE (a venue contradicting the request, as under ALLOW_FAILURE)."""
     _held: list[str] | None = None
+    _after_response: list[str] = field(default_factory=list)
     order_limit: int = 50
     conns: list[Conn] = field(default_factory=list)
     url: str = ""
@@ -99,6 +108,17 @@ class BinanceServer:
         order = self.by_client_id(client_order_id)
         assert order is not None, client_order_id
         await self._trade(order, qty, px if px is not None else Decimal(order["price"]))
+
+    def hold_reports(self) -> None:
+        """From now on executionReports wait (the stream lags the matching engine)."""
+        self._hold_reports()
+
+    async def release_reports(self) -> None:
+        """Publish the executionReports held since ``hold_reports``."""
+        held = self._held or []
+        self._held = None
+        for frame in held:
+            await self._push(frame)
 
     async def expire(self, client_order_id: str) -> None:
         """An unsolicited cancel (e.g. venue risk check)."""
@@ -149,6 +169,7 @@ class BinanceServer:
                             }
                         )
                     )
+                    await self._publish_after_response()
                     continue
                 if result is _SILENT:
                     continue
@@ -157,6 +178,7 @@ class BinanceServer:
                         {"id": rid, "status": 200, "result": result, "rateLimits": self._rate_limits()}
                     )
                 )
+                await self._publish_after_response()
         except Exception:  # connection closed under us
             pass
         finally:
@@ -268,26 +290,7 @@ class BinanceServer:
                 raise ApiError(400, -2011, "Unknown order sent.")
             return await self._cancel(order, p.get("newClientOrderId"))
         if method == "order.cancelReplace":
-            order = self._find(p, "cancelOrigClientOrderId", "cancelOrderId")
-            if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
-                raise ApiError(400, -2022, "Order cancel-replace failed.")
-            new_params = {k: v for k, v in p.items() if not k.startswith("cancel")}
-            if self.replace_events_new_first:
-                held = self._hold_reports()
-                cancel = await self._cancel(order, p.get("cancelNewClientOrderId"))
-                cancel_frames = self._release(held)
-                new = await self._place(new_params)
-                for frame in cancel_frames:
-                    await self._push(frame)
-            else:
-                cancel = await self._cancel(order, p.get("cancelNewClientOrderId"))
-                new = await self._place(new_params)
-            return {
-                "cancelResult": "SUCCESS",
-                "newOrderResult": "SUCCESS",
-                "cancelResponse": cancel,
-                "newOrderResponse": new,
-            }
+            return await self._cancel_replace(p)
         if method == "order.status":
             order = self._find(p, "origClientOrderId", "orderId")
             if order is None:
@@ -306,6 +309,71 @@ class BinanceServer:
                 if t["symbol"] == p["symbol"] and ("orderId" not in p or t["orderId"] == int(p["orderId"]))
             ]
         raise ApiError(400, -1100, f"Unknown method {method}")
+
+    async def _cancel_replace(self, p: dict[str, Any]) -> Any:
+        """order.cancelReplace as the WebSocket API docs describe it: the
+        cancel first; with STOP_ON_FAILURE a failed cancel means no new
+        order (400, -2022, newOrderResult NOT_ATTEMPTED); with ALLOW_FAILURE
+        the new order is tried anyway. Exactly one half failing is 409,
+        -2021 "Order cancel-replace partially failed."; both failing 400,
+        -2022. ``data`` holds cancelResult/newOrderResult (SUCCESS, FAILURE,
+        NOT_ATTEMPTED) and cancelResponse/newOrderResponse (the result, or
+        the half's own {code, msg})."""
+        mode = p.get("cancelReplaceMode")
+        if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
+            raise ApiError(
+                400,
+                -1102,
+                "Mandatory parameter 'cancelReplaceMode' was not sent, was empty/null, or malformed.",
+            )
+        held = (
+            self._hold_reports()
+            if self.replace_events_new_first or self.replace_events_after_response
+            else None
+        )
+        order = self._find(p, "cancelOrigClientOrderId", "cancelOrderId")
+        cancel: dict[str, Any]
+        if order is None or order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            cancel_ok, cancel = False, {"code": -2011, "msg": "Unknown order sent."}
+        else:
+            cancel_ok, cancel = True, await self._cancel(order, p.get("cancelNewClientOrderId"))
+        cancel_frames = self._release(held) if held is not None and self.replace_events_new_first else None
+        if cancel_frames is not None:
+            held = self._hold_reports() if self.replace_events_after_response else None
+        new_result, new = "NOT_ATTEMPTED", None
+        if cancel_ok or mode == "ALLOW_FAILURE" or self.ignore_stop_on_failure:
+            try:
+                new = await self._place({k: v for k, v in p.items() if not k.startswith("cancel")})
+                new_result = "SUCCESS"
+            except ApiError as e:
+                new_result, new = "FAILURE", {"code": e.code, "msg": e.msg}
+        if cancel_frames is not None:
+            for frame in cancel_frames:
+                await self._report_frame(frame)
+        if held is not None and self.replace_events_after_response:
+            self._after_response.extend(self._release(held))
+        data = {
+            "cancelResult": "SUCCESS" if cancel_ok else "FAILURE",
+            "newOrderResult": new_result,
+            "cancelResponse": cancel,
+            "newOrderResponse": new,
+        }
+        if cancel_ok and new_result == "SUCCESS":
+            return data
+        if cancel_ok or new_result == "SUCCESS":
+            raise ApiError(409, -2021, "Order cancel-replace partially failed.", data=data)
+        raise ApiError(400, -2022, "Order cancel-replace failed.", data=data)
+
+    async def _report_frame(self, frame: str) -> None:
+        if self._held is not None:
+            self._held.append(frame)
+        else:
+            await self._push(frame)
+
+    async def _publish_after_response(self) -> None:
+        frames, self._after_response = self._after_response, []
+        for frame in frames:
+            await self._push(frame)
 
     def _find(self, p: dict[str, Any], cl_key: str, id_key: str) -> dict[str, Any] | None:
         if id_key in p:
@@ -479,6 +547,8 @@ class BinanceServer:
         return held
 
     async def _push(self, frame: str) -> None:
+        if self.drop_reports:
+            return
         for c in list(self.conns):
             if c.subscribed:
                 try:

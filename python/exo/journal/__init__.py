@@ -81,6 +81,11 @@ class JournaledIntake(Intake):
     async def report(self, report: Any) -> bool:
         return await self._intake.report(report)
 
+    keeps_requests = True
+
+    async def request(self, request: Any) -> bool:
+        return await self._intake.request(request)
+
     async def close_intake(self, timeout: float) -> None:
         await self._intake.close(timeout)
 

@@ -6,6 +6,10 @@ hands the entries to the engine in journal order, so the order in which they
 were numbered is the order in which the delegate sees them. The caller's
 ``submit``/``report`` returns once its entry is journaled and handed over.
 
+``request`` journals a child order's request the same way (kind ``REQUEST``)
+before a venue sends it; it is never handed to the engine: recovery gives it
+back to the venue layer (``exo.journal.recovery``).
+
 A write that fails leaves its entries in doubt (written or not): they are
 undone (``Store.discard``) as soon as the store answers again, and the callers
 get ``StoreUnavailable``: nothing was delivered.
@@ -23,7 +27,7 @@ from exo._core import Order as _CoreOrder
 from exo._corelink import accepts, new_order_id
 from exo.journal.health import StoreHealth
 from exo.journal.records import OrderRecord
-from exo.store import INSTRUCTION, NEW, REPORT, Entry, Store, StoreUnavailable
+from exo.store import INSTRUCTION, NEW, REPORT, REQUEST, Entry, Store, StoreUnavailable
 
 __all__ = ["IntakeWriter"]
 
@@ -122,6 +126,19 @@ class IntakeWriter:
             return core.report(report)  # refused by the core, in its words
         return await self._enqueue(rec, order_id, REPORT, report)  # type: ignore[no-any-return]
 
+    async def request(self, request: Any) -> bool:
+        """Journals a child order's request (``exo.child.Request``) for its
+        parent ``request.order_id``; returns once it is durable: True, or
+        False when the parent is not live here (nothing to recover it with).
+        Raises ``StoreUnavailable`` when the store cannot take it (then it
+        must not be sent) and RuntimeError once the engine is stopping."""
+        order_id = request.order_id
+        await self._settled(order_id, "requests")
+        rec = self._orders.get(order_id)
+        if rec is None:
+            return False
+        return await self._enqueue(rec, order_id, REQUEST, request)  # type: ignore[no-any-return]
+
     def _enqueue(self, rec: OrderRecord, order_id: str, kind: str, item: Any) -> asyncio.Future[Any]:
         seq = rec.next_seq
         rec.next_seq += 1
@@ -187,6 +204,9 @@ class IntakeWriter:
 
     def _hand_over(self, e: Entry, fut: asyncio.Future[Any], rec: OrderRecord, ok: bool) -> None:
         """Gives a journaled entry to the engine and the caller its result."""
+        if e.kind == REQUEST:
+            self._settle(e, fut, ok)  # the venue's, not the delegate's: not handed over
+            return
         core = self._core
         assert core is not None
         result: Any

@@ -1,5 +1,13 @@
 """Recovery: a store's live orders back into the engine, each with its
-delegate's saved state and the journal entries it has not applied yet."""
+delegate's saved state and the journal entries it has not applied yet.
+
+Child order requests journaled after the checkpoint (kind ``REQUEST``: sent,
+or about to be, when the process died) are not entries for the delegate: they
+go to the delegate's ``resume_requests(requests)`` before its first replayed
+action. A venue's delegate wrapper (``exo.venues.base``) has it: it puts each
+child the saved state misses back into the delegate's children and routes its
+cl_ord_id, so the venue is asked about it (reconciliation) instead of the live
+order being forgotten, and a replayed action does not send it again."""
 
 from __future__ import annotations
 
@@ -10,7 +18,7 @@ from typing import Any
 
 from exo._core import LoopRunner
 from exo.journal.records import OrderRecord
-from exo.store import REPORT, Store, StoredOrder
+from exo.store import REPORT, REQUEST, Store, StoredOrder
 
 __all__ = ["recover"]
 
@@ -84,9 +92,32 @@ def _restore(
     rec.applied = rec.written = stored.applied
     rec.written_state = stored.state
     rec.attach(delegate)
-    rec.pending.extend(e.seq for e in stored.entries)
-    instructions = [e.item for e in stored.entries if e.kind != REPORT]
-    reports = [e.item for e in stored.entries if e.kind == REPORT]
+    entries = [e for e in stored.entries if e.kind != REQUEST]
+    requests = [e.item for e in stored.entries if e.kind == REQUEST]
+    if requests:
+        _resume_requests(delegate, order_id, requests, report_error)
+    rec.pending.extend(e.seq for e in entries)
+    instructions = [e.item for e in entries if e.kind != REPORT]
+    reports = [e.item for e in entries if e.kind == REPORT]
     orders[order_id] = rec
     core.restore(order, delegate, instructions, reports)
-    return len(stored.entries)
+    return len(entries)
+
+
+def _resume_requests(
+    delegate: Any, order_id: str, requests: list[Any], report_error: Callable[[str, str], None]
+) -> None:
+    """Hands the order's journaled child requests to its delegate (see the module doc)."""
+    resume = getattr(delegate, "resume_requests", None)
+    if resume is None:
+        report_error(
+            order_id,
+            f"recovery: {len(requests)} child order request(s) were journaled before the restart "
+            f"({', '.join(str(getattr(r, 'cl_ord_id', '?')) for r in requests[:5])}) but the "
+            "delegate has no venue to resume them: make it with venue.delegates(factory)",
+        )
+        return
+    try:
+        resume(requests)
+    except Exception as exc:
+        report_error(order_id, f"recovery: resume_requests raised {type(exc).__name__}: {exc}")

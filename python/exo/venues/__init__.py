@@ -15,7 +15,7 @@ cryptography, httpx, quickfix) are the ``venues`` extra, not needed for paper.
 
 from typing import Any
 
-from exo.venues.base import RateLimited, UnknownSymbol, Venue, VenueBase, VenueError
+from exo.venues.base import NotJournaled, RateLimited, UnknownSymbol, Venue, VenueBase, VenueError
 from exo.venues.credentials import Credentials, CredentialsError
 from exo.venues.paper import DEFAULT_INSTRUMENTS, Paper
 
@@ -26,6 +26,7 @@ __all__ = [
     "BitMEX",
     "Credentials",
     "CredentialsError",
+    "NotJournaled",
     "Paper",
     "RateLimited",
     "UnknownSymbol",

@@ -16,6 +16,18 @@ action (the paper venue matches against its quote) and re-registers the
 delegate's ``children`` (its ChildOrders) after recovery, so reports for a child
 sent before a restart still find their parent: the cl_ord_id -> order_id
 mapping is persisted with the order, inside the delegate's checkpointed state.
+
+The ClOrdID is journaled before the request leaves (VENUES.md: "chosen once,
+journaled before the request is sent"; hummingbot registers the id before
+sending, ccxt #2599): with a store, ``send`` awaits ``engine.journal_request``
+first, so a crash between the send and the delegate's next checkpoint loses
+nothing. On restart the journal hands those requests back
+(``resume_requests``, before the first replayed action): each child the saved
+state misses is put back into the delegate's ``children`` (PENDING_NEW, or its
+replace/cancel pending again) and routed, and ``reconcile`` asks the venue
+about it. So the replayed action sees the child in flight instead of sending a
+second order, and the live order at the venue is neither forgotten nor
+doubled; its fills reach the delegate once (de-duplicated by exec_id).
 """
 
 from __future__ import annotations
@@ -25,18 +37,19 @@ import inspect
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from exo._core import Report, Update
 from exo.child import ChildOrder, NewOrderSingle, OrderCancelReplaceRequest, Request
 from exo.instrument import Instrument, InstrumentError
+from exo.store import StoreError
 
 if TYPE_CHECKING:
     from limits import RateLimitItem
     from limits.aio.strategies import MovingWindowRateLimiter
 
-__all__ = ["RateLimited", "UnknownSymbol", "Venue", "VenueBase", "VenueError"]
+__all__ = ["NotJournaled", "RateLimited", "UnknownSymbol", "Venue", "VenueBase", "VenueError"]
 
 log = logging.getLogger("exo.venues")
 
@@ -52,6 +65,13 @@ class RateLimited(VenueError):
     """Refused before sending: over the venue's rate limit (policy "refuse", or
     "wait" past ``max_wait`` or with ``max_waiting`` requests already waiting).
     The request never left: ``child.withdraw(request)`` undoes it."""
+
+
+class NotJournaled(VenueError):
+    """Refused before sending: the engine's store could not journal the
+    request (unreachable, or the engine is stopping). A request sent without
+    its ClOrdID journaled could be forgotten by a crash while live at the
+    venue, so it never left: ``child.withdraw(request)`` undoes it."""
 
 
 class UnknownSymbol(InstrumentError):
@@ -110,7 +130,14 @@ class VenueBase:
 
     ``request_timeout``: a send that gets no answer in this many seconds is
     "status unknown": the child stays in flight and its status is queried.
+
+    ``journals_requests``: with an engine that has a store, each request is
+    journaled before it is transmitted (module doc). A venue whose orders die
+    with the process (the in-process paper venue) sets it False: there is
+    nothing at the venue to reconcile after a crash.
     """
+
+    journals_requests = True
 
     def __init__(
         self,
@@ -148,6 +175,7 @@ class VenueBase:
         self._request_timeout = request_timeout
         self._on_error = on_error
         self._engine: Any = None
+        self._journal: Callable[[Request], Awaitable[bool]] | None = None
         self._routes: dict[str, str] = {}  # cl_ord_id -> parent order_id
         self._by_order: dict[str, set[str]] = {}  # parent order_id -> its cl_ord_ids routed
         self._children: dict[str, list[ChildOrder]] = {}  # parent order_id -> its live children
@@ -171,6 +199,9 @@ class VenueBase:
 
     def attach(self, engine: Any) -> None:
         self._engine = engine
+        journal = getattr(engine, "journal_request", None)
+        keeps = self.journals_requests and bool(getattr(engine, "journals_requests", False))
+        self._journal = journal if keeps else None
 
     def delegates(self, factory: Callable[..., Any]) -> Callable[..., Any]:
         def make(order: Any, state: Any = None) -> Any:
@@ -206,6 +237,65 @@ class VenueBase:
             else:
                 self._children.pop(order_id, None)
             self._unroute_dropped(order_id, held)
+
+    def resume(self, delegate: Any, order_id: str, requests: Iterable[Request]) -> list[ChildOrder]:
+        """After a restart: ``requests`` were journaled for ``order_id`` before
+        the crash (oldest first). Each one no child of the delegate knows is
+        put back: a NewOrderSingle as a new PENDING_NEW child appended to the
+        delegate's ``children`` (a list, or a dict keyed by cl_ord_id), a
+        replace/cancel as the pending request of the child it amends. All are
+        routed, so ``reconcile`` asks the venue about them. Returns the
+        children changed. Reported to on_error: a NewOrderSingle for a
+        delegate with no ``children`` list or dict (it stays routed: its
+        reports still reach the order), and a replace/cancel of a child the
+        delegate does not hold (its reports are not applied)."""
+        holder = getattr(delegate, "children", None)
+        children: list[ChildOrder] = (
+            list(holder.values()) if isinstance(holder, Mapping) else list(holder or ())
+        )
+        changed: list[ChildOrder] = []
+        for request in requests:
+            self._route(request.cl_ord_id, order_id)
+            if any(c.owns(request.cl_ord_id) for c in children):
+                continue  # the saved state has it
+            if isinstance(request, NewOrderSingle):
+                child = ChildOrder.resumed(request)
+                if isinstance(holder, list):
+                    holder.append(child)
+                elif isinstance(holder, MutableMapping):
+                    holder[request.cl_ord_id] = child
+                else:
+                    self._error(
+                        order_id,
+                        f"venue {self.name}: child {request.cl_ord_id} was sent before the restart but "
+                        "the delegate has no children list or dict to put it back in; its reports "
+                        "still reach the order",
+                    )
+                    continue
+                children.append(child)
+                changed.append(child)
+                continue
+            target = next((c for c in children if c.owns(request.orig_cl_ord_id)), None)
+            if target is None:
+                self._error(
+                    order_id,
+                    f"venue {self.name}: {type(request).__name__} {request.cl_ord_id} was sent before "
+                    f"the restart for {request.orig_cl_ord_id}, which no child of the order holds; "
+                    "its reports are not applied",
+                )
+                continue
+            target.resume(request)  # routes its reports to the child; pending if it can be
+            changed.append(target)
+        if changed:
+            log.info(
+                "%s: order %s: %d child order(s) sent before the restart put back in flight: %s",
+                self.name,
+                order_id,
+                len(changed),
+                ", ".join(str(c.cl_ord_id) for c in changed),
+            )
+        self.adopt(delegate, order_id)
+        return changed
 
     def _unroute_dropped(self, order_id: str, held: set[str]) -> None:
         """Drops the routes of children the delegate no longer holds (it pruned
@@ -264,6 +354,15 @@ class VenueBase:
             raise VenueError(f"venue {self.name} is stopped: {request.cl_ord_id} not sent")
         self.check(request)
         await self._rate_limit(request)
+        journal = self._journal
+        if journal is not None:
+            try:
+                await journal(request)
+            except (StoreError, RuntimeError) as exc:
+                raise NotJournaled(
+                    f"venue {self.name}: {request.cl_ord_id} not sent: its request could not be "
+                    f"journaled ({exc})"
+                ) from None
         self._route(request.cl_ord_id, request.order_id)
         if not isinstance(request, NewOrderSingle):
             self._route(request.orig_cl_ord_id, request.order_id)
@@ -468,6 +567,13 @@ class _VenueDelegate:
             self._venue.release(order_id)
         else:
             self._venue.adopt(self._inner, order_id)
+
+    def resume_requests(self, requests: list[Request]) -> None:
+        """Recovery's hook (``exo.journal.recovery``): the requests journaled
+        before the restart that the saved state may miss; see ``VenueBase.resume``."""
+        order_id = next((r.order_id for r in requests), None)
+        if order_id is not None:
+            self._venue.resume(self._inner, order_id, requests)
 
     @property
     def inner(self) -> Any:

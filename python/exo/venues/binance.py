@@ -28,7 +28,18 @@ What the adapter guarantees:
 - on a CANCELED report ``c`` is the cancel request's id and ``C`` the
   original order's (cl_ord_id and orig_cl_ord_id of the Report);
 - ``order.cancelReplace`` (cancel + new order at Binance) is reported as one
-  REPLACED with the cumulative quantity carried over;
+  REPLACED with the cumulative quantity carried over; it is sent with
+  ``cancelReplaceMode=STOP_ON_FAILURE`` (no new order unless the old one was
+  canceled: ALLOW_FAILURE could leave two live orders for one child). When it
+  fails, ``data`` says which half did (docs: 400 -2022 both/cancel failed, 409
+  -2021 one half failed): a failed cancel leaves the order as it was (the
+  replace is rejected with the cancel's reason); a cancel that succeeded with
+  a new order that failed is the replace rejected (the new order's reason)
+  and then the child CANCELED, with the fills it had; a replace whose outcome
+  was never heard (a restart, a lost connection) is settled by asking for the
+  replacement order: if it exists, the old order's missed fills then REPLACED
+  are reported as the stream would have; if not, the replace is rejected and
+  the old order mended as it stands;
 - the ORDERS rate limits (per 10 s and per day) are enforced before sending;
   a 429 (or 418) from the venue raises ``RateLimited`` and stops all sending
   until its ``retryAfter``.
@@ -99,11 +110,14 @@ _EXEC_TYPE = {
 class BinanceError(RuntimeError):
     """A request the venue refused (code and msg from its error object)."""
 
-    def __init__(self, code: int, msg: str, status: int | None = None) -> None:
+    def __init__(self, code: int, msg: str, status: int | None = None, data: Any = None) -> None:
         super().__init__(f"Binance error {code}: {msg}")
         self.code = code
         self.msg = msg
         self.status = status
+        self.data = data
+        """The error's ``data`` (order.cancelReplace: cancelResult, newOrderResult,
+        cancelResponse, newOrderResponse), or None."""
 
 
 class StatusUnknown(ConnectionError):
@@ -258,6 +272,8 @@ class Binance(TrackingVenue):
         self._ready = asyncio.Event()
         self._stopping = False
         self._held_cancels: dict[str, dict[str, Any]] = {}
+        self._replacing_now: set[str] = set()
+        """ClOrdIDs of cancelReplace requests awaiting their response here."""
         self._blocked_until = 0.0
         self.connects = 0
         """How many times a connection was established (1 + reconnects)."""
@@ -398,7 +414,7 @@ class Binance(TrackingVenue):
                 until = retry_ms / 1000 if retry_ms else time.time() + 1.0
                 self._blocked_until = max(self._blocked_until, until)
                 raise RateLimited(f"{self.name}: {code} {text} (HTTP {msg.get('status')}); not sent")
-            raise BinanceError(code, text, msg.get("status"))
+            raise BinanceError(code, text, msg.get("status"), err.get("data"))
         return msg.get("result")
 
     async def _transmit(self, request: Request) -> None:
@@ -479,16 +495,73 @@ class Binance(TrackingVenue):
             "quantity": str(req.order_qty - child.cum_qty),
             "newOrderRespType": "ACK",
         }
+        self._replacing_now.add(req.cl_ord_id)
         try:
             await self._request("order.cancelReplace", self._auth(params))
         except BinanceError as exc:
             child.replacing = None
-            held = self._held_cancels.pop(child.cl_ord_id, None)
-            if exc.status == 409 and held is not None:
-                # The cancel half happened, the new order failed: the order is canceled.
-                await self._on_execution(held)
-                return
-            await self._cancel_reject(req, child, exc.msg)
+            await self._replace_failed(req, child, exc)
+        finally:
+            self._replacing_now.discard(req.cl_ord_id)
+
+    async def _replace_failed(
+        self, req: OrderCancelReplaceRequest, child: Tracked, exc: BinanceError
+    ) -> None:
+        """An order.cancelReplace that did not wholly succeed; its ``data``
+        says which half failed (Binance spot WebSocket API, order.cancelReplace;
+        errors -2021 "Order cancel-replace partially failed." (409) and -2022
+        "Order cancel-replace failed." (400)):
+
+        - cancelResult SUCCESS, newOrderResult FAILURE: the old order is
+          canceled and the new one rejected: the replace is rejected with the
+          new order's reason, then the child is CANCELED with the fills it had
+          (from the cancel's executionReport if it came first, else from
+          ``cancelResponse``, with the id the stream uses so a later copy is
+          dropped);
+        - cancelResult FAILURE (newOrderResult NOT_ATTEMPTED under
+          STOP_ON_FAILURE): the order is as it was (e.g. it filled meanwhile:
+          the fills come on the stream): the replace is rejected with the
+          cancel's reason;
+        - cancelResult FAILURE, newOrderResult SUCCESS (ALLOW_FAILURE only,
+          which exo never sends): also rejected, and on_error names the new
+          order left live at the venue;
+        - no ``data`` (the request itself was refused): rejected.
+        """
+        data = exc.data if isinstance(exc.data, dict) else {}
+        held = self._held_cancels.pop(child.cl_ord_id, None)
+        canceled = data.get("cancelResult") == "SUCCESS" or (not data and exc.status == 409)
+        if not canceled:
+            await self._cancel_reject(req, child, _half_text(data.get("cancelResponse"), exc))
+            if data.get("newOrderResult") == "SUCCESS":
+                self._error(
+                    req.order_id,
+                    f"venue {self.name}: order.cancelReplace left the new order {req.cl_ord_id} live "
+                    f"although its cancel failed; cancel it at the venue",
+                )
+            return
+        await self._cancel_reject(req, child, _half_text(data.get("newOrderResponse"), exc))
+        if held is not None:
+            await self._on_execution(held)
+            return
+        response = data.get("cancelResponse")
+        if not isinstance(response, dict) or "orderId" not in response:
+            return  # the stream's CANCELED (or reconciliation) closes the child
+        executed = Decimal(str(response.get("executedQty", "0")))
+        cum = child.base_cum + executed
+        notional = child.base_notional + Decimal(str(response.get("cummulativeQuoteQty", "0")))
+        child.secondary_order_id = str(response["orderId"])
+        status, fields = child.report(
+            "CANCELED",
+            "CANCELED",
+            _exec_id(req.symbol, response["orderId"], "CANCELED", None),
+            cl_ord_id=response.get("clientOrderId") or child.cl_ord_id,
+            orig_cl_ord_id=child.cl_ord_id,
+            cum_qty=cum,
+            avg_px=(notional / cum) if cum else None,
+            transact_time=from_millis(response.get("transactTime")),
+            text=f"canceled by order.cancelReplace {req.cl_ord_id}, whose new order failed",
+        )
+        await self._emit(status, fields, child)
 
     # ---- reports ---------------------------------------------------------------
 
@@ -587,6 +660,9 @@ class Binance(TrackingVenue):
         if child is None:
             return 0
         before = self.counters["reports"]
+        if child.replacing is not None:
+            await self._settle_replace(child)
+            return self.counters["reports"] - before
         try:
             order = await self._request(
                 "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": child.cl_ord_id})
@@ -600,15 +676,87 @@ class Binance(TrackingVenue):
         await self._mend(child, order)
         return self.counters["reports"] - before
 
+    async def _settle_replace(self, child: Tracked) -> None:
+        """A cancelReplace whose outcome was never heard (exo restarted with it
+        in flight): the replacement order (``child.replacing``) is asked for.
+        If it exists the replace happened (``_mend`` reports it REPLACED, then
+        its fills); if not, the replace is rejected and the old order is
+        mended as it stands (canceled if the cancel half went through)."""
+        replacing = child.replacing
+        assert replacing is not None
+        if replacing in self._replacing_now:
+            return  # its response (and the stream) will say: asking now could race it
+        try:
+            new = await self._request(
+                "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": replacing})
+            )
+        except BinanceError as exc:
+            if exc.code != -2013:  # "Order does not exist."
+                log.warning("%s: status of %s not known (%s): asked again at the next reconcile",
+                            self.name, replacing, exc)  # fmt: skip
+                return
+            new = None
+        if new is not None:
+            await self._mend(child, new)
+            return
+        child.replacing = None
+        await self.deliver(
+            child.ord_status.name if child.ord_status is not None else "NEW",
+            symbol=child.symbol,
+            side=child.side,
+            cl_ord_id=replacing,
+            orig_cl_ord_id=child.cl_ord_id,
+            cxl_rej_response_to="REPLACE",
+            cum_qty=child.cum_qty,
+            text="-2013: the replacement order does not exist at the venue",
+        )
+        old = await self._request(
+            "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": child.cl_ord_id})
+        )
+        await self._mend(child, old)
+
+    async def _replace_done(self, child: Tracked, new: dict[str, Any]) -> None:
+        """The replacement order ``new`` (an order.status / openOrders row)
+        exists: the old order's fills the stream did not deliver are emitted,
+        then REPLACED, as the stream would have said it."""
+        old = await self._request(
+            "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": child.cl_ord_id})
+        )
+        if child.replacing != new["clientOrderId"]:
+            return  # the stream's event of the new order got there first: REPLACED already
+        await self._mend_fills(child, old)
+        self._held_cancels[child.cl_ord_id] = {"z": old["executedQty"], "Z": old["cummulativeQuoteQty"]}
+        event = {"c": new["clientOrderId"], "i": new["orderId"], "q": new["origQty"], "p": new["price"]}
+        await self._replaced(child, {**event, "T": new.get("time")})
+
     async def _mend(self, child: Tracked, order: dict[str, Any]) -> None:
         """Emit the fills and the status ``order`` (an order.status result)
         shows beyond what was handed on, with the ids the stream uses."""
+        if child.replacing is not None:
+            if order.get("clientOrderId") != child.replacing:
+                await self._settle_replace(child)  # the old order: the replace's outcome first
+                return
+            await self._replace_done(child, order)
         child.secondary_order_id = str(order["orderId"])
         if child.ord_status is None:
             status, fields = child.report(
                 "NEW", "NEW", f"{order['orderId']}-NEW", transact_time=from_millis(order.get("time"))
             )
             await self._emit(status, fields, child)
+        await self._mend_fills(child, order)
+        venue_status = _ORD_STATUS.get(order["status"], order["status"])
+        if venue_status in ("CANCELED", "EXPIRED", "REJECTED") and child.live:
+            status, fields = child.report(
+                venue_status,
+                venue_status,
+                f"{order['orderId']}-{venue_status}",
+                transact_time=from_millis(order.get("updateTime")),
+            )
+            await self._emit(status, fields, child)
+
+    async def _mend_fills(self, child: Tracked, order: dict[str, Any]) -> None:
+        """Emit the fills of ``order`` (an order.status result) not handed on
+        yet, from ``myTrades``, with the trade ids the stream uses."""
         if child.base_cum + Decimal(order["executedQty"]) > child.cum_qty:
             trades = await self._request(
                 "myTrades", self._auth({"symbol": child.symbol, "orderId": int(order["orderId"])})
@@ -631,15 +779,14 @@ class Binance(TrackingVenue):
                     transact_time=from_millis(trade.get("time")),
                 )
                 await self._emit(status, fields, child)
-        venue_status = _ORD_STATUS.get(order["status"], order["status"])
-        if venue_status in ("CANCELED", "EXPIRED", "REJECTED") and child.live:
-            status, fields = child.report(
-                venue_status,
-                venue_status,
-                f"{order['orderId']}-{venue_status}",
-                transact_time=from_millis(order.get("updateTime")),
-            )
-            await self._emit(status, fields, child)
+
+
+def _half_text(half: Any, exc: BinanceError) -> str:
+    """The reason one half of an order.cancelReplace failed (its own
+    ``{code, msg}``), else the error's."""
+    if isinstance(half, dict) and "msg" in half:
+        return f"{half.get('code')}: {half['msg']}"
+    return f"{exc.code}: {exc.msg}"
 
 
 def _safe(exc: BaseException) -> str:

@@ -134,7 +134,14 @@ class Paper(VenueBase):
     ``Paper()`` knows BTC-USD and ETH-USD (``DEFAULT_INSTRUMENTS``); pass
     ``instruments=`` for others. Rate limits, timeouts and on_error as
     ``VenueBase``.
+
+    Its requests are not journaled before they are sent (``journals_requests``
+    False): its orders live in this process and die with it, so after a crash
+    there is nothing at the venue to reconcile, and a store write per child
+    would only slow the example down.
     """
+
+    journals_requests = False
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from exo.market import OrdStatus
+from exo.market import MsgType, OrdStatus
 from exo.venues.base import VenueBase
 
 __all__ = ["TERMINAL", "Tracked", "Tracker", "TrackingVenue", "cancel_reject", "dispatch", "from_millis"]
@@ -179,11 +179,17 @@ class Tracker:
                     child.cl_ord_id,
                     child.price,
                     secondary_order_id=child.secondary_order_id,
-                    ord_status=child.ord_status,
+                    # PENDING_NEW: the venue never acknowledged it (None, as for a
+                    # request this adapter sent): a venue that does not know it
+                    # then says it never arrived, a REJECTED.
+                    ord_status=None if child.ord_status is OrdStatus.PENDING_NEW else child.ord_status,
                     cum_qty=child.cum_qty,
                     notional=child.notional,
                 )
             )
+            for request in child.requests_in_flight:
+                if request.msg_type is MsgType.REPLACE:
+                    t.replacing = request.cl_ord_id  # its outcome is asked of the venue
         elif child.cum_qty > t.cum_qty:
             t.cum_qty, t.notional = child.cum_qty, child.notional
         for cl in child.cl_ord_ids:

@@ -15,6 +15,7 @@
 //! - [`feed`]: market-data feeds (Coinbase, Binance, BitMEX, replay) parsed in Rust.
 //! - [`error`]: the errors the dispatcher and the runner report.
 //! - [`backoff`]: exponential backoff with jitter for retries.
+//! - [`idle`]: the idle strategy of a polling driver (spin, yield, park), adapted to how fast work arrives.
 
 pub mod backoff;
 pub mod decimal;
@@ -22,6 +23,7 @@ pub mod delegate;
 pub mod dispatcher;
 pub mod error;
 pub mod feed;
+pub mod idle;
 pub mod market;
 pub mod process;
 pub mod queue;
@@ -33,6 +35,7 @@ pub use decimal::{parse_decimal, DecimalError};
 pub use delegate::{BoxDelegate, Delegate, RustRunner};
 pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
 pub use error::{DispatchError, Kind};
+pub use idle::{Idle, IdleStrategy};
 pub use market::{
     new_order_id, ExecType, MsgType, OrdStatus, OrderId, Quote, Report, Side, Symbol, Trade,
 };

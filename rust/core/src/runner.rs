@@ -117,7 +117,9 @@ pub enum SubmitError<E> {
     Factory(E),
 }
 
-/// Hand-overs taken per lock acquisition.
+/// Hand-overs taken per lock acquisition. (64, whose ~300-byte HandOvers
+/// fit the L1 cache, measured the same: 257 against 256 ns of thread CPU per
+/// Update to 1,000 trivial delegates, 5 alternated runs.)
 pub const BATCH: usize = 256;
 /// Staleness bound within a batch: once a batch has run this long since its
 /// Updates were taken, each order's Update gets whatever arrived for it
@@ -149,9 +151,7 @@ type Problem = Option<(OrderId, String)>;
 
 /// The batch buffers; their mutex is the runner lock (one batch at a time).
 struct Batch<D, I, R> {
-    /// Taken and not yet handed over, in order: each is moved out once, and
-    /// the next is reachable for an in-place refresh; keeps its capacity.
-    taken: VecDeque<HandOver<D, I, R>>,
+    taken: Vec<HandOver<D, I, R>>,
     results: Vec<(usize, OrderId, D, Verdict)>,
     /// Completions with something to announce, and the problem to report.
     effects: Vec<(Problem, Completion<D, I, R>)>,
@@ -183,7 +183,7 @@ impl<D, I, R> Runner<D, I, R> {
         Runner {
             dispatcher: Mutex::new(Dispatcher::new(idle_interval)),
             batch: Mutex::new(Batch {
-                taken: VecDeque::with_capacity(BATCH),
+                taken: Vec::new(),
                 results: Vec::with_capacity(BATCH),
                 effects: Vec::new(),
             }),
@@ -507,8 +507,7 @@ impl<D, I, R> Runner<D, I, R> {
                 return (total, false);
             }
             let mut d = self.lock();
-            let taken = &mut b.taken;
-            let more = d.take_ready_with(BATCH.min(budget - total), |h| taken.push_back(h));
+            let more = d.take_ready(BATCH.min(budget - total), &mut b.taken);
             // Read under the lock the take held: anything newer is not in
             // the taken Updates.
             let taken_epoch = self.arrivals.load(Ordering::Relaxed);
@@ -531,13 +530,18 @@ impl<D, I, R> Runner<D, I, R> {
             // many fast hand-overs (< ~8 us), and a refresh comes at most
             // that many hand-overs late.
             let (mut now, mut stride) = (start, CLOCK_STRIDE);
-            for i in 0u32.. {
-                if b.taken.is_empty() {
-                    break;
-                }
-                // Read after the first hand-over too: one slow action
+            // Each Update moves once out of the buffer (which keeps its
+            // allocation for the next batch: no malloc per batch) and once
+            // into the handler; a refresh merges into it in between.
+            let mut i = 0u32;
+            // A counter rather than enumerate(): through the (index, item)
+            // tuple each ~300-byte HandOver was copied once more (perf: a
+            // memcpy in Zip::next with `(0u32..).zip(..)`).
+            #[allow(clippy::explicit_counter_loop)]
+            for mut h in b.taken.drain(..) {
+                // Read before the second hand-over too: one slow action
                 // switches to a read each.
-                if i == 1 || (i > 0 && i % stride == 0) {
+                if i == 1 || (i > 0 && i.is_multiple_of(stride)) {
                     now = Instant::now();
                     if stride > 1 && now.saturating_duration_since(start) >= CLOCK_EVERY_AFTER * i {
                         stride = 1;
@@ -549,18 +553,14 @@ impl<D, I, R> Runner<D, I, R> {
                 if now.saturating_duration_since(start) >= REFRESH_AFTER
                     && self.arrivals.load(Ordering::Relaxed) != taken_epoch
                 {
-                    if let Some(h) = b.taken.front_mut() {
-                        self.lock().refresh(h.key, &h.order_id, &mut h.update);
-                    }
+                    self.lock().refresh(h.key, &h.order_id, &mut h.update);
                 }
-                let Some(h) = b.taken.pop_front() else {
-                    break;
-                };
                 let mut delegate = h.delegate;
                 let staleness = h.update.arrived.map(|a| now.saturating_duration_since(a));
                 let verdict =
                     handler.hand_over(h.key, &h.order_id, &mut delegate, h.update, staleness);
                 b.results.push((h.key, h.order_id, delegate, verdict));
+                i += 1;
             }
             let now = start;
             let mut again = more;

@@ -11,25 +11,32 @@
 //! signalled once. On the loop's own thread that is `loop.call_soon(run_ready)`;
 //! from any other thread (the idle timer and the feeds on tokio, a Python
 //! feed thread) it is one byte into a socket pair the loop watches with
-//! `add_reader`.
+//! `add_reader` — unless the loop is polling: after such a wake-up the loop
+//! keeps calling `poll` (one `call_soon` per loop iteration, so its other
+//! callbacks and I/O still run) for as long as the core's
+//! [`IdleStrategy`] says, and a signal meanwhile only sets a flag that the
+//! next poll sees (no syscall on either side, no parked thread to wake).
 
 use crate::feeds::PyFeed;
 use crate::market::{PyOrder, PyQuote, PyTrade};
 use crate::update::PyUpdate;
 use exo_core::error::Kind;
+use exo_core::idle::{Idle, IdleStrategy};
 use exo_core::runner::{Handler, Identity, Runner, SubmitError, Verdict};
 use exo_core::{DispatchError, OrderId, Symbol, Update};
 use parking_lot::{Mutex, RwLock};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyList};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A delegate as the engine keeps it: the object and how to call its
 /// `action`, looked up once at creation rather than per hand-over.
@@ -81,11 +88,38 @@ impl PyDelegate {
     }
 
     /// Calls `action(update)`.
-    fn act(&self, py: Python<'_>, update: &Py<PyUpdate>) -> PyResult<Py<PyAny>> {
+    fn act<'py>(&self, py: Python<'py>, update: &Py<PyUpdate>) -> PyResult<Bound<'py, PyAny>> {
         match &self.action {
-            Action::OfClass(f) => f.call1(py, (self.obj.clone_ref(py), update.clone_ref(py))),
-            Action::Bound(f) => f.call1(py, (update.clone_ref(py),)),
+            Action::OfClass(f) => call(py, f, &[self.obj.as_ptr(), update.as_ptr()]),
+            Action::Bound(f) => call(py, f, &[update.as_ptr()]),
         }
+    }
+}
+
+/// `f(*args)` for one or two arguments, without building a tuple: CPython's
+/// `PyObject_CallFunctionObjArgs` passes them on by vectorcall from a small
+/// stack array. (The abi3 build cannot name `PyObject_Vectorcall`, which joined
+/// the stable ABI in 3.12; `call1` would allocate and free a tuple per call,
+/// ~30 ns of a ~250 ns hand-over.)
+#[allow(unsafe_code)]
+fn call<'py>(
+    py: Python<'py>,
+    f: &Py<PyAny>,
+    args: &[*mut ffi::PyObject],
+) -> PyResult<Bound<'py, PyAny>> {
+    let end = std::ptr::null_mut::<ffi::PyObject>();
+    // SAFETY: attached (`py`); `f` and every argument are live references
+    // held by the caller for the whole call (borrowed, as the C API takes
+    // them); the argument list ends with NULL as the C API requires; the
+    // result is a new reference, or NULL with the exception set, which
+    // `from_owned_ptr_or_err` turns into the PyErr.
+    unsafe {
+        let result = match *args {
+            [a] => ffi::PyObject_CallFunctionObjArgs(f.as_ptr(), a, end),
+            [a, b] => ffi::PyObject_CallFunctionObjArgs(f.as_ptr(), a, b, end),
+            _ => unreachable!("call() takes one or two arguments"),
+        };
+        Bound::from_owned_ptr_or_err(py, result)
     }
 }
 
@@ -143,12 +177,28 @@ impl Pipe {
     }
 }
 
+/// The loop's callables the runner schedules, from `start()` to `close()`.
+struct Schedule {
+    /// `loop.call_soon`.
+    call_soon: Py<PyAny>,
+    /// `self.run_ready`.
+    run_ready: Py<PyAny>,
+    /// `self.poll`.
+    poll: Py<PyAny>,
+}
+
 /// How the runner is signalled from wherever an order became ready.
 struct Wake {
     pipe: Pipe,
     loop_thread: ThreadId,
-    /// `(loop.call_soon, self.run_ready)` from `start()` to `close()`.
-    schedule: Mutex<Option<(Py<PyAny>, Py<PyAny>)>>,
+    schedule: Mutex<Option<Schedule>>,
+    /// The loop is polling (a `poll` is scheduled): signals from other
+    /// threads set `pending` only. Cleared before the loop parks.
+    polling: AtomicBool,
+    /// A signal from another thread not yet acted on.
+    pending: AtomicBool,
+    /// When the loop polls and for how long; touched on the loop's thread only.
+    idle: Mutex<IdleStrategy>,
 }
 
 impl Wake {
@@ -156,20 +206,65 @@ impl Wake {
         if THREAD.with(|t| *t == self.loop_thread) {
             // On the loop's thread we are inside a call from Python, so
             // attaching is free: schedule run_ready directly.
-            Python::attach(|py| {
-                let scheduled = self
-                    .schedule
-                    .lock()
-                    .as_ref()
-                    .map(|(c, r)| (c.clone_ref(py), r.clone_ref(py)));
-                if let Some((call_soon, run_ready)) = scheduled {
-                    if let Err(e) = call_soon.call1(py, (run_ready,)) {
-                        e.write_unraisable(py, Some(call_soon.bind(py)));
-                    }
-                }
-            });
+            Python::attach(|py| self.call_soon(py, |s| &s.run_ready));
         } else {
-            self.pipe.signal();
+            // Dekker-style with the loop parking (`backoff` clears `polling`,
+            // then `poll` looks at `pending` again): either this load sees
+            // the loop still polling (and its next poll sees `pending`), or
+            // the parking loop sees `pending`, or both (a spurious wake-up).
+            self.pending.store(true, Ordering::SeqCst);
+            if !self.polling.load(Ordering::SeqCst) {
+                self.pipe.signal();
+            }
+        }
+    }
+
+    /// `loop.call_soon(which(schedule))`, unless closed.
+    fn call_soon(&self, py: Python<'_>, which: impl Fn(&Schedule) -> &Py<PyAny>) {
+        let scheduled = self
+            .schedule
+            .lock()
+            .as_ref()
+            .map(|s| (s.call_soon.clone_ref(py), which(s).clone_ref(py)));
+        if let Some((call_soon, f)) = scheduled {
+            if let Err(e) = call(py, &call_soon, &[f.as_ptr()]) {
+                e.write_unraisable(py, Some(call_soon.bind(py)));
+            }
+        }
+    }
+
+    /// Takes a signal from another thread, if one came.
+    fn take_pending(&self) -> bool {
+        self.pending.swap(false, Ordering::SeqCst)
+    }
+
+    /// Work came from another thread: (re)start polling if the strategy polls.
+    fn worked(&self, py: Python<'_>) {
+        let mut idle = self.idle.lock();
+        if !idle.polls() {
+            return;
+        }
+        idle.work(Instant::now());
+        drop(idle);
+        if !self.polling.swap(true, Ordering::SeqCst) {
+            self.call_soon(py, |s| &s.poll);
+        }
+    }
+
+    /// A poll found nothing from other threads: what next. Yields with the
+    /// GIL released. True when the loop keeps polling.
+    fn backoff(&self, py: Python<'_>) -> bool {
+        let next = self.idle.lock().idle(Instant::now());
+        match next {
+            Idle::Spin => true,
+            Idle::Yield => {
+                py.detach(std::thread::yield_now);
+                true
+            }
+            Idle::Park => {
+                self.polling.store(false, Ordering::SeqCst);
+                false
+            }
         }
     }
 }
@@ -271,7 +366,6 @@ impl Handler<PyDelegate, Py<PyAny>, Py<PyAny>> for LoopHandler<'_, '_> {
         };
         let verdict = match delegate.act(py, &update) {
             Ok(result) => {
-                let result = result.into_bound(py);
                 let verdict = Self::judge(py, &result);
                 if verdict == Verdict::InFlight {
                     let args = (key, &**order_id, result, update.clone_ref(py));
@@ -375,6 +469,18 @@ impl LoopRunner {
         })
     }
 
+    /// Another thread signalled: its feed errors, its hand-overs, and the
+    /// idle strategy learns that work came.
+    fn woken(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        this.report_feed_errors(slf.py());
+        let result = Self::run_ready(slf);
+        if !this.runner.is_stopping() {
+            this.wake.worked(slf.py());
+        }
+        result
+    }
+
     fn report_feed_errors(&self, py: Python<'_>) {
         if let Ok(hooks) = self.hooks() {
             self.runner.report_feed_errors(&mut LoopHandler {
@@ -389,7 +495,7 @@ impl LoopRunner {
 #[pymethods]
 impl LoopRunner {
     #[new]
-    #[pyo3(signature = (factory, idle_interval, on_error, on_done, spawn, call_soon, on_subscribe=None, on_unsubscribe=None, on_applied=None, feeds=Vec::new()))]
+    #[pyo3(signature = (factory, idle_interval, on_error, on_done, spawn, call_soon, on_subscribe=None, on_unsubscribe=None, on_applied=None, feeds=Vec::new(), max_spin=0.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -403,20 +509,33 @@ impl LoopRunner {
         on_unsubscribe: Option<Py<PyAny>>,
         on_applied: Option<Py<PyAny>>,
         feeds: Vec<Py<PyFeed>>,
+        max_spin: f64,
     ) -> PyResult<Self> {
         let interval = exo_core::feed::seconds("idle_interval", idle_interval)
             .map_err(|e| PyValueError::new_err(e.to_string()))?;
+        if !(0.0..=1.0).contains(&max_spin) {
+            return Err(PyValueError::new_err(format!(
+                "max_spin must be a number of seconds between 0 and 1, got {max_spin}"
+            )));
+        }
         let wake = Arc::new(Wake {
             pipe: Pipe::new()?,
             loop_thread: THREAD.with(|t| *t),
             schedule: Mutex::new(None),
+            polling: AtomicBool::new(false),
+            pending: AtomicBool::new(false),
+            idle: Mutex::new(IdleStrategy::new(Duration::from_secs_f64(max_spin))),
         });
         let w = wake.clone();
         let runner = Runner::new(interval)
             .waker(move || w.signal())
             .feeds(feeds.iter().map(|f| f.get().feed.clone()).collect());
         // Kept until start(): call_soon is only needed once the loop runs us.
-        *wake.schedule.lock() = Some((call_soon, py.None()));
+        *wake.schedule.lock() = Some(Schedule {
+            call_soon,
+            run_ready: py.None(),
+            poll: py.None(),
+        });
         Ok(LoopRunner {
             runner: Arc::new(runner),
             wake,
@@ -438,8 +557,10 @@ impl LoopRunner {
     fn start(slf: &Bound<'_, Self>) -> PyResult<RawFd> {
         let this = slf.get();
         let run_ready = slf.getattr("run_ready")?.unbind();
+        let poll = slf.getattr("poll")?.unbind();
         if let Some(s) = this.wake.schedule.lock().as_mut() {
-            s.1 = run_ready;
+            s.run_ready = run_ready;
+            s.poll = poll;
         }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -463,9 +584,53 @@ impl LoopRunner {
 
     /// Called by the loop when the wake-up socket is readable.
     fn on_wakeup(slf: &Bound<'_, Self>) -> PyResult<()> {
-        slf.get().wake.pipe.drain();
-        slf.get().report_feed_errors(slf.py());
-        Self::run_ready(slf)
+        let wake = &slf.get().wake;
+        wake.pipe.drain();
+        // Cleared before the work: a signal during it sets it again.
+        wake.take_pending();
+        Self::woken(slf)
+    }
+
+    /// One poll of the loop (scheduled with `call_soon` while the idle
+    /// strategy spins or yields): hands over whatever other threads signalled
+    /// since the last, else backs off; reschedules itself until it parks.
+    fn poll(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let this = slf.get();
+        let py = slf.py();
+        let wake = &this.wake;
+        if this.runner.is_stopping() || this.hooks.lock().is_none() {
+            wake.polling.store(false, Ordering::SeqCst);
+            return Ok(());
+        }
+        if wake.take_pending() {
+            let result = Self::woken(slf);
+            // Still polling (woken() schedules a poll only when not): go on.
+            if wake.polling.load(Ordering::SeqCst) {
+                wake.call_soon(py, |s| &s.poll);
+            }
+            return result;
+        }
+        if wake.backoff(py) {
+            wake.call_soon(py, |s| &s.poll);
+        } else if wake.take_pending() {
+            // Signalled while parking (see Wake::signal): not missed.
+            return Self::woken(slf);
+        }
+        Ok(())
+    }
+
+    /// Seconds the loop keeps polling at most after a wake-up from another
+    /// thread (0: never).
+    #[getter]
+    fn max_spin(&self) -> f64 {
+        self.wake.idle.lock().max_spin().as_secs_f64()
+    }
+
+    /// True while the loop polls (the idle strategy spins or yields) rather
+    /// than sleeping until the wake-up socket is written.
+    #[getter]
+    fn polling(&self) -> bool {
+        self.wake.polling.load(Ordering::SeqCst)
     }
 
     /// Checks an instruction against the dispatcher's rules without

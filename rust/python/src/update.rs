@@ -12,8 +12,10 @@ use std::time::Duration;
 pub type PyCoreUpdate = Update<Py<PyAny>, Py<PyAny>>;
 
 /// What a delegate is handed: everything merged for its order since the
-/// last hand-over.
-#[pyclass(frozen, module = "exo._core", name = "Update")]
+/// last hand-over. Freed Updates are kept for reuse (a freelist): most are
+/// dropped as soon as the action returns, and the next hand-over takes one
+/// back without a trip through the allocator.
+#[pyclass(frozen, freelist = 1024, module = "exo._core", name = "Update")]
 pub struct PyUpdate {
     order_id: OrderId,
     inner: PyCoreUpdate,
