@@ -38,7 +38,7 @@ wheel: $(PY)
 	$(PY) -m pip install -q "maturin>=1.7,<2" ziglang
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/maturin build --release --strip --zig --compatibility manylinux2014 -o dist
 
-.PHONY: help wheel run test test-rust test-python docs bench fuzz-http soak fuzz-feeds lint fmt develop clean
+.PHONY: help wheel run test test-rust test-python test-scaleout-big docs bench fuzz-http soak fuzz-feeds lint fmt develop clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -94,6 +94,11 @@ fuzz-feeds:
 		echo "fuzz-feeds: nightly or cargo-fuzz missing; ran the proptest suite only" \
 		     "(rustup toolchain install nightly; cargo install cargo-fuzz)"; \
 	fi
+
+# The kill -9 failover run with 3,000 orders through HTTP (the suite runs
+# 1,000), against a redis-server and a 3-master Redis Cluster.
+test-scaleout-big: $(STAMP)
+	EXO_SCALEOUT_ORDERS=3000 $(PY) -m pytest tests/test_scaleout_procs.py -k kill_9 -o timeout=900 -s
 
 # cargo bench's output (divan, then summary tables) is kept for the report;
 # pytest's figures go to target/bench/figures.json (benches/benchkit.py);

@@ -9,6 +9,12 @@ baseline, each measurement in a fresh process (benches/rss_probe.py):
 The ``met?`` column judges the raw RSS, what ``ps`` shows a user; the
 after-trim figure shows how much of the difference is memory glibc keeps for
 reuse rather than memory still held by the engine.
+
+Where the ten waves' growth stays is measured by allocator (``allocators()``
+in rss_probe.py: pymalloc's arenas and the bytes of live objects in them,
+glibc's bytes in use over all its arenas), and exo is run once more with
+``PYTHONMALLOC=malloc`` (CPython's small objects from glibc instead of
+pymalloc) to show what is left without pymalloc's arenas.
 """
 
 from __future__ import annotations
@@ -29,13 +35,14 @@ ROUNDS = size(5, 1)
 PROBE = Path(__file__).with_name("rss_probe.py")
 
 
-def probe(engine: str) -> dict[str, Any]:
+def probe(engine: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, str(PROBE), engine, str(ORDERS), str(WAVES)],
         check=True,
         capture_output=True,
         text=True,
         timeout=600,
+        env=None if env is None else {**os.environ, **env},
     ).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
@@ -48,10 +55,12 @@ def pct(after: int, before: int) -> float:
 @pytest.mark.skipif(not os.path.exists("/proc/self/statm"), reason="needs /proc/self/statm")
 def test_memory_per_idle_live_order_bytes(benchmark: Any) -> None:
     runs: dict[str, list[dict[str, Any]]] = {"exo": [], "baseline": []}
+    no_pymalloc: list[dict[str, Any]] = []
 
     def one_round() -> None:
         for name in runs:
             runs[name].append(probe(name))
+        no_pymalloc.append(probe("exo", {"PYTHONMALLOC": "malloc"}))
 
     benchmark.pedantic(one_round, rounds=ROUNDS, iterations=1)
     names = list(runs)
@@ -112,4 +121,30 @@ def test_memory_per_idle_live_order_bytes(benchmark: Any) -> None:
         "-",
         "flat, within 5 %",
         abs(ten["exo"]) <= 5,
+    )
+
+    def grew(r: dict[str, Any], key: str) -> float | None:
+        a, b = r["allocators_after"][key], r["allocators_before"][key]
+        return None if a is None or b is None else float(a - b)
+
+    def where(k: str) -> str:
+        keys = ("pymalloc_arenas", "pymalloc_bytes", "glibc_in_use")
+        deltas = [[grew(r, key) for r in runs[k]] for key in keys]
+        known = [[d for d in ds if d is not None] for ds in deltas]
+        if any(len(ks) != len(runs[k]) for ks in known):
+            return "allocator statistics not available here"
+        arenas, objects, glibc = (median(ks) for ks in known)
+        return (
+            f"pymalloc arenas {arenas:+.0f} MiB holding {objects / 1e6:+.2f} MB of objects;"
+            f" glibc in use {glibc / 1e6:+.2f} MB"
+        )
+
+    malloc_ten = median([pct(r["waves"][-1], r["before"]) for r in no_pymalloc])
+    record(
+        "where the ten waves' RSS growth stays, by allocator (after the last wave vs before)",
+        f"{where('exo')}; with PYTHONMALLOC=malloc: {malloc_ten:+.1f} % RSS",
+        where("baseline"),
+        "-",
+        "- (shows what bounds the row above)",
+        None,
     )

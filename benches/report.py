@@ -57,6 +57,7 @@ DESIGN_ROWS = [
         "feed saturated, 1,000 live orders",
         "feed saturated, 100,000 orders of one symbol / 1,000 over 1,000 symbols",
     ),
+    ("failover after kill -9", "failover after kill -9 of one engine (scale-out)"),
     ("order entry over a kept-alive", "order entry over a kept-alive HTTP connection, POST -> 202"),
     ("round trip delegate -> paper venue", "delegate -> paper venue -> report -> next Update, round trip"),
 ]
@@ -295,6 +296,35 @@ def plots(series: dict[str, Any]) -> list[tuple[str, str]]:
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
         save(fig, "memory.png", "RSS against live orders, and after each of ten waves")
+    if "scaleout_engines" in series or "scaleout_failover" in series:
+        fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+        if "scaleout_engines" in series:
+            e = series["scaleout_engines"]
+            ns = [r["engines"] for r in e["rows"]]
+            a1.plot(ns, [r["orders_per_s"] for r in e["rows"]], "o-", label="orders/s admitted")
+            a1.set_xlabel(f"engine processes ({e['cores']} cores)")
+            a1.set_ylabel("orders/s admitted")
+            a1.set_xticks(ns)
+            a1b = a1.twinx()
+            a1b.plot(ns, [r["updates_per_s"] / 1e3 for r in e["rows"]], "s--", color="C1", label="Updates/s")
+            a1b.set_ylabel("Updates/s delivered (thousands)")
+            a1.set_title("throughput against engine processes")
+            a1.legend(loc="upper left", fontsize=8)
+            a1b.legend(loc="lower right", fontsize=8)
+            a1.grid(alpha=0.3)
+        if "scaleout_failover" in series:
+            f = series["scaleout_failover"]
+            for r in f["rows"]:
+                a2.plot([r["lease_s"]] * len(r["failover_s"]), r["failover_s"], "o", color="C0")
+            leases = [r["lease_s"] for r in f["rows"]]
+            a2.plot(leases, [2 * x for x in leases], "--", color="grey", label="target: 2 x lease")
+            a2.plot(leases, leases, ":", color="grey", label="1 x lease")
+            a2.set_xlabel("lease (s)")
+            a2.set_ylabel("kill -9 -> first action on the new owner (s)")
+            a2.set_title("failover against lease length")
+            a2.legend(fontsize=8)
+            a2.grid(alpha=0.3)
+        save(fig, "scaleout.png", "Scale-out: throughput with 1-3 engine processes; failover against lease")
     return made
 
 

@@ -14,7 +14,9 @@ prints one JSON line (RSS in bytes, read from /proc/self/statm):
 - after: waves[0];
 - trimmed: after the last wave and ``malloc_trim(0)`` (glibc returns the free
   memory it keeps at the top of its heaps and in free pages), or null when the
-  C library has no malloc_trim.
+  C library has no malloc_trim;
+- allocators_before, allocators_after (after the last wave, before the trim):
+  where the memory is, see ``allocators()``.
 """
 
 from __future__ import annotations
@@ -55,6 +57,59 @@ async def until(predicate: Any) -> None:
         await asyncio.sleep(0.001)
 
 
+def _stderr_of(call: Any) -> str:
+    """What a C function writes to file descriptor 2."""
+    sys.stderr.flush()
+    r, w = os.pipe()
+    saved = os.dup(2)
+    try:
+        os.dup2(w, 2)
+        call()
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(w)
+    chunks = []
+    while chunk := os.read(r, 1 << 16):
+        chunks.append(chunk)
+    os.close(r)
+    return b"".join(chunks).decode(errors="replace")
+
+
+def allocators() -> dict[str, int | None]:
+    """Where the process's heap memory is, by allocator:
+
+    - pymalloc_arenas: CPython's small-object arenas (1 MiB each since 3.10),
+      and pymalloc_bytes, the bytes of live objects in them (from
+      ``sys._debugmallocstats``); an arena is returned to the OS only when
+      every object in it is freed;
+    - glibc_in_use: bytes malloc'd and not freed, over all of glibc's arenas
+      (the Rust core's allocations and CPython's blocks over 512 B), from
+      ``malloc_stats()``.
+
+    None where the interpreter or the C library does not say.
+    """
+    out: dict[str, int | None] = {"pymalloc_arenas": None, "pymalloc_bytes": None, "glibc_in_use": None}
+    debug = getattr(sys, "_debugmallocstats", None)
+    if debug is not None:
+        for line in _stderr_of(debug).splitlines():
+            if line.startswith("# arenas allocated current"):
+                out["pymalloc_arenas"] = int(line.split()[-1].replace(",", ""))
+            elif line.startswith("# bytes in allocated blocks"):
+                out["pymalloc_bytes"] = int(line.split()[-1].replace(",", ""))
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        stats = libc.malloc_stats
+    except (OSError, AttributeError):
+        return out
+    text = _stderr_of(stats)
+    total = text.rsplit("Total (incl. mmap):", 1)[-1]
+    for line in total.splitlines():
+        if line.strip().startswith("in use bytes"):
+            out["glibc_in_use"] = int(line.split()[-1])
+    return out
+
+
 def malloc_trim() -> bool:
     """glibc's malloc_trim(0); False when the C library has none."""
     try:
@@ -77,6 +132,7 @@ async def measure(api: Any, n: int, waves: int = 1) -> dict[str, Any]:
         Trivial.handed_over = 0
         gc.collect()
         before = rss_bytes()
+        allocators_before = allocators()
         growth: list[list[int]] = []
         marks = [10**k for k in range(1, 12) if 10**k <= n]
         live = 0
@@ -98,6 +154,7 @@ async def measure(api: Any, n: int, waves: int = 1) -> dict[str, Any]:
             await until(lambda: engine.live == 0)
             gc.collect()
             after_waves.append(rss_bytes())
+        allocators_after = allocators()
         trimmed = rss_bytes() if malloc_trim() else None
     return {
         "before": before,
@@ -106,6 +163,8 @@ async def measure(api: Any, n: int, waves: int = 1) -> dict[str, Any]:
         "waves": after_waves,
         "after": after_waves[0],
         "trimmed": trimmed,
+        "allocators_before": allocators_before,
+        "allocators_after": allocators_after,
     }
 
 

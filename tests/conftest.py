@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import Errors, Recorder
+from tests.redis_cluster import RedisCluster
 from tests.redis_server import RedisServer
 
 
@@ -38,3 +39,14 @@ def redis_url(redis_server: RedisServer) -> str:
     """The session's server, emptied for this test."""
     redis_server.flush()
     return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    """A 3-master Redis Cluster on loopback ports for the session (redis_cluster.py)."""
+    cluster = RedisCluster(tmp_path_factory.mktemp("cluster"))
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

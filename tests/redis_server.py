@@ -44,11 +44,18 @@ def free_port() -> int:
 class RedisServer:
     """One redis-server process; ``stop()``/``start()`` keep port, dir and data."""
 
-    def __init__(self, directory: Path, password: str | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        password: str | None = None,
+        extra: list[str] | None = None,
+        port: int | None = None,
+    ) -> None:
         self.binary = redis_server_path()
         self.dir = directory
         self.password = password
-        self.port = free_port()
+        self.extra = list(extra or [])
+        self.port = free_port() if port is None else port
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,6 +76,7 @@ class RedisServer:
         ]  # fmt: skip
         if self.password:
             args += ["--requirepass", self.password]
+        args += self.extra
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while not self._answers():

@@ -32,6 +32,10 @@ ENV = {
     "log_level": "EXO_LOG_LEVEL",
     "venue": "EXO_VENUE",
     "testnet": "EXO_TESTNET",
+    "role": "EXO_ROLE",
+    "name": "EXO_NAME",
+    "lease": "EXO_LEASE",
+    "partitions": "EXO_PARTITIONS",
 }
 """Environment variable per ``exo example`` option."""
 
@@ -76,6 +80,12 @@ def _speed(text: str) -> float | None:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive factor, or max; got {text!r}")
     return value
+
+
+def _partitions(text: str) -> int:
+    if not text.strip().isdigit() or not 1 <= int(text) <= 1024:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to 1024, got {text!r}")
+    return int(text)
 
 
 def _host_port(text: str) -> tuple[str, int]:
@@ -181,6 +191,33 @@ def parser() -> argparse.ArgumentParser:
         help=f"finished orders kept for GET /v1/orders/{{id}} (the oldest go first) [{ENV['keep_done']}]",
     )
     ex.add_argument(
+        "--role",
+        default=_env("role", "all"),
+        choices=["all", "api", "engine"],
+        type=str.lower,
+        help=f"scale-out: all = one process; api = HTTP only, orders go to the engines through Redis "
+        f"streams; engine = takes orders from them (api and engine need --redis) [{ENV['role']}]",
+    )
+    ex.add_argument(
+        "--name",
+        default=_env("name", None),
+        help=f"engine role: this engine's unique, stable name (default <host>-<pid>) [{ENV['name']}]",
+    )
+    ex.add_argument(
+        "--lease",
+        type=_positive,
+        default=_env("lease", "2.0"),
+        metavar="SECONDS",
+        help=f"engine role: order lease; a dead engine's orders move after about this long [{ENV['lease']}]",
+    )
+    ex.add_argument(
+        "--partitions",
+        type=_partitions,
+        default=_env("partitions", "4"),
+        metavar="N",
+        help=f"api and engine roles: intake streams, the same in every process [{ENV['partitions']}]",
+    )
+    ex.add_argument(
         "--log-level",
         default=_env("log_level", "INFO"),
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -227,6 +264,10 @@ def _example(args: argparse.Namespace) -> int:
         keep_done=args.keep_done,
         venue=args.venue,
         testnet=args.testnet,
+        role=args.role,
+        name=args.name,
+        lease=args.lease,
+        partitions=args.partitions,
     )
     return asyncio.run(run(settings))
 

@@ -50,7 +50,7 @@ __all__ = ["RedisStore"]
 
 log = logging.getLogger("exo.store")
 
-_SCHEMES = ("redis", "rediss", "unix")
+_SCHEMES = ("redis", "rediss", "unix", "redis+cluster")
 
 # KEYS: order, journal, checkpoint. ARGV: the encoded NEW, its seq.
 # A NEW (re)starts the order: whatever a finished order of that id left goes.
@@ -135,7 +135,9 @@ class RedisStore(Store):
 
     ``url``: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...``
     for TLS (``?ssl_cert_reqs=none`` and the other redis-py URL options work),
-    or ``unix:///path/to/socket``. ``retention``: seconds a completed order's
+    ``unix:///path/to/socket``, or ``redis+cluster://host:port[,host:port...]``
+    for a Redis Cluster given by seed nodes (every command touches one slot:
+    each order's keys share its hash tag, the index is one key). ``retention``: seconds a completed order's
     keys are kept (expired) before Redis drops them; None deletes them at once.
     ``prefix`` starts every key. ``timeout``: seconds a connect or a command
     may take before the store counts as unreachable.
@@ -155,8 +157,8 @@ class RedisStore(Store):
         super().__init__(codec)
         if not isinstance(url, str) or urlsplit(url).scheme not in _SCHEMES:
             raise ValueError(
-                f"RedisStore url must be redis://[[user]:password@]host[:port][/db], rediss://... (TLS) "
-                f"or unix:///path, got {url!r}"
+                f"RedisStore url must be redis://[[user]:password@]host[:port][/db], rediss://... (TLS), "
+                f"unix:///path or redis+cluster://host:port[,host:port...] (Redis Cluster seeds), got {url!r}"
             )
         if retention is not None and not retention > 0:
             raise ValueError(f"retention must be a positive number of seconds or None, got {retention!r}")
@@ -196,20 +198,14 @@ class RedisStore(Store):
     # -- life cycle -------------------------------------------------------------
 
     async def open(self) -> None:
-        from redis.asyncio import Redis
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
         from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+        from exo.scaleout.client import connect
 
         await self.close()
         # No retries inside the client: a write whose reply is lost must
         # surface here, so the engine can undo it rather than guess.
-        client = Redis.from_url(
-            self.url,
-            socket_connect_timeout=self.timeout,
-            socket_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0),
-        )
+        client = connect(self.url, socket_timeout=self.timeout, connect_timeout=self.timeout)
         where = _redacted(self.url)
         try:
             await client.ping()
@@ -389,14 +385,18 @@ class RedisStore(Store):
             found.extend(await self._load_chunk(ids[start : start + _CHUNK]))
         return found
 
-    async def _load_chunk(self, ids: list[str]) -> list[StoredOrder]:
-        loads = self.decode
+    async def _load_replies(self, ids: list[str]) -> list[Any]:
+        """The load script's reply per order (None: the order is gone)."""
 
         def build(pipe: Pipeline) -> None:
             for order_id in ids:
                 self._evalsha(pipe, "load", self.keys(order_id))
 
-        results = await self._execute_scripts(build, f"loading {len(ids)} orders")
+        return await self._execute_scripts(build, f"loading {len(ids)} orders")
+
+    async def _load_chunk(self, ids: list[str]) -> list[StoredOrder]:
+        loads = self.decode
+        results = await self._load_replies(ids)
         found, stale = [], []
         for order_id, reply in zip(ids, results, strict=True):
             if reply is None:

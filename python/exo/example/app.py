@@ -54,8 +54,17 @@ from exo.example.paper import Book, PaperOrder
 from exo.instrument import InstrumentError
 from exo.market import OrdStatus, Side, parse_decimal
 from exo.store import StoreUnavailable
+from exo.venues import Venue
 
-__all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "MAX_NUMBER_CHARS", "SYMBOL", "NewOrder", "create_app"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_DEPTH",
+    "MAX_NUMBER_CHARS",
+    "SYMBOL",
+    "NewOrder",
+    "create_app",
+    "read_new_order",
+]
 
 MAX_BODY_BYTES = 16 * 1024
 """A NEW is ~60 bytes; a larger body is refused (413) before it is read in full."""
@@ -368,6 +377,43 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+async def read_new_order(request: Request, venue: Venue | None = None) -> PaperOrder | JSONResponse:
+    """The NEW order in a POST body, or the 4xx response that says what is wrong
+    (shared by the single process and the scale-out api role). With a
+    ``venue``, a symbol it does not list, or a quantity/price its instrument
+    refuses, is a 400."""
+    try:
+        raw = await _read_body(request)
+    except _TooLarge:
+        return _error(
+            413, f"body too large: a NEW order is a small JSON object, at most {MAX_BODY_BYTES} bytes"
+        )
+    if not raw.strip():
+        return _error(400, 'empty body: send {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"}')
+    try:
+        payload = parse_body(raw)
+    except ValueError as exc:
+        return _error(400, str(exc))
+    try:
+        new = NewOrder.model_validate(payload)
+    except ValidationError as exc:
+        detail, errors = _explain(exc)
+        return _error(400, detail, errors=errors)
+    if venue is not None:
+        try:  # refused at entry, rather than sitting NEW forever
+            venue.instrument(new.symbol).check(new.orderQty, new.price)
+        except InstrumentError as exc:
+            return _error(400, str(exc))
+    return PaperOrder(
+        new.side,
+        new.symbol,
+        order_qty=new.orderQty,
+        price=new.price,
+        ord_type=new.ordType,
+        time_in_force=new.timeInForce,
+    )
+
+
 def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None = None) -> FastAPI:
     """The API over a running ``engine`` whose delegates keep ``book``."""
     # FastAPIOffline serves the Swagger UI's JS and CSS from the fastapi-offline
@@ -430,37 +476,9 @@ def create_app(engine: Engine, book: Book, metrics: Metrics, token: str | None =
         # The body is parsed here rather than by FastAPI so that every bad body
         # is a 400 with a plain sentence, numbers are read exactly, and
         # `curl -d` works without a Content-Type header.
-        try:
-            raw = await _read_body(request)
-        except _TooLarge:
-            return _error(
-                413, f"body too large: a NEW order is a small JSON object, at most {MAX_BODY_BYTES} bytes"
-            )
-        if not raw.strip():
-            return _error(400, 'empty body: send {"side": "BUY", "symbol": "BTC-USD", "orderQty": "0.5"}')
-        try:
-            payload = parse_body(raw)
-        except ValueError as exc:
-            return _error(400, str(exc))
-        try:
-            new = NewOrder.model_validate(payload)
-        except ValidationError as exc:
-            detail, errors = _explain(exc)
-            return _error(400, detail, errors=errors)
-        venue = book.venue
-        if venue is not None:
-            try:  # refused at entry, rather than sitting NEW forever
-                venue.instrument(new.symbol).check(new.orderQty, new.price)
-            except InstrumentError as exc:
-                return _error(400, str(exc))
-        order = PaperOrder(
-            new.side,
-            new.symbol,
-            order_qty=new.orderQty,
-            price=new.price,
-            ord_type=new.ordType,
-            time_in_force=new.timeInForce,
-        )
+        order = await read_new_order(request, book.venue)
+        if isinstance(order, JSONResponse):
+            return order
         try:
             order_id = await engine.submit(order)
         except StoreUnavailable as exc:

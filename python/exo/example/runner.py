@@ -64,6 +64,15 @@ class Settings:
     binance, bitmex, fix configured from environment variables."""
     testnet: bool = False
     """Real venues: their test endpoints (Binance spot testnet, BitMEX testnet)."""
+    role: str = "all"
+    """all (one process), api (HTTP to the intake streams) or engine (takes
+    orders from them); api and engine need ``redis``."""
+    name: str | None = None
+    """The engine's name in the scale-out (default ``<host>-<pid>``)."""
+    lease: float = 2.0
+    """Seconds an engine's order lease lasts without renewal."""
+    partitions: int = 4
+    """Intake streams; the same for every process of a deployment."""
 
 
 def make_feed(spec: str, speed: float | None = 1.0) -> Feed:
@@ -170,6 +179,13 @@ async def _summaries(book: Book, interval: float) -> None:
 
 async def run(settings: Settings) -> int:
     """Runs until SIGINT/SIGTERM; returns the process exit code."""
+    if settings.role != "all":
+        if settings.redis is None:
+            log.error("--role %s needs --redis URL (the roles share the orders through Redis)", settings.role)
+            return 2
+        from exo.example.roles import run_api, run_engine
+
+        return await (run_api(settings) if settings.role == "api" else run_engine(settings))
     try:
         feed = make_feed(settings.feed, settings.speed)
         venue = make_venue(settings.venue, settings.testnet)

@@ -32,8 +32,8 @@ from exo.journal.checkpoints import CheckpointWriter
 from exo.journal.health import StoreHealth
 from exo.journal.intake import IntakeWriter
 from exo.journal.records import OrderRecord
-from exo.journal.recovery import recover
-from exo.store import Store
+from exo.journal.recovery import recover, restore_one
+from exo.store import Store, StoredOrder
 
 __all__ = ["JournaledIntake"]
 
@@ -74,6 +74,14 @@ class JournaledIntake(Intake):
         await super().start(core)
         await recover(self.store, self._user_factory, self._report_error, core, self._orders)
         self._tasks = [self._intake.start(core), self._checkpoints.start()]
+
+    def restore(self, stored: StoredOrder) -> int | None:
+        """One more order into the running engine, exactly as recovery on start
+        does (scale-out: an order claimed from an engine that died). Returns the
+        entries it replays, None when its delegate could not be made."""
+        return restore_one(
+            self.store, self._user_factory, self._report_error, self._running(), self._orders, stored
+        )
 
     async def submit(self, order: Any) -> str | None:
         return await self._intake.submit(order)

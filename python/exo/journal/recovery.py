@@ -20,7 +20,7 @@ from exo._core import LoopRunner
 from exo.journal.records import OrderRecord
 from exo.store import REPORT, REQUEST, Store, StoredOrder
 
-__all__ = ["recover"]
+__all__ = ["recover", "restore_one"]
 
 log = logging.getLogger("exo.store")
 
@@ -45,7 +45,7 @@ async def recover(
     restored = replayed = 0
     for start in range(0, len(order_ids), _LOAD_BATCH):
         for stored in await store.load(order_ids[start : start + _LOAD_BATCH]):
-            n = _restore(store, factory, report_error, core, orders, stored)
+            n = restore_one(store, factory, report_error, core, orders, stored)
             if n is not None:
                 restored += 1
                 replayed += n
@@ -59,7 +59,7 @@ async def recover(
         )
 
 
-def _restore(
+def restore_one(
     store: Store,
     factory: Callable[..., Any],
     report_error: Callable[[str, str], None],

@@ -37,7 +37,7 @@ import inspect
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from exo._core import Report, Update
@@ -112,9 +112,10 @@ class Venue(Protocol):
         request was refused before it left."""
         ...
 
-    async def reconcile(self) -> int:
-        """Asks the venue what it knows; hands the missing reports to the engine.
-        Returns how many reports were delivered."""
+    async def reconcile(self, order_ids: Collection[str] | None = None) -> int:
+        """Asks the venue what it knows; hands the missing reports to the engine
+        (only those of ``order_ids``' children when given). Returns how many
+        reports were delivered."""
         ...
 
 
@@ -496,20 +497,34 @@ class VenueBase:
 
     # -- reconciliation ---------------------------------------------------------
 
-    async def reconcile(self) -> int:
+    async def reconcile(self, order_ids: Collection[str] | None = None) -> int:
         """At start and after every reconnect: fills since the last one seen and
         open orders, as the venue reports them, delivered through ``deliver``
         (so de-duplicated by exec_id); then a status query for every tracked
-        child that is live here but not open there."""
+        child that is live here but not open there.
+
+        ``order_ids``: only the children of these parent orders (e.g. orders
+        another engine owned until it died, restored into a running engine:
+        as after a restart, a child this venue does not know comes back
+        CANCELED "UNKNOWN_ORDER"); reports for other orders are not delivered."""
         reports = await self._open_orders_and_fills()
+        wanted = None if order_ids is None else set(order_ids)
         delivered = 0
         open_ids: set[str] = set()
         for status, fields in reports:
+            if (
+                wanted is not None
+                and self.route(fields.get("cl_ord_id"), fields.get("orig_cl_ord_id")) not in wanted
+            ):
+                continue
             if await self.deliver(status, **fields):
                 delivered += 1
             if fields.get("exec_type") is not None and str(fields["exec_type"]) == "ORDER_STATUS":
                 open_ids.add(fields.get("cl_ord_id") or "")
-        for child in [c for children in list(self._children.values()) for c in children]:
+        children = (
+            self._children if wanted is None else {k: v for k, v in self._children.items() if k in wanted}
+        )
+        for child in [c for cs in list(children.values()) for c in cs]:
             if child.is_live and child.cl_ord_id not in open_ids:
                 pending = child.pending
                 target = pending.cl_ord_id if pending is not None else child.cl_ord_id

@@ -11,7 +11,8 @@
 //! without `p` or `q` is a bad frame. Prices and sizes are read exactly from
 //! strings (documented) or numbers.
 
-use super::{need, opt_decimal, print, req_decimal, FrameError, Parsed, Stamp, TradeId, Venue};
+use super::flat::{self, Unsupported};
+use super::{need, opt_decimal_text, print, FrameError, Parsed, Stamp, TradeId, Venue};
 use crate::market::{Quote, Symbol};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -98,53 +99,223 @@ impl Venue for Binance {
     }
 
     fn parse(&self, frame: &str, out: &mut Parsed) -> Result<(), FrameError> {
-        let env: Envelope<'_> =
-            serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
-        if let Some(err) = env.error {
-            return Err(FrameError::Venue(err.get().to_string()));
-        }
-        if env.event.as_deref() == Some("serverShutdown") {
-            out.renew = true;
+        read(frame, out, true)
+    }
+}
+
+/// Parses a frame with the fast path first when `try_fast` (always, but in
+/// the tests that compare it with serde_json alone).
+pub(super) fn read(frame: &str, out: &mut Parsed, try_fast: bool) -> Result<(), FrameError> {
+    let fast_read = if try_fast {
+        fast_envelope(frame)
+    } else {
+        Err(Unsupported)
+    };
+    let env = match fast_read {
+        Ok(env) => env,
+        Err(Unsupported) => serde_json::from_str::<Envelope<'_>>(frame)
+            .map_err(|e| FrameError::Malformed(e.to_string()))?
+            .into(),
+    };
+    if let Some(err) = env.error {
+        return Err(FrameError::Venue(err.to_string()));
+    }
+    if env.event.as_deref() == Some("serverShutdown") {
+        out.renew = true;
+        return Ok(());
+    }
+    let (Some(stream), Some(data)) = (env.stream, env.data) else {
+        if env.id {
+            out.ack = true;
             return Ok(());
         }
-        let (Some(stream), Some(data)) = (env.stream, env.data) else {
-            if env.id.is_some() {
-                out.ack = true;
-                return Ok(());
-            }
-            return Err(FrameError::Unknown(super::snippet(frame)));
-        };
-        let ev: Event<'_> =
-            serde_json::from_str(data.get()).map_err(|e| FrameError::Malformed(e.to_string()))?;
-        if ev.event.as_deref() == Some("serverShutdown") {
-            out.renew = true;
-            return Ok(());
-        }
-        let symbol: Symbol = out.symbol(&need("s", ev.symbol)?);
-        if stream.ends_with("@bookTicker") {
-            let quote = Quote::new(
-                symbol,
-                (opt_decimal("b", ev.bid)?, opt_decimal("B", ev.bid_size)?),
-                (opt_decimal("a", ev.ask)?, opt_decimal("A", ev.ask_size)?),
-            );
-            out.quotes.push((quote, ev.update_id.map(Stamp::Seq)));
-            Ok(())
-        } else if stream.ends_with("@trade") || stream.ends_with("@aggTrade") {
-            let px = req_decimal("p", ev.price)?;
-            let qty = req_decimal("q", ev.qty)?;
-            let id = if stream.ends_with("@trade") {
-                ev.trade_id
-            } else {
-                // The aggregate trade id, a JSON number.
-                ev.ask.and_then(|a| a.get().parse::<u64>().ok())
-            };
-            out.trades
-                .extend(print(symbol, Some(px), Some(qty)).map(|t| (t, id.map(TradeId::Seq))));
-            Ok(())
+        return Err(FrameError::Unknown(super::snippet(frame)));
+    };
+    let event_read = if try_fast {
+        fast_event(data)
+    } else {
+        Err(Unsupported)
+    };
+    let ev = match event_read {
+        Ok(ev) => ev,
+        Err(Unsupported) => serde_json::from_str::<Event<'_>>(data)
+            .map_err(|e| FrameError::Malformed(e.to_string()))?
+            .into(),
+    };
+    if ev.event.as_deref() == Some("serverShutdown") {
+        out.renew = true;
+        return Ok(());
+    }
+    let symbol: Symbol = out.symbol(&need("s", ev.symbol)?);
+    if stream.ends_with("@bookTicker") {
+        let quote = Quote::new(
+            symbol,
+            (
+                opt_decimal_text("b", ev.bid)?,
+                opt_decimal_text("B", ev.bid_size)?,
+            ),
+            (
+                opt_decimal_text("a", ev.ask)?,
+                opt_decimal_text("A", ev.ask_size)?,
+            ),
+        );
+        out.quotes.push((quote, ev.update_id.map(Stamp::Seq)));
+        Ok(())
+    } else if stream.ends_with("@trade") || stream.ends_with("@aggTrade") {
+        let px = need("p", opt_decimal_text("p", ev.price)?)?;
+        let qty = need("q", opt_decimal_text("q", ev.qty)?)?;
+        let id = if stream.ends_with("@trade") {
+            ev.trade_id
         } else {
-            Err(FrameError::Unknown(stream.to_string()))
+            // The aggregate trade id, a JSON number.
+            ev.ask.and_then(|a| a.parse::<u64>().ok())
+        };
+        out.trades
+            .extend(print(symbol, Some(px), Some(qty)).map(|t| (t, id.map(TradeId::Seq))));
+        Ok(())
+    } else {
+        Err(FrameError::Unknown(stream.to_string()))
+    }
+}
+
+/// The envelope's members as the parser uses them (raw texts for values it
+/// passes on; `null` already `None`), from the fast path or from serde.
+struct Env<'a> {
+    stream: Option<Cow<'a, str>>,
+    data: Option<&'a str>,
+    id: bool,
+    error: Option<&'a str>,
+    event: Option<Cow<'a, str>>,
+}
+
+impl<'a> From<Envelope<'a>> for Env<'a> {
+    fn from(e: Envelope<'a>) -> Self {
+        Env {
+            stream: e.stream,
+            data: e.data.map(RawValue::get),
+            id: e.id.is_some(),
+            error: e.error.map(RawValue::get),
+            event: e.event,
         }
     }
+}
+
+/// The fast path for the envelope (see [`flat`]): [`Envelope`]'s members read
+/// as serde would, or [`Unsupported`].
+fn fast_envelope(frame: &str) -> Result<Env<'_>, Unsupported> {
+    let mut env = Env {
+        stream: None,
+        data: None,
+        id: false,
+        error: None,
+        event: None,
+    };
+    let mut seen = 0u32;
+    flat::object(frame, |key, raw| {
+        match key {
+            "stream" => {
+                flat::once(&mut seen, 0)?;
+                env.stream = flat::opt_str(raw)?.map(Cow::Borrowed);
+            }
+            "data" => {
+                flat::once(&mut seen, 1)?;
+                env.data = flat::opt_raw(raw);
+            }
+            "id" => {
+                flat::once(&mut seen, 2)?;
+                // serde reads it into a Value, which refuses a number beyond
+                // f64: only null, a string or an integer here.
+                env.id = match raw.as_bytes()[0] {
+                    b'"' | b'n' => flat::opt_str(raw)?.is_some(),
+                    _ => flat::opt_u64(raw)?.is_some(),
+                };
+            }
+            "error" => {
+                flat::once(&mut seen, 3)?;
+                env.error = flat::opt_raw(raw);
+            }
+            "e" => {
+                flat::once(&mut seen, 4)?;
+                env.event = flat::opt_str(raw)?.map(Cow::Borrowed);
+            }
+            _ => {}
+        }
+        Ok(())
+    })?;
+    Ok(env)
+}
+
+/// An event's members as the parser uses them (see [`Env`]).
+#[derive(Default)]
+struct Ev<'a> {
+    event: Option<Cow<'a, str>>,
+    symbol: Option<Cow<'a, str>>,
+    bid: Option<&'a str>,
+    bid_size: Option<&'a str>,
+    ask: Option<&'a str>,
+    ask_size: Option<&'a str>,
+    price: Option<&'a str>,
+    qty: Option<&'a str>,
+    trade_id: Option<u64>,
+    update_id: Option<u64>,
+}
+
+impl<'a> From<Event<'a>> for Ev<'a> {
+    fn from(e: Event<'a>) -> Self {
+        Ev {
+            event: e.event,
+            symbol: e.symbol,
+            bid: e.bid.map(RawValue::get),
+            bid_size: e.bid_size.map(RawValue::get),
+            ask: e.ask.map(RawValue::get),
+            ask_size: e.ask_size.map(RawValue::get),
+            price: e.price.map(RawValue::get),
+            qty: e.qty.map(RawValue::get),
+            trade_id: e.trade_id,
+            update_id: e.update_id,
+        }
+    }
+}
+
+/// The fast path for an event (see [`fast_envelope`]).
+fn fast_event(data: &str) -> Result<Ev<'_>, Unsupported> {
+    let mut ev = Ev::default();
+    let mut seen = 0u32;
+    flat::object(data, |key, raw| {
+        let (bit, slot) = match key {
+            "e" | "s" => {
+                let (bit, slot) = if key == "e" {
+                    (0, &mut ev.event)
+                } else {
+                    (1, &mut ev.symbol)
+                };
+                flat::once(&mut seen, bit)?;
+                *slot = flat::opt_str(raw)?.map(Cow::Borrowed);
+                return Ok(());
+            }
+            "t" | "u" => {
+                let (bit, slot) = if key == "t" {
+                    (2, &mut ev.trade_id)
+                } else {
+                    (3, &mut ev.update_id)
+                };
+                flat::once(&mut seen, bit)?;
+                *slot = flat::opt_u64(raw)?;
+                return Ok(());
+            }
+            "b" => (4, &mut ev.bid),
+            "B" => (5, &mut ev.bid_size),
+            "a" => (6, &mut ev.ask),
+            "A" => (7, &mut ev.ask_size),
+            "p" => (8, &mut ev.price),
+            "q" => (9, &mut ev.qty),
+            _ => return Ok(()),
+        };
+        flat::once(&mut seen, bit)?;
+        *slot = flat::opt_raw(raw);
+        Ok(())
+    })?;
+    Ok(ev)
 }
 
 #[cfg(test)]

@@ -10,9 +10,8 @@
 //! a millisecond). Each `trade` insert row gives a print when its size is
 //! above zero; a trade row without `price` or `size` makes the frame bad.
 
-use super::{
-    iso_millis, need, opt_decimal, print, req_decimal, FrameError, Parsed, Stamp, TradeId, Venue,
-};
+use super::flat::{self, Unsupported};
+use super::{iso_millis, need, opt_decimal_text, print, FrameError, Parsed, Stamp, TradeId, Venue};
 use crate::market::{Quote, Symbol};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -89,66 +88,220 @@ impl Venue for BitMex {
     }
 
     fn parse(&self, frame: &str, out: &mut Parsed) -> Result<(), FrameError> {
-        if frame == "pong" {
-            return Ok(());
-        }
-        let m: Msg<'_> =
-            serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
-        if let Some(e) = m.error {
-            return Err(FrameError::Venue(e.into_owned()));
-        }
-        if m.success.is_some() {
-            out.ack = true;
-            return Ok(());
-        }
-        if m.info.is_some() {
-            return Ok(()); // the welcome message
-        }
-        let table = need("table", m.table)?;
-        let action = need("action", m.action)?;
-        let rows = m.data.unwrap_or_default();
-        match (&*table, &*action) {
-            ("quote", "partial" | "insert") => {
-                for r in rows {
-                    let symbol = out.symbol(&need("symbol", r.symbol)?);
-                    let quote = Quote::new(
-                        symbol,
-                        (
-                            opt_decimal("bidPrice", r.bid_price)?,
-                            opt_decimal("bidSize", r.bid_size)?,
-                        ),
-                        (
-                            opt_decimal("askPrice", r.ask_price)?,
-                            opt_decimal("askSize", r.ask_size)?,
-                        ),
-                    );
-                    let stamp = r
-                        .timestamp
-                        .as_deref()
-                        .and_then(iso_millis)
-                        .map(Stamp::Millis);
-                    out.quotes.push((quote, stamp));
-                }
-                Ok(())
+        read(frame, out, true)
+    }
+}
+
+/// Parses a frame with the fast path first when `try_fast` (always, but in
+/// the tests that compare it with serde_json alone).
+pub(super) fn read(frame: &str, out: &mut Parsed, try_fast: bool) -> Result<(), FrameError> {
+    if frame == "pong" {
+        return Ok(());
+    }
+    let fast_read = if try_fast {
+        fast(frame)
+    } else {
+        Err(Unsupported)
+    };
+    let m = match fast_read {
+        Ok(m) => m,
+        Err(Unsupported) => serde_json::from_str::<Msg<'_>>(frame)
+            .map_err(|e| FrameError::Malformed(e.to_string()))?
+            .into(),
+    };
+    if let Some(e) = m.error {
+        return Err(FrameError::Venue(e.into_owned()));
+    }
+    if m.success {
+        out.ack = true;
+        return Ok(());
+    }
+    if m.info {
+        return Ok(()); // the welcome message
+    }
+    let table = need("table", m.table)?;
+    let action = need("action", m.action)?;
+    let rows = m.data.unwrap_or_default();
+    match (&*table, &*action) {
+        ("quote", "partial" | "insert") => {
+            for r in rows {
+                let symbol = out.symbol(&need("symbol", r.symbol)?);
+                let quote = Quote::new(
+                    symbol,
+                    (
+                        opt_decimal_text("bidPrice", r.bid_price)?,
+                        opt_decimal_text("bidSize", r.bid_size)?,
+                    ),
+                    (
+                        opt_decimal_text("askPrice", r.ask_price)?,
+                        opt_decimal_text("askSize", r.ask_size)?,
+                    ),
+                );
+                let stamp = r
+                    .timestamp
+                    .as_deref()
+                    .and_then(iso_millis)
+                    .map(Stamp::Millis);
+                out.quotes.push((quote, stamp));
             }
-            // A trade partial is history, not new prints.
-            ("trade", "partial") => Ok(()),
-            ("trade", "insert") => {
-                for r in rows {
-                    let symbol: Symbol = out.symbol(&need("symbol", r.symbol)?);
-                    let size = req_decimal("size", r.size)?;
-                    let px = req_decimal("price", r.price)?;
-                    if let Some(t) = print(symbol, Some(px), Some(size)) {
-                        out.trades
-                            .push((t, r.trd_match_id.map(|id| TradeId::Text(id.into_owned()))));
-                    }
+            Ok(())
+        }
+        // A trade partial is history, not new prints.
+        ("trade", "partial") => Ok(()),
+        ("trade", "insert") => {
+            for r in rows {
+                let symbol: Symbol = out.symbol(&need("symbol", r.symbol)?);
+                let size = need("size", opt_decimal_text("size", r.size)?)?;
+                let px = need("price", opt_decimal_text("price", r.price)?)?;
+                if let Some(t) = print(symbol, Some(px), Some(size)) {
+                    out.trades
+                        .push((t, r.trd_match_id.map(|id| TradeId::Text(id.into_owned()))));
                 }
-                Ok(())
             }
-            (_, "update" | "delete") => Ok(()),
-            (t, a) => Err(FrameError::Unknown(format!("{t}/{a}"))),
+            Ok(())
+        }
+        (_, "update" | "delete") => Ok(()),
+        (t, a) => Err(FrameError::Unknown(format!("{t}/{a}"))),
+    }
+}
+
+/// A frame's members as the parser uses them (raw texts for prices and
+/// sizes, `null` already `None`), from the fast path or from serde.
+struct Frame<'a> {
+    table: Option<Cow<'a, str>>,
+    action: Option<Cow<'a, str>>,
+    data: Option<Vec<Fields<'a>>>,
+    success: bool,
+    info: bool,
+    error: Option<Cow<'a, str>>,
+}
+
+/// One row's members (see [`Frame`]).
+#[derive(Default)]
+struct Fields<'a> {
+    symbol: Option<Cow<'a, str>>,
+    timestamp: Option<Cow<'a, str>>,
+    bid_price: Option<&'a str>,
+    bid_size: Option<&'a str>,
+    ask_price: Option<&'a str>,
+    ask_size: Option<&'a str>,
+    price: Option<&'a str>,
+    size: Option<&'a str>,
+    trd_match_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> From<Msg<'a>> for Frame<'a> {
+    fn from(m: Msg<'a>) -> Self {
+        Frame {
+            table: m.table,
+            action: m.action,
+            data: m
+                .data
+                .map(|rows| rows.into_iter().map(Fields::from).collect()),
+            success: m.success.is_some(),
+            info: m.info.is_some(),
+            error: m.error,
         }
     }
+}
+
+impl<'a> From<Row<'a>> for Fields<'a> {
+    fn from(r: Row<'a>) -> Self {
+        Fields {
+            symbol: r.symbol,
+            timestamp: r.timestamp,
+            bid_price: r.bid_price.map(RawValue::get),
+            bid_size: r.bid_size.map(RawValue::get),
+            ask_price: r.ask_price.map(RawValue::get),
+            ask_size: r.ask_size.map(RawValue::get),
+            price: r.price.map(RawValue::get),
+            size: r.size.map(RawValue::get),
+            trd_match_id: r.trd_match_id,
+        }
+    }
+}
+
+/// The fast path (see [`flat`]): [`Msg`]'s members read as serde would, or
+/// [`Unsupported`].
+fn fast(frame: &str) -> Result<Frame<'_>, Unsupported> {
+    let mut m = Frame {
+        table: None,
+        action: None,
+        data: None,
+        success: false,
+        info: false,
+        error: None,
+    };
+    let mut seen = 0u32;
+    flat::object(frame, |key, raw| {
+        let (bit, slot) = match key {
+            "table" => (0, &mut m.table),
+            "action" => (1, &mut m.action),
+            "info" => {
+                flat::once(&mut seen, 2)?;
+                m.info = flat::opt_str(raw)?.is_some();
+                return Ok(());
+            }
+            "error" => (3, &mut m.error),
+            "success" => {
+                flat::once(&mut seen, 4)?;
+                m.success = match raw {
+                    "true" | "false" => true,
+                    "null" => false,
+                    _ => return Err(Unsupported),
+                };
+                return Ok(());
+            }
+            "data" => {
+                flat::once(&mut seen, 5)?;
+                if raw == "null" {
+                    return Ok(());
+                }
+                let mut rows = Vec::new();
+                flat::array(raw, |row| {
+                    rows.push(fast_row(row)?);
+                    Ok(())
+                })?;
+                m.data = Some(rows);
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        flat::once(&mut seen, bit)?;
+        *slot = flat::opt_str(raw)?.map(Cow::Borrowed);
+        Ok(())
+    })?;
+    Ok(m)
+}
+
+fn fast_row(row: &str) -> Result<Fields<'_>, Unsupported> {
+    let mut r = Fields::default();
+    let mut seen = 0u32;
+    flat::object(row, |key, raw| {
+        let (bit, slot) = match key {
+            "symbol" | "timestamp" | "trdMatchID" => {
+                let (bit, slot) = match key {
+                    "symbol" => (0, &mut r.symbol),
+                    "timestamp" => (1, &mut r.timestamp),
+                    _ => (2, &mut r.trd_match_id),
+                };
+                flat::once(&mut seen, bit)?;
+                *slot = flat::opt_str(raw)?.map(Cow::Borrowed);
+                return Ok(());
+            }
+            "bidPrice" => (3, &mut r.bid_price),
+            "bidSize" => (4, &mut r.bid_size),
+            "askPrice" => (5, &mut r.ask_price),
+            "askSize" => (6, &mut r.ask_size),
+            "price" => (7, &mut r.price),
+            "size" => (8, &mut r.size),
+            _ => return Ok(()),
+        };
+        flat::once(&mut seen, bit)?;
+        *slot = flat::opt_raw(raw);
+        Ok(())
+    })?;
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -16,8 +16,13 @@
 //!
 //! Prices and sizes may be JSON strings (documented) or numbers; both are
 //! read exactly.
+//!
+//! A frame is read by the [`flat`](super::flat) fast path, or by serde_json
+//! when it is outside that path's subset; both give the same [`Ticker`]
+//! members to one function that decides what the frame delivers.
 
-use super::{need, opt_decimal, print, FrameError, Parsed, Stamp, TradeId, Venue};
+use super::flat::{self, Unsupported};
+use super::{need, opt_decimal_text, print, FrameError, Parsed, Stamp, TradeId, Venue};
 use crate::market::{Quote, Symbol};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -80,43 +85,167 @@ impl Venue for Coinbase {
     }
 
     fn parse(&self, frame: &str, out: &mut Parsed) -> Result<(), FrameError> {
-        let m: Msg<'_> =
-            serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
-        match &*m.kind {
-            "ticker" => {
-                let symbol: Symbol = out.symbol(&need("product_id", m.product_id)?);
-                let quote = Quote::new(
-                    symbol.clone(),
-                    (
-                        opt_decimal("best_bid", m.best_bid)?,
-                        opt_decimal("best_bid_size", m.best_bid_size)?,
-                    ),
-                    (
-                        opt_decimal("best_ask", m.best_ask)?,
-                        opt_decimal("best_ask_size", m.best_ask_size)?,
-                    ),
-                );
-                let px = opt_decimal("price", m.price)?;
-                let qty = opt_decimal("last_size", m.last_size)?;
-                if let Some(id) = m.trade_id {
-                    out.trades
-                        .extend(print(symbol, px, qty).map(|t| (t, Some(TradeId::Seq(id)))));
-                }
-                out.quotes.push((quote, m.sequence.map(Stamp::Seq)));
-                Ok(())
-            }
-            "subscriptions" => {
-                out.ack = true;
-                Ok(())
-            }
-            "heartbeat" => Ok(()),
-            "error" => Err(FrameError::Venue(format!(
-                "{}{}",
-                m.message.as_deref().unwrap_or("error"),
-                m.reason.map(|r| format!(" ({r})")).unwrap_or_default()
-            ))),
-            other => Err(FrameError::Unknown(other.to_string())),
+        read(frame, out, true)
+    }
+}
+
+/// Parses a frame with the fast path first when `try_fast` (always, but in
+/// the tests that compare it with serde_json alone).
+pub(super) fn read(frame: &str, out: &mut Parsed, try_fast: bool) -> Result<(), FrameError> {
+    let fast_read = if try_fast {
+        fast(frame)
+    } else {
+        Err(Unsupported)
+    };
+    match fast_read {
+        Ok(m) => deliver(m, out),
+        Err(Unsupported) => {
+            let m: Msg<'_> =
+                serde_json::from_str(frame).map_err(|e| FrameError::Malformed(e.to_string()))?;
+            deliver(m.into(), out)
         }
+    }
+}
+
+/// The members a frame is read for: strings decoded, prices and sizes as
+/// their raw JSON text (`null` already `None`).
+struct Ticker<'a> {
+    kind: Cow<'a, str>,
+    product_id: Option<Cow<'a, str>>,
+    best_bid: Option<&'a str>,
+    best_bid_size: Option<&'a str>,
+    best_ask: Option<&'a str>,
+    best_ask_size: Option<&'a str>,
+    price: Option<&'a str>,
+    last_size: Option<&'a str>,
+    trade_id: Option<u64>,
+    sequence: Option<u64>,
+    message: Option<Cow<'a, str>>,
+    reason: Option<Cow<'a, str>>,
+}
+
+impl<'a> From<Msg<'a>> for Ticker<'a> {
+    fn from(m: Msg<'a>) -> Self {
+        Ticker {
+            kind: m.kind,
+            product_id: m.product_id,
+            best_bid: m.best_bid.map(RawValue::get),
+            best_bid_size: m.best_bid_size.map(RawValue::get),
+            best_ask: m.best_ask.map(RawValue::get),
+            best_ask_size: m.best_ask_size.map(RawValue::get),
+            price: m.price.map(RawValue::get),
+            last_size: m.last_size.map(RawValue::get),
+            trade_id: m.trade_id,
+            sequence: m.sequence,
+            message: m.message,
+            reason: m.reason,
+        }
+    }
+}
+
+/// The fast path: the members [`Msg`] declares, read as serde would, or
+/// [`Unsupported`] when serde_json must decide.
+fn fast(frame: &str) -> Result<Ticker<'_>, Unsupported> {
+    let mut kind = None;
+    let mut m = Ticker {
+        kind: Cow::Borrowed(""),
+        product_id: None,
+        best_bid: None,
+        best_bid_size: None,
+        best_ask: None,
+        best_ask_size: None,
+        price: None,
+        last_size: None,
+        trade_id: None,
+        sequence: None,
+        message: None,
+        reason: None,
+    };
+    let mut seen = 0u32;
+    flat::object(frame, |key, raw| {
+        let (field, slot) = match key {
+            "type" => {
+                flat::once(&mut seen, 0)?;
+                kind = Some(flat::opt_str(raw)?.ok_or(Unsupported)?);
+                return Ok(());
+            }
+            "product_id" => {
+                flat::once(&mut seen, 1)?;
+                m.product_id = flat::opt_str(raw)?.map(Cow::Borrowed);
+                return Ok(());
+            }
+            "best_bid" => (2, &mut m.best_bid),
+            "best_bid_size" => (3, &mut m.best_bid_size),
+            "best_ask" => (4, &mut m.best_ask),
+            "best_ask_size" => (5, &mut m.best_ask_size),
+            "price" => (6, &mut m.price),
+            "last_size" => (7, &mut m.last_size),
+            "trade_id" => {
+                flat::once(&mut seen, 8)?;
+                m.trade_id = flat::opt_u64(raw)?;
+                return Ok(());
+            }
+            "sequence" => {
+                flat::once(&mut seen, 9)?;
+                m.sequence = flat::opt_u64(raw)?;
+                return Ok(());
+            }
+            "message" | "reason" => {
+                let (bit, slot) = if key == "message" {
+                    (10, &mut m.message)
+                } else {
+                    (11, &mut m.reason)
+                };
+                flat::once(&mut seen, bit)?;
+                *slot = flat::opt_str(raw)?.map(Cow::Borrowed);
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        flat::once(&mut seen, field)?;
+        *slot = flat::opt_raw(raw);
+        Ok(())
+    })?;
+    m.kind = Cow::Borrowed(kind.ok_or(Unsupported)?);
+    Ok(m)
+}
+
+/// What a ticker (or another message) delivers; see the module docs.
+fn deliver(m: Ticker<'_>, out: &mut Parsed) -> Result<(), FrameError> {
+    match &*m.kind {
+        "ticker" => {
+            let symbol: Symbol = out.symbol(&need("product_id", m.product_id)?);
+            let quote = Quote::new(
+                symbol.clone(),
+                (
+                    opt_decimal_text("best_bid", m.best_bid)?,
+                    opt_decimal_text("best_bid_size", m.best_bid_size)?,
+                ),
+                (
+                    opt_decimal_text("best_ask", m.best_ask)?,
+                    opt_decimal_text("best_ask_size", m.best_ask_size)?,
+                ),
+            );
+            let px = opt_decimal_text("price", m.price)?;
+            let qty = opt_decimal_text("last_size", m.last_size)?;
+            if let Some(id) = m.trade_id {
+                out.trades
+                    .extend(print(symbol, px, qty).map(|t| (t, Some(TradeId::Seq(id)))));
+            }
+            out.quotes.push((quote, m.sequence.map(Stamp::Seq)));
+            Ok(())
+        }
+        "subscriptions" => {
+            out.ack = true;
+            Ok(())
+        }
+        "heartbeat" => Ok(()),
+        "error" => Err(FrameError::Venue(format!(
+            "{}{}",
+            m.message.as_deref().unwrap_or("error"),
+            m.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+        ))),
+        other => Err(FrameError::Unknown(other.to_string())),
     }
 }
 

@@ -25,7 +25,9 @@ use futures_util::{SinkExt, StreamExt};
 use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use parking_lot::{Mutex, RwLock};
-use std::collections::{BTreeSet, HashSet, VecDeque};
+// `subscribed` is looked up for every quote and print: FxHash, not SipHash.
+use rustc_hash::FxHashSet as HashSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::num::NonZeroU32;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -170,7 +172,7 @@ pub fn spawn(
         sink,
         stats: stats.clone(),
         errors,
-        subscribed: RwLock::new(HashSet::new()),
+        subscribed: RwLock::new(HashSet::default()),
         dedup: Mutex::new(Dedup::default()),
         target: format!("exo.feeds.{name}"),
     });

@@ -24,6 +24,8 @@
 //! - [`replay`]: recorded frames played back, the embedded default.
 //! - [`control`]: Feed, one configured feed an engine starts, subscribes and stops.
 //! - [`dedup`]: each print delivered once, by the venue's trade id.
+//! - [`flat`]: the fast path that reads a frame's members from its text,
+//!   leaving anything unusual to serde_json.
 //! - [`sink`]: where parsed data goes: per-symbol conflating queues (newest
 //!   quote wins, prints aggregate) that the dispatcher drains.
 
@@ -33,6 +35,7 @@ pub mod coinbase;
 pub mod connection;
 pub mod control;
 pub mod dedup;
+pub mod flat;
 pub mod replay;
 pub mod sink;
 
@@ -105,6 +108,9 @@ pub struct Parsed {
     /// Symbols seen on this feed, so each frame reuses one shared name
     /// instead of allocating it.
     symbols: HashMap<Box<str>, Symbol>,
+    /// The last symbol handed out: a feed's frames mostly repeat it, and
+    /// comparing with it is cheaper than hashing.
+    last: Option<Symbol>,
 }
 
 impl Parsed {
@@ -119,7 +125,13 @@ impl Parsed {
 
     /// The shared name for `text` (allocated the first time only).
     pub fn symbol(&mut self, text: &str) -> Symbol {
+        if let Some(s) = &self.last {
+            if **s == *text {
+                return s.clone();
+            }
+        }
         if let Some(s) = self.symbols.get(text) {
+            self.last = Some(s.clone());
             return s.clone();
         }
         let s: Symbol = std::sync::Arc::from(text);
@@ -203,6 +215,33 @@ fn number_shape(t: &[u8]) -> Option<bool> {
 /// held exactly (a Decimal's 96-bit integer holds any 28 digits).
 const MAX_DIGITS: usize = 28;
 
+/// The common case read directly: `digits(.digits)?` with at most 19 digits
+/// in all (the mantissa fits a u64, so nothing can round). `None` for
+/// anything else (a sign, an exponent, more digits, not a number), which
+/// [`decimal`] then reads the general way. Same value and scale as
+/// `Decimal::from_str_exact`.
+fn plain_decimal(t: &[u8]) -> Option<Decimal> {
+    let (mut mantissa, mut digits, mut places, mut dot) = (0u64, 0u32, 0u32, false);
+    for &c in t {
+        match c {
+            b'0'..=b'9' => {
+                if digits == 19 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                digits += 1;
+                places += u32::from(dot);
+            }
+            b'.' if !dot && digits > 0 => dot = true,
+            _ => return None,
+        }
+    }
+    if digits == 0 || (dot && places == 0) {
+        return None;
+    }
+    Some(Decimal::from_i128_with_scale(i128::from(mantissa), places))
+}
+
 /// Parses a decimal field sent as text or as a JSON number's raw text
 /// (quotes around it are removed). Exact: the digits are read as written,
 /// and a number a Decimal cannot hold exactly (more than 28 significant
@@ -212,6 +251,9 @@ pub fn decimal(field: &'static str, text: &str) -> Result<Decimal, FrameError> {
         .strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .unwrap_or(text);
+    if let Some(d) = plain_decimal(t.as_bytes()) {
+        return Ok(d);
+    }
     let bad = || FrameError::BadNumber {
         field,
         value: t.chars().take(40).collect(),
@@ -251,8 +293,15 @@ pub fn opt_decimal(
     field: &'static str,
     raw: Option<&RawValue>,
 ) -> Result<Option<Decimal>, FrameError> {
-    let Some(raw) = raw else { return Ok(None) };
-    let text = raw.get();
+    opt_decimal_text(field, raw.map(RawValue::get))
+}
+
+/// [`opt_decimal`] for a value's raw JSON text (as [`flat`] hands it out).
+pub fn opt_decimal_text(
+    field: &'static str,
+    raw: Option<&str>,
+) -> Result<Option<Decimal>, FrameError> {
+    let Some(text) = raw else { return Ok(None) };
     match text.as_bytes().first() {
         Some(b'"') if text.len() == 2 => Ok(None),
         Some(b'n') if text == "null" => Ok(None),
@@ -501,6 +550,41 @@ mod tests {
         assert!(d.fresh(&s, Stamp::Seq(4)));
         d.forget(&s);
         assert!(d.fresh(&s, Stamp::Seq(1)), "forgotten on unsubscribe");
+    }
+
+    #[test]
+    fn plain_decimals_read_directly_equal_the_general_reading() {
+        for t in [
+            "0",
+            "7",
+            "007",
+            "0.50",
+            "60000.005",
+            "0.00000000",
+            "1.5637040",
+            "9999999999999999999",
+            "999999999.9999999999",
+            "0.000000000000000001",
+        ] {
+            let d = plain_decimal(t.as_bytes()).expect(t);
+            let general = Decimal::from_str_exact(t).unwrap();
+            assert_eq!((d, d.scale()), (general, general.scale()), "{t}");
+        }
+        // Left to the general reading (which refuses some of them).
+        for t in [
+            "10000000000000000000",
+            "0.0000000000000000001",
+            "1.",
+            ".5",
+            "1.2.3",
+            "-1",
+            "1e3",
+            "",
+            "1_0",
+            " 1",
+        ] {
+            assert_eq!(plain_decimal(t.as_bytes()), None, "{t}");
+        }
     }
 
     #[test]

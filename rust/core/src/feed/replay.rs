@@ -14,7 +14,9 @@ use crate::market::Symbol;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
-use std::collections::HashSet;
+// Looked up for every quote and print: FxHash, not SipHash (symbols are not
+// attacker-chosen keys here; the dispatcher subscribes them).
+use rustc_hash::FxHashSet as HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -138,14 +140,14 @@ async fn play(
             ));
             while apply(
                 cmds.recv().await,
-                &mut HashSet::new(),
+                &mut HashSet::default(),
                 &mut Dedup::default(),
             ) {}
             return;
         }
     };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let mut symbols: HashSet<Symbol> = HashSet::new();
+    let mut symbols: HashSet<Symbol> = HashSet::default();
     let mut dedup = Dedup::default();
     let mut parsed = Parsed::default();
     let mut last_yield = Instant::now();
