@@ -59,13 +59,15 @@ def interleaved_frames(symbols: list[str], total: int) -> list[bytes]:
 
 
 class Window:
-    """The measuring window: samples are kept from ``start`` on (after warm-up)."""
+    """The measuring window: samples are kept from ``start`` on (after warm-up).
+    ``calls`` counts every action, in the window or not."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter_ns() + 10**12
         self.gaps: list[int] = []
         self.stale: list[int] = []
         self.updates = 0
+        self.calls = 0
 
 
 class LightWork:
@@ -80,6 +82,7 @@ class LightWork:
 
     def action(self, update: Any) -> bool:
         now = time.perf_counter_ns()
+        self.window.calls += 1
         q = update.quote
         if q is not None:
             edge = (q.ask_px - q.bid_px) * Decimal(2) + q.bid_size
@@ -96,6 +99,26 @@ class LightWork:
             if s is not None:
                 w.stale.append(s)
         self.last = now
+        return False
+
+
+class Touch:
+    """A trivial delegate (as in bench_scaling's conflation-defeated runs) that
+    records staleness within the window."""
+
+    __slots__ = ("window",)
+
+    def __init__(self, window: Window, gaps: bool = False) -> None:
+        self.window = window
+
+    def action(self, update: Any) -> bool:
+        w = self.window
+        w.calls += 1
+        if time.perf_counter_ns() > w.start:
+            w.updates += 1
+            s = update.staleness_ns
+            if s is not None:
+                w.stale.append(s)
         return False
 
 
@@ -116,10 +139,14 @@ async def saturated(
     symbols: int = 1,
     seconds: float = SECONDS,
     gaps: bool = True,
+    delegate: type[LightWork] | type[Touch] = LightWork,
 ) -> Saturated:
     """``orders`` live orders over ``symbols`` symbols (round robin), fed as
     fast as possible for ``seconds`` after a warm-up. ``feed_kind``: "rust"
-    (exo's Replay feed) or "python" (a Python feed thread)."""
+    (exo's Replay feed) or "python" (a Python feed thread). The warm-up lasts
+    until every order could have had its first Update (as many actions as
+    orders), then ``WARM_UP_S``: with 100,000 orders the NEWs' own Updates
+    take longer than ``WARM_UP_S``, and their staleness counts from submit."""
     api = ENGINES[name]
     names = symbol_names(symbols)
     window = Window()
@@ -132,7 +159,7 @@ async def saturated(
             feed = exo.feeds.Replay(path, repeat=True)
         loop = asyncio.get_running_loop()
         kwargs: dict[str, Any] = {"feed": feed} if feed is not None else {}
-        async with api.Engine(lambda o: LightWork(window, gaps), idle_interval=3600, **kwargs) as engine:
+        async with api.Engine(lambda o: delegate(window, gaps), idle_interval=3600, **kwargs) as engine:
             for i in range(orders):
                 await engine.submit(api.Order("BUY", names[i % symbols]))
             thread: PythonFeedThread | None = None
@@ -144,6 +171,9 @@ async def saturated(
                 else:
                     thread = PythonFeedThread(loop, frames, engine.quote, engine.trade)
                 thread.start()
+            deadline = time.monotonic() + 120
+            while window.calls < orders and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
             await asyncio.sleep(WARM_UP_S)
             pushed_at_start = thread.pushed if thread else feed.stats()["frames"]
             window.start = time.perf_counter_ns()

@@ -49,6 +49,14 @@ DESIGN_ROWS = [
     ("memory per idle", "memory per idle live order; 100,000 orders start and end"),
     ("RSS after", "memory per idle live order; 100,000 orders start and end"),
     ("feed saturated, 100 orders", "feed saturated, 100 orders, light work"),
+    (
+        "feed saturated, 100,000 live orders",
+        "feed saturated, 100,000 orders of one symbol / 1,000 over 1,000 symbols",
+    ),
+    (
+        "feed saturated, 1,000 live orders",
+        "feed saturated, 100,000 orders of one symbol / 1,000 over 1,000 symbols",
+    ),
     ("failover after kill -9", "failover after kill -9 of one engine (scale-out)"),
     ("order entry over a kept-alive", "order entry over a kept-alive HTTP connection, POST -> 202"),
     ("round trip delegate -> paper venue", "delegate -> paper venue -> report -> next Update, round trip"),
@@ -247,7 +255,7 @@ def plots(series: dict[str, Any]) -> list[tuple[str, str]]:
         for name, label, style in (
             ("exo", "exo, quote() on the loop, conflation defeated", "o-"),
             ("baseline", "baseline, same", "s-"),
-            ("exo_rust_feed_saturated", "exo, Rust feed saturated, light work", "^--"),
+            ("exo_rust_feed_saturated", "exo, Rust feed saturated", "^--"),
         ):
             if name not in s:
                 continue

@@ -4,12 +4,14 @@
 //!   it before the next push (conflation defeated). exo's target <= 200
 //!   ns/op; the Go original measures ~500 ns/op on this machine kind.
 //! - queue: ConflatingQueue push+pop with 1, 100 and 10,000 keys queued.
-//! - fanout: one quote to 10,000 orders of one symbol (target <= 10 ns/order).
+//! - fanout: one quote to 10,000 orders of one symbol (target <= 10 ns/order),
+//!   and one print to 10,000 busy orders handed over in batches of 256 with a
+//!   print between batches (so their merged prints started at 40 places).
 //!
 //! Divan prints its statistics; a summary of medians beside the targets follows.
 
 use exo_core::{
-    ConflatingQueue, Delegate, Dispatcher, HandOver, Quote, RustRunner, Side, Symbol, Update,
+    ConflatingQueue, Delegate, Dispatcher, HandOver, Quote, RustRunner, Side, Symbol, Trade, Update,
 };
 use rust_decimal::Decimal;
 use std::sync::Arc;
@@ -230,6 +232,48 @@ fn fanout_to_idle(bencher: divan::Bencher) {
         .bench_local_values(|()| d.borrow_mut().quote(&q, Instant::now()));
 }
 
+fn print(symbol: &Symbol, i: i64) -> Trade {
+    Trade::new(
+        symbol.clone(),
+        Decimal::new(1 + i % 97, 3),
+        Decimal::new(100_000 + i % 1000, 2),
+    )
+}
+
+/// 10,000 busy orders whose pending prints started at 40 different places:
+/// handed over 256 at a time with a print between batches, then completed
+/// with data pending (each stays Ready).
+#[allow(clippy::unit_arg)] // the rig's delegates are ()
+fn trade_rig() -> (Rig, Symbol) {
+    let (mut d, symbol) = fanout_rig();
+    let mut out = Vec::with_capacity(FANOUT);
+    let now = Instant::now();
+    let mut i = 0;
+    while d.take_ready(256, &mut out) {
+        d.trade(&print(&symbol, i), now);
+        i += 1;
+    }
+    d.trade(&print(&symbol, i), now);
+    for h in out.drain(..) {
+        d.complete(h.key, &h.order_id, Some(h.delegate), false, now);
+    }
+    (d, symbol)
+}
+
+/// One print into 10,000 busy orders (see [`trade_rig`]).
+#[divan::bench(sample_count = 50)]
+fn fanout_trade(bencher: divan::Bencher) {
+    let (mut d, symbol) = trade_rig();
+    let mut i = 0;
+    let now = Instant::now();
+    bencher
+        .counter(divan::counter::ItemsCount::new(FANOUT))
+        .bench_local(|| {
+            i += 1;
+            d.trade(&print(&symbol, i), now)
+        });
+}
+
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
     xs[xs.len() / 2]
@@ -274,6 +318,17 @@ fn summary() {
         merge_ns.push(t.elapsed().as_nanos() as f64 / FANOUT as f64);
         cycle(&mut d, &mut out);
     }
+    let (mut d, symbol) = trade_rig();
+    let trade_ns = median(
+        (0..50)
+            .map(|i| {
+                let t = print(&symbol, i);
+                let start = Instant::now();
+                d.trade(&t, Instant::now());
+                start.elapsed().as_nanos() as f64 / FANOUT as f64
+            })
+            .collect(),
+    );
 
     println!();
     println!("| figure (median of repeated runs) | exo | target | reference |");
@@ -282,4 +337,5 @@ fn summary() {
     println!("| hand-over in Rust, conflation defeated, runner task (tokio task switch each way) | {handover:.0} ns/op | <= 200 ns/op | Go original ~500 ns/op |");
     println!("| fan-out of one quote to 10,000 idle orders (merge + queue) | {:.1} ns/order | <= 10 ns/order | - |", median(idle_ns));
     println!("| fan-out of one quote to 10,000 busy orders (merge only) | {:.1} ns/order | <= 10 ns/order | - |", median(merge_ns));
+    println!("| fan-out of one print to 10,000 busy orders (merge only; their prints merged from 40 places) | {trade_ns:.1} ns/order | <= 10 ns/order | - |");
 }

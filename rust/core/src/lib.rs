@@ -6,6 +6,7 @@
 //! - [`queue`]: ConflatingQueue, a keyed queue where a key keeps its place until popped.
 //! - [`decimal`]: the one strict grammar for prices and quantities users send.
 //! - [`update`]: Update, everything merged for one order since its last hand-over, and the merge rules.
+//! - `tape`: one symbol's market data, conflated once for all of its orders (each keeps its marks).
 //! - [`dispatcher`]: Dispatcher, owner of every live order and of the ready list.
 //! - [`process`]: OrderProcess, one live order's hand-over state (Idle, Ready, Running).
 //! - [`delegate`]: the Delegate trait for Rust code and the task that drives it.
@@ -27,6 +28,7 @@ pub mod market;
 pub mod process;
 pub mod queue;
 pub mod runner;
+mod tape;
 pub mod update;
 
 pub use decimal::{parse_decimal, DecimalError};

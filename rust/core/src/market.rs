@@ -158,7 +158,7 @@ fix_values!(ExecType, "ExecType(150)",
 /// side so that a size is only ever present with its price: a side with no
 /// price, or with price 0 and no (or zero) size, is empty (both `None`); a
 /// price without a size keeps the price and has `None` size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Quote {
     /// The instrument.
     pub symbol: Symbol,
@@ -170,6 +170,32 @@ pub struct Quote {
     pub ask_px: Option<Decimal>,
     /// Size at the best ask; `None` when empty or not sent.
     pub ask_size: Option<Decimal>,
+}
+
+impl Clone for Quote {
+    fn clone(&self) -> Self {
+        Quote {
+            symbol: self.symbol.clone(),
+            ..*self
+        }
+    }
+
+    /// Keeps the symbol when it is already the same one (no reference count
+    /// touched): a symbol's newest quote is overwritten this way at every tick.
+    fn clone_from(&mut self, source: &Self) {
+        let Quote {
+            symbol,
+            bid_px,
+            bid_size,
+            ask_px,
+            ask_size,
+        } = source;
+        if !Arc::ptr_eq(&self.symbol, symbol) {
+            self.symbol.clone_from(symbol);
+        }
+        (self.bid_px, self.bid_size) = (*bid_px, *bid_size);
+        (self.ask_px, self.ask_size) = (*ask_px, *ask_size);
+    }
 }
 
 /// One side of the book as the feeds deliver it: `(price, size)`, normalised

@@ -3,9 +3,12 @@
 //! The invariant: one hand-over at a time. An order is Idle (nothing pending),
 //! Ready (something pending, queued for a hand-over) or Running (its delegate
 //! holds an Update). While it is Running, new data keeps merging into its
-//! pending Update, and the next hand-over gets the merged result.
+//! pending Update, and the next hand-over gets the merged result. Market data
+//! is merged once per symbol, on its [`Tape`]; the order keeps only its marks
+//! on it, and only an Idle order is touched when data arrives.
 
-use crate::market::{OrderId, Side, Symbol, Trade};
+use crate::market::{OrderId, Side, Symbol};
+use crate::tape::{Marks, Tape};
 use crate::update::{Pending, Update};
 use std::time::Instant;
 
@@ -34,8 +37,13 @@ pub struct OrderProcess<D, I, R> {
     pub(crate) state: State,
     /// Unique per order over the dispatcher's life (slab keys are reused).
     pub(crate) serial: u64,
-    /// Position in the dispatcher's per-symbol list, for O(1) removal.
-    pub(crate) symbol_slot: usize,
+    /// Its symbol's slot in the dispatcher (where the symbol's tape is).
+    pub(crate) book: usize,
+    /// How far along its symbol's tape the last hand-over went.
+    pub(crate) marks: Marks,
+    /// While Idle: its position in the symbol's list of idle orders, for
+    /// O(1) removal.
+    pub(crate) idle_slot: usize,
     /// When the order last went Idle.
     pub(crate) idle_since: Instant,
     /// Whether the dispatcher's idle heap holds an entry for this order.
@@ -55,7 +63,8 @@ impl<D, I, R> OrderProcess<D, I, R> {
         self.handovers
     }
 
-    /// Idle -> Ready on new data. Returns true when the order must be queued.
+    /// Idle -> Ready on new data. Returns true when the order was Idle: it
+    /// must be queued, and taken off its symbol's idle list.
     #[inline]
     fn touched(&mut self) -> bool {
         if self.state == State::Idle {
@@ -64,19 +73,6 @@ impl<D, I, R> OrderProcess<D, I, R> {
         } else {
             false
         }
-    }
-
-    /// `n` newer quotes arrived (the quote itself is kept once per symbol).
-    #[inline]
-    pub(crate) fn count_quotes(&mut self, n: u32, now: Instant) -> bool {
-        self.pending.count_quotes(n, now);
-        self.touched()
-    }
-
-    #[inline]
-    pub(crate) fn merge_trade(&mut self, trade: &Trade, n: u32, now: Instant) -> bool {
-        self.pending.merge_trade_n(trade, n, now);
-        self.touched()
     }
 
     pub(crate) fn push_instruction(&mut self, instruction: I, now: Instant) -> bool {
@@ -89,18 +85,21 @@ impl<D, I, R> OrderProcess<D, I, R> {
         self.touched()
     }
 
-    /// Ready -> Running: hands out the pending Update (with the symbol's
-    /// newest quote), leaving an empty one.
-    pub(crate) fn take(&mut self, newest_quote: Option<&crate::market::Quote>) -> Update<I, R> {
+    /// Ready -> Running: hands out the pending Update with what came on its
+    /// symbol's `tape` since the last hand-over, leaving nothing pending.
+    #[inline]
+    pub(crate) fn take(&mut self, tape: &mut Tape) -> Update<I, R> {
         self.state = State::Running;
         self.handovers += 1;
-        self.pending.take_update(newest_quote)
+        let mut update = self.pending.take_update();
+        tape.hand_over(&mut self.marks, &mut update);
+        update
     }
 
-    /// Running -> Ready if data merged meanwhile, otherwise Idle.
-    /// Returns true when the order must be queued again.
-    pub(crate) fn finish(&mut self, now: Instant) -> bool {
-        if self.pending.is_empty() && !self.pending.idle {
+    /// Running -> Ready if data arrived meanwhile (on `tape` too), otherwise
+    /// Idle. Returns true when the order must be queued again.
+    pub(crate) fn finish(&mut self, tape: &Tape, now: Instant) -> bool {
+        if self.pending.is_empty() && !self.pending.idle && !tape.has_news(&self.marks) {
             self.state = State::Idle;
             self.idle_since = now;
             false

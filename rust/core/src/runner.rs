@@ -517,7 +517,10 @@ impl<D, I, R> Runner<D, I, R> {
                 return (total, false);
             }
             total += n;
-            self.handovers.fetch_add(n as u64, Ordering::Relaxed);
+            // Only the driver writes it, and drives one at a time (the batch
+            // lock): no locked read-modify-write needed.
+            let handed = self.handovers.load(Ordering::Relaxed);
+            self.handovers.store(handed + n as u64, Ordering::Relaxed);
             // The batch's start serves as the completion time too: an order
             // goes idle from when it was last handed over.
             let start = Instant::now();
@@ -630,7 +633,8 @@ impl<D, I, R> Runner<D, I, R> {
             }
             handler.unsubscribed(symbol);
         }
-        if let Some((order_id, delegate, leftover)) = c.ended {
+        if let Some(ended) = c.ended {
+            let (order_id, delegate, leftover) = *ended;
             if !leftover.instructions.is_empty() || !leftover.reports.is_empty() {
                 self.report_to(
                     handler,
@@ -718,29 +722,67 @@ impl<D: Send + 'static, I: Send + 'static, R: Send + 'static> Runner<D, I, R> {
     }
 }
 
+/// When prints cost the pump more than [`PRINT_MERGES`] merges each on
+/// average (a merge per cohort of their symbol's orders, see the tape's
+/// docs: one for orders handed over promptly, hundreds for 100,000 orders of
+/// one symbol), they are fanned out for at most about 1/PRINT_SHARE of the
+/// pump's time: after a fan-out of prints that took `w`, the next waits in
+/// the feed's queue (where a symbol's prints merge into one) for
+/// `w * PRINT_SHARE` from its start, at most [`PRINT_WAIT_MAX`]. Quotes never wait.
+/// Otherwise those merges hold the dispatcher lock most of the time (the
+/// hand-overs wait for it) and take the feeds' thread (frames wait).
+const PRINT_SHARE: u32 = 10;
+/// See [`PRINT_SHARE`].
+const PRINT_MERGES: u64 = 4;
+/// The longest prints wait in the feed's queue for [`PRINT_SHARE`].
+const PRINT_WAIT_MAX: Duration = Duration::from_millis(1);
+
 /// Drains the feeds' sink into the dispatcher until the runner is gone:
 /// every pending quote and trade is fanned out under one lock, then the
 /// driver is woken once if some order became ready. Never touches Python.
 async fn pump<D, I, R>(runner: std::sync::Weak<Runner<D, I, R>>, sink: Arc<MarketSink>) {
     let (mut quotes, mut trades) = (Vec::new(), Vec::new());
+    let mut prints_due = Instant::now();
     loop {
-        sink.ready().await;
+        if Instant::now() >= prints_due {
+            sink.ready().await;
+        } else {
+            // Prints wait their turn; a quote does not (and a yield lets
+            // the feeds run meanwhile).
+            tokio::select! {
+                biased;
+                _ = sink.quotes.ready() => {}
+                _ = tokio::task::yield_now() => {}
+            }
+        }
         // Each queue's burst is taken under one lock, then fanned out under
         // the dispatcher's.
         sink.quotes.pop_all(&mut quotes);
-        sink.trades.pop_all(&mut trades);
+        let now = Instant::now();
+        if now >= prints_due {
+            sink.trades.pop_all(&mut trades);
+        }
+        if quotes.is_empty() && trades.is_empty() {
+            continue; // only prints, waiting their turn
+        }
         let Some(r) = runner.upgrade() else {
             return;
         };
-        let now = Instant::now();
         let mut wake = false;
         {
             let mut d = r.lock();
             for (_, (q, n)) in quotes.drain(..) {
                 wake |= d.quote_n(&q, n, now).1;
             }
-            for (_, (t, n)) in trades.drain(..) {
-                wake |= d.trade_n(&t, n, now).1;
+            if !trades.is_empty() {
+                let (prints, merges) = (trades.len() as u64, d.merges());
+                for (_, (t, n)) in trades.drain(..) {
+                    wake |= d.trade_n(&t, n, now).1;
+                }
+                if d.merges() - merges > PRINT_MERGES * prints {
+                    let w = now.elapsed();
+                    prints_due = now + (w * PRINT_SHARE).min(PRINT_WAIT_MAX);
+                }
             }
             r.arrived(&d);
         }

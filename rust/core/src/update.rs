@@ -59,20 +59,14 @@ impl<I, R> Update<I, R> {
     }
 }
 
-/// What has accumulated for one order since its last hand-over, kept
-/// compact: quotes are only counted here, because the newest quote of a
-/// symbol is the same for every order of it and is kept once, by the
-/// dispatcher, and read at hand-over. Prints are merged per order (each
-/// order's aggregate starts at its own last hand-over).
+/// What has accumulated for one order since its last hand-over, besides
+/// market data: quotes and prints are kept once per symbol, on its
+/// [`Tape`](crate::tape::Tape), and read off it at hand-over.
 #[derive(Debug)]
 pub(crate) struct Pending<I, R> {
-    pub(crate) quotes_merged: u32,
-    pub(crate) trades_merged: u32,
-    /// Boxed: most orders hold no print between hand-overs, and an inline
-    /// Trade would cost every live order its 88 bytes.
-    pub(crate) trade: Option<Box<Trade>>,
     pub(crate) instructions: Vec<I>,
     pub(crate) reports: Vec<R>,
+    /// When the newest instruction or report arrived.
     pub(crate) arrived: Option<Instant>,
     pub(crate) idle: bool,
 }
@@ -80,9 +74,6 @@ pub(crate) struct Pending<I, R> {
 impl<I, R> Default for Pending<I, R> {
     fn default() -> Self {
         Pending {
-            quotes_merged: 0,
-            trades_merged: 0,
-            trade: None,
             instructions: Vec::new(),
             reports: Vec::new(),
             arrived: None,
@@ -92,36 +83,9 @@ impl<I, R> Default for Pending<I, R> {
 }
 
 impl<I, R> Pending<I, R> {
-    /// True when nothing has accumulated.
+    /// True when no instruction or report has accumulated.
     pub(crate) fn is_empty(&self) -> bool {
-        self.quotes_merged == 0
-            && self.trades_merged == 0
-            && self.instructions.is_empty()
-            && self.reports.is_empty()
-    }
-
-    /// `n` newer quotes of the order's symbol arrived.
-    #[inline]
-    pub(crate) fn count_quotes(&mut self, n: u32, now: Instant) {
-        self.quotes_merged += n;
-        self.arrived = Some(now);
-        self.idle = false;
-    }
-
-    /// A trade standing for `n` prints merges in (see [`Update::merge_trade_n`]).
-    pub(crate) fn merge_trade_n(&mut self, trade: &Trade, n: u32, now: Instant) {
-        let merged = match &mut self.trade {
-            Some(held) => held.merge(trade),
-            None => false,
-        };
-        if merged {
-            self.trades_merged += n;
-        } else {
-            self.trade = Some(Box::new(trade.clone()));
-            self.trades_merged = n;
-        }
-        self.arrived = Some(now);
-        self.idle = false;
+        self.instructions.is_empty() && self.reports.is_empty()
     }
 
     pub(crate) fn push_instruction(&mut self, instruction: I, now: Instant) {
@@ -137,63 +101,32 @@ impl<I, R> Pending<I, R> {
     }
 
     /// Empties it into `update`, taken earlier and not yet handed over
-    /// (see [`Dispatcher::refresh`](crate::Dispatcher::refresh)): `newest_quote` (the symbol's,
-    /// used when quotes arrived) replaces the quote, prints merge (newer
-    /// after older), instructions and reports append in arrival order.
-    /// Returns false, changing nothing, when nothing accumulated.
-    pub(crate) fn refresh(
-        &mut self,
-        update: &mut Update<I, R>,
-        newest_quote: Option<&Quote>,
-    ) -> bool {
+    /// (see [`Dispatcher::refresh`](crate::Dispatcher::refresh)):
+    /// instructions and reports append in arrival order. Returns false,
+    /// changing nothing, when nothing accumulated.
+    pub(crate) fn refresh(&mut self, update: &mut Update<I, R>) -> bool {
         if self.is_empty() {
             return false;
         }
         let p = std::mem::take(self);
-        if p.quotes_merged > 0 {
-            if let Some(q) = newest_quote {
-                match &mut update.quote {
-                    Some(held) => held.clone_from(q),
-                    slot => *slot = Some(q.clone()),
-                }
-            }
-            update.quotes_merged += p.quotes_merged;
-        }
-        if let Some(t) = p.trade {
-            // Same order, same symbol: this always merges.
-            let merged = match &mut update.trade {
-                Some(held) => held.merge(&t),
-                None => false,
-            };
-            if merged {
-                update.trades_merged += p.trades_merged;
-            } else {
-                update.trade = Some(*t);
-                update.trades_merged = p.trades_merged;
-            }
-        }
         update.instructions.extend(p.instructions);
         update.reports.extend(p.reports);
-        update.arrived = p.arrived.or(update.arrived);
+        update.arrived = update.arrived.max(p.arrived);
         update.idle = false;
         true
     }
 
-    /// Empties it into the Update to hand over; `newest_quote` is the
-    /// symbol's newest quote, used when quotes arrived.
-    pub(crate) fn take_update(&mut self, newest_quote: Option<&Quote>) -> Update<I, R> {
+    /// Empties it into a new Update to hand over (market data goes in from
+    /// the symbol's tape).
+    pub(crate) fn take_update(&mut self) -> Update<I, R> {
         let p = std::mem::take(self);
         Update {
-            quote: if p.quotes_merged > 0 {
-                newest_quote.cloned()
-            } else {
-                None
-            },
-            trade: p.trade.map(|t| *t),
+            quote: None,
+            trade: None,
             instructions: p.instructions,
             reports: p.reports,
-            quotes_merged: p.quotes_merged,
-            trades_merged: p.trades_merged,
+            quotes_merged: 0,
+            trades_merged: 0,
             arrived: p.arrived,
             idle: p.idle,
         }
@@ -203,45 +136,6 @@ impl<I, R> Pending<I, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rust_decimal::Decimal;
-    use std::sync::Arc;
-
-    fn quote(bid: i64) -> Quote {
-        Quote::new(
-            Arc::from("X"),
-            (Some(Decimal::from(bid)), Some(Decimal::ONE)),
-            (Some(Decimal::from(bid + 1)), Some(Decimal::ONE)),
-        )
-    }
-
-    #[test]
-    fn newest_quote_wins_and_is_counted() {
-        let mut p: Pending<(), ()> = Pending::default();
-        let now = Instant::now();
-        assert!(p.is_empty());
-        p.count_quotes(1, now);
-        p.count_quotes(1, now);
-        let newest = quote(2); // the symbol's newest, kept by the dispatcher
-        let u = p.take_update(Some(&newest));
-        assert_eq!(u.quote, Some(quote(2)));
-        assert_eq!(u.quotes_merged, 2);
-        assert!(!u.is_empty());
-    }
-
-    #[test]
-    fn trades_aggregate_and_count() {
-        let mut p: Pending<(), ()> = Pending::default();
-        let now = Instant::now();
-        let t = |q: i64, px: i64| Trade::new(Arc::from("X"), Decimal::from(q), Decimal::from(px));
-        p.merge_trade_n(&t(1, 10), 1, now);
-        p.merge_trade_n(&t(1, 20), 1, now);
-        p.merge_trade_n(&t(2, 30), 1, now);
-        let u = p.take_update(None);
-        let held = u.trade.unwrap();
-        assert_eq!(held.trade_volume, Some(Decimal::from(4)));
-        assert_eq!(held.avg_px, Some(Decimal::from(90) / Decimal::from(4)));
-        assert_eq!(u.trades_merged, 3);
-    }
 
     #[test]
     fn instructions_and_reports_keep_arrival_order() {
@@ -252,7 +146,7 @@ mod tests {
         }
         p.push_report("a", now);
         p.push_report("b", now);
-        let u = p.take_update(None);
+        let u = p.take_update();
         assert_eq!(u.instructions, vec![0, 1, 2, 3, 4]);
         assert_eq!(u.reports, vec!["a", "b"]);
     }
