@@ -373,7 +373,12 @@ async def run_engine(settings: Settings) -> int:
     # the next owner reconciles them (UNKNOWN_ORDER for the paper venue).
     await venue.stop()
     await node.stop()
-    log.info("engine %s stopped: %d order(s) handed over", name, owned)
+    log.info(
+        "engine %s stopped: %d order(s) released; another engine takes them at once "
+        "(if none runs, the next to start)",
+        name,
+        owned,
+    )
     return 0
 
 
