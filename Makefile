@@ -57,7 +57,7 @@ develop: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/exo example
 
-test: $(STAMP) test-rust test-python docs
+test: $(STAMP) lint test-rust test-python docs
 
 test-rust:
 	cargo test -p exo-core
@@ -117,7 +117,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
-	$(PY) -m pip install -q ruff mypy
+	$(PY) -m pip install -q "ruff==0.17.6" "mypy==2.4.1"
 	$(VENV)/bin/ruff check python tests benches examples
 	$(VENV)/bin/ruff format --check python tests benches examples
 	$(VENV)/bin/mypy
