@@ -283,6 +283,77 @@ impl<'a> Scan<'a> {
         }
     }
 
+    /// The top-level object, its member `rows_key` read as rows when it is
+    /// an array (see [`object_rows`]).
+    fn object_rows(
+        &mut self,
+        rows_key: &str,
+        event: &mut impl FnMut(Event<'a>) -> Result<(), Unsupported>,
+    ) -> Result<(), Unsupported> {
+        self.ws();
+        self.eat(b'{')?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            let raw = if key == rows_key && self.peek() == Some(b'[') {
+                let start = self.i;
+                self.rows(event)?;
+                &self.text[start..self.i]
+            } else {
+                self.value(0)?
+            };
+            event(Event::Member(key, raw))?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Unsupported),
+            }
+        }
+    }
+
+    /// An array of objects at the cursor, each object's members handed out
+    /// as they are read (an element that is not an object: [`Unsupported`]).
+    fn rows(
+        &mut self,
+        event: &mut impl FnMut(Event<'a>) -> Result<(), Unsupported>,
+    ) -> Result<(), Unsupported> {
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.ws();
+            if self.peek() != Some(b'{') {
+                return Err(Unsupported);
+            }
+            event(Event::Row)?;
+            self.object(2, &mut |key, raw| event(Event::RowMember(key, raw)))?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Unsupported),
+            }
+        }
+    }
+
     /// Only whitespace may follow the top-level value.
     fn end(&mut self) -> Result<(), Unsupported> {
         self.ws();
@@ -323,6 +394,37 @@ pub fn array<'a>(
         i: 0,
     };
     s.array(0, &mut element)?;
+    s.end()
+}
+
+/// What [`object_rows`] hands out, in the frame's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A member of the top-level object: its key and raw text (the rows
+    /// member comes after its rows, with the whole array's text).
+    Member(&'a str, &'a str),
+    /// A row of the rows member begins.
+    Row,
+    /// A member of the current row: its key and raw text.
+    RowMember(&'a str, &'a str),
+}
+
+/// [`object`] for a frame whose member `rows_key` is an array of objects
+/// (BitMEX's `data`): each row's members are handed out while the frame is
+/// read, so the rows are scanned once, not once to check the frame and
+/// again to read them. When that member is not an array it is an ordinary
+/// member; an element that is not an object is [`Unsupported`].
+pub fn object_rows<'a>(
+    text: &'a str,
+    rows_key: &str,
+    mut event: impl FnMut(Event<'a>) -> Result<(), Unsupported>,
+) -> Result<(), Unsupported> {
+    let mut s = Scan {
+        text,
+        b: text.as_bytes(),
+        i: 0,
+    };
+    s.object_rows(rows_key, &mut event)?;
     s.end()
 }
 
@@ -418,6 +520,58 @@ mod tests {
     }
 
     #[test]
+    fn rows_are_handed_out_member_by_member_before_their_array() {
+        let mut got = Vec::new();
+        object_rows(
+            r#"{"t":"q","data":[{"a":1,"b":"x"}, {"c":[2]}],"z":null}"#,
+            "data",
+            |e| {
+                got.push(format!("{e:?}"));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            [
+                r#"Member("t", "\"q\"")"#,
+                "Row",
+                r#"RowMember("a", "1")"#,
+                r#"RowMember("b", "\"x\"")"#,
+                "Row",
+                r#"RowMember("c", "[2]")"#,
+                r#"Member("data", "[{\"a\":1,\"b\":\"x\"}, {\"c\":[2]}]")"#,
+                r#"Member("z", "null")"#,
+            ]
+        );
+        let member = |text: &str| {
+            let mut got = Vec::new();
+            object_rows(text, "data", |e| {
+                got.push(format!("{e:?}"));
+                Ok(())
+            })
+            .map(|()| got)
+        };
+        assert_eq!(
+            member(r#"{"data":null}"#).unwrap(),
+            [r#"Member("data", "null")"#]
+        );
+        assert_eq!(
+            member(r#"{"data":[]}"#).unwrap(),
+            [r#"Member("data", "[]")"#]
+        );
+        for bad in [
+            r#"{"data":[1]}"#,
+            r#"{"data":[{}],}"#,
+            r#"{"data":[{},]}"#,
+            r#"{"data":[{"a":}]}"#,
+            r#"{"data":[{}]"#,
+        ] {
+            assert_eq!(member(bad), Err(Unsupported), "{bad}");
+        }
+    }
+
+    #[test]
     fn strings_longer_than_a_word_end_at_the_right_quote() {
         for n in 0..40 {
             let s = "é".repeat(n / 2) + &"x".repeat(n);
@@ -485,7 +639,7 @@ mod tests {
     }
 
     /// Seeds: frames of each venue as documented and as the tests know them.
-    const SEEDS: [(usize, &str); 9] = [
+    const SEEDS: [(usize, &str); 10] = [
         (
             0,
             r#"{"type":"ticker","sequence":37475248783,"product_id":"ETH-USD","price":"1285.22","open_24h":"1310.79","best_bid":"1285.04","best_bid_size":"0.46688654","best_ask":"1285.27","best_ask_size":"1.56637040","side":"buy","time":"2022-10-19T23:28:22.061769Z","trade_id":370843401,"last_size":"11.4396987"}"#,
@@ -518,6 +672,10 @@ mod tests {
         (
             2,
             r#"{"table":"trade","action":"insert","data":[{"timestamp":"2026-01-02T03:04:05.123Z","symbol":"XBTUSD","side":"Buy","size":3,"price":60000.5,"trdMatchID":"00000000-006d-1000-0000-000000000001"}],"success":null}"#,
+        ),
+        (
+            2,
+            r#"{"data":[{"symbol":"XBTUSD","size":3,"price":60000.5,"trdMatchID":"00000000-006d-1000-0000-00000000000A"},{"symbol":"ETHUSD","size":1,"price":3000,"trdMatchID":"x"}],"table":"trade","action":"insert"}"#,
         ),
     ];
 

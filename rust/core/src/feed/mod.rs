@@ -55,8 +55,45 @@ pub use sink::MarketSink;
 pub enum TradeId {
     /// Increasing per symbol (Coinbase, Binance).
     Seq(u64),
-    /// Unique but unordered (BitMEX's trdMatchID).
+    /// Unique but unordered, in the canonical lowercase UUID form
+    /// (BitMEX's trdMatchID), held as its 128 bits: no allocation per print.
+    Uuid(u128),
+    /// Unique but unordered, any other text.
     Text(String),
+}
+
+impl TradeId {
+    /// An unordered id from its text: [`TradeId::Uuid`] when it is a UUID
+    /// written `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lowercase hex (one
+    /// text per value, so two ids are equal exactly when their texts are),
+    /// [`TradeId::Text`] for anything else.
+    pub fn text(t: &str) -> TradeId {
+        uuid_bits(t).map_or_else(|| TradeId::Text(t.to_string()), TradeId::Uuid)
+    }
+}
+
+/// The 128 bits of a canonical lowercase UUID text, or `None`.
+fn uuid_bits(t: &str) -> Option<u128> {
+    let b = t.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut n: u128 = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if matches!(i, 8 | 13 | 18 | 23) {
+            if c != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let v = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            _ => return None,
+        };
+        n = (n << 4) | u128::from(v);
+    }
+    Some(n)
 }
 
 /// A venue's ordering key for a quote: an older stamp never replaces a newer
@@ -550,6 +587,32 @@ mod tests {
         assert!(d.fresh(&s, Stamp::Seq(4)));
         d.forget(&s);
         assert!(d.fresh(&s, Stamp::Seq(1)), "forgotten on unsubscribe");
+    }
+
+    #[test]
+    fn canonical_lowercase_uuids_are_held_as_bits_and_other_ids_as_text() {
+        let id = "00000000-006d-1000-0000-000a0ba1f5a0";
+        assert_eq!(
+            TradeId::text(id),
+            TradeId::Uuid(0x006d_1000_0000_000a_0ba1_f5a0)
+        );
+        assert_eq!(
+            TradeId::text("ffffffff-ffff-ffff-ffff-ffffffffffff"),
+            TradeId::Uuid(u128::MAX)
+        );
+        // Not one text per value, or not a UUID: kept as the text itself.
+        for t in [
+            "00000000-006D-1000-0000-000A0BA1F5A0",
+            "00000000006d10000000000a0ba1f5a0",
+            "00000000-006d-1000-0000-000a0ba1f5a",
+            "00000000-006d-1000-0000-000a0ba1f5a00",
+            "00000000+006d-1000-0000-000a0ba1f5a0",
+            "0000000g-006d-1000-0000-000a0ba1f5a0",
+            "",
+            "abc",
+        ] {
+            assert_eq!(TradeId::text(t), TradeId::Text(t.to_string()), "{t}");
+        }
     }
 
     #[test]
