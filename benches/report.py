@@ -131,6 +131,25 @@ def cargo_rows(text: str) -> list[Row]:
     return rows
 
 
+def with_parse_bound(rows: list[Row], cargo: list[Row]) -> list[Row]:
+    """The full-path frames row (Rust feed -> engine, beside json.loads + Decimal) with what
+    bounds it: the Coinbase parse alone (cargo bench, the same ticker frames without the
+    engine), as frames/s and as a multiple of this run's Python rate. The full path cannot
+    be faster than the parse it contains, so >= 10x needs the parse alone at >= 10x."""
+    alone = next((number(r[1]) for r in cargo if "coinbase" in r[0] and "frames/s" in r[1]), None)
+    out = []
+    for r in rows:
+        py = number(r[2]) if r[0].startswith("venue frames parsed into Quote+Trade") else None
+        if alone and py:
+            r = [
+                f"{r[0]} (bound: the parse alone, cargo bench coinbase, {alone:.2f} M frames/s ="
+                f" {alone * 1e3 / py:.1f}x this Python)",
+                *r[1:],
+            ]
+        out.append(r)
+    return out
+
+
 def judge(ok: bool) -> str:
     return "yes" if ok else "NO"
 
@@ -371,7 +390,8 @@ def write_report() -> None:
     cargo_text = CARGO_TXT.read_text() if CARGO_TXT.exists() else ""
     start = json.loads(START_JSON.read_text()) if START_JSON.exists() else None
     end_load = load_average()
-    rows = cargo_rows(cargo_text) + judge_knobs([list(r) for r in data["figures"]])
+    rows = cargo_rows(cargo_text)
+    rows += with_parse_bound(judge_knobs([list(r) for r in data["figures"]]), rows)
     design = [r for r in rows if order_key(r) < len(DESIGN_ROWS)]
     other = [r for r in rows if order_key(r) == len(DESIGN_ROWS)]
     design.sort(key=order_key)
