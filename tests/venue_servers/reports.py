@@ -9,7 +9,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import exo
-from exo.child import ChildOrder
+from exo.child import ChildOrder, NewOrderSingle
+from exo.venues import Venue
 
 
 class Reports(list[exo.Report]):
@@ -22,6 +23,15 @@ class Reports(list[exo.Report]):
     def follow(self, child: ChildOrder) -> ChildOrder:
         self.children.append(child)
         return child
+
+    async def rest(self, venue: Venue, child: ChildOrder) -> NewOrderSingle:
+        """Follows ``child``, sends its NewOrderSingle to ``venue`` and returns
+        it once the venue acknowledged it (NEW): the order rests."""
+        self.follow(child)
+        request = child.new()
+        await venue.send(request)
+        await self.wait_for(lambda r: r.cl_ord_id == request.cl_ord_id and status_is("NEW")(r))
+        return request
 
     async def report(self, report: exo.Report) -> bool:
         for c in self.children:
