@@ -239,9 +239,8 @@ async def test_duplicate_execution_reports_are_handed_on_once(
 ) -> None:
     b, reports = venue
     hmac_server.duplicate_reports = True
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.place(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.5"))
     await hmac_server.fill(req.cl_ord_id, Decimal("0.5"))
     await reports.wait_for(status_is("FILLED"))
@@ -255,9 +254,8 @@ async def test_fill_while_disconnected_is_recovered_by_reconciliation(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.place(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.2"))
     await reports.wait_for(lambda r: r.cum_qty == Decimal("0.2"))
     await hmac_server.disconnect()
@@ -296,9 +294,8 @@ async def test_partial_fill_then_venue_expiry_is_expired_with_cum(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.place(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.6"))
     await hmac_server.expire(req.cl_ord_id)
     r = await reports.wait_for(status_is("EXPIRED"))
@@ -443,9 +440,8 @@ async def test_a_finished_parent_releases_the_adapters_view_of_its_children(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "0.1", "60010", "IOC", order_id="P3"))
-    req = c.new()
-    await b.send(req)
+    c = child("BTCUSDT", "BUY", "0.1", "60010", "IOC", order_id="P3")
+    req = await reports.place(b, c)
     await reports.wait_for(status_is("FILLED"))
     assert b.tracker.get(req.cl_ord_id) is not None
     b.release("P3")  # the engine calls it when the parent's delegate returns True

@@ -154,9 +154,8 @@ async def test_sparse_order_updates_are_merged_by_key(
     venue: tuple[BitMEX, Reports], server: BitMEXServer
 ) -> None:
     v, reports = venue
-    c = reports.follow(child("XBTUSD", "BUY", "500", "59000"))
-    req = c.new()
-    await v.send(req)
+    c = child("XBTUSD", "BUY", "500", "59000")
+    req = await reports.place(v, c)
     await server.fill(req.cl_ord_id, Decimal(100))
     await reports.wait_for(status_is("PARTIALLY_FILLED"))
     await v.send(c.cancel())
@@ -190,9 +189,8 @@ async def test_execution_partial_replays_missed_fills_once(server: BitMEXServer)
     v, reports = make(server)
     await v.start()
     try:
-        c = reports.follow(child("XBTUSD", "SELL", "300", "61000"))
-        req = c.new()
-        await v.send(req)
+        c = child("XBTUSD", "SELL", "300", "61000")
+        req = await reports.place(v, c)
         await server.fill(req.cl_ord_id, Decimal(100))
         await reports.wait_for(status_is("PARTIALLY_FILLED"))
         await server.disconnect()

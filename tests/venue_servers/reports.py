@@ -24,12 +24,16 @@ class Reports(list[exo.Report]):
         self.children.append(child)
         return child
 
-    async def rest(self, venue: Venue, child: ChildOrder) -> NewOrderSingle:
-        """Follows ``child``, sends its NewOrderSingle to ``venue`` and returns
-        it once the venue acknowledged it (NEW): the order rests."""
+    async def place(self, venue: Venue, child: ChildOrder) -> NewOrderSingle:
+        """Follows ``child`` and sends its NewOrderSingle to ``venue`` (returned)."""
         self.follow(child)
         request = child.new()
         await venue.send(request)
+        return request
+
+    async def rest(self, venue: Venue, child: ChildOrder) -> NewOrderSingle:
+        """``place``, then waits until the venue acknowledged the order (NEW): it rests."""
+        request = await self.place(venue, child)
         await self.wait_for(lambda r: r.cl_ord_id == request.cl_ord_id and status_is("NEW")(r))
         return request
 
