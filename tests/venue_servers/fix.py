@@ -404,21 +404,31 @@ class FixAcceptor:
     def filled_qty(self) -> Decimal:
         return sum((q for _, q, _ in self.fills), Decimal(0))
 
-    async def _cancel(self, f: dict[int, str]) -> None:
+    async def _amendable(self, f: dict[int, str]) -> Order | None:
+        """The live order a cancel (35=F) or replace (35=G) ``f`` names by
+        OrigClOrdID (41); None after answering an OrderCancelReject (35=9):
+        CxlRejReason (102) 0 "too late" for a closed order, 1 for an unknown one."""
         o = self.orders.get(f.get(41, ""))
-        if o is None or o.status in ("2", "4", "8", "C"):
-            await self._send_app(
-                "9",
-                [
-                    (37, o.order_id if o else "NONE"),
-                    (11, f[11]),
-                    (41, f.get(41, "")),
-                    (39, o.status if o else "8"),
-                    (434, "1"),
-                    (102, "0" if o else "1"),
-                    (58, "Too late to cancel" if o else "Unknown order"),
-                ],
-            )
+        if o is not None and o.status not in ("2", "4", "8", "C"):
+            return o
+        replace = f[35] == "G"
+        await self._send_app(
+            "9",
+            [
+                (37, o.order_id if o else "NONE"),
+                (11, f[11]),
+                (41, f.get(41, "")),
+                (39, o.status if o else "8"),
+                (434, "2" if replace else "1"),
+                (102, "0" if o else "1"),
+                (58, ("Too late to replace" if replace else "Too late to cancel") if o else "Unknown order"),
+            ],
+        )
+        return None
+
+    async def _cancel(self, f: dict[int, str]) -> None:
+        o = await self._amendable(f)
+        if o is None:
             return
         o.status = "4"
         o.ids.append(f[11])
@@ -426,20 +436,8 @@ class FixAcceptor:
         await self._send_app("8", self._report(o, "4", f[11], orig=f[41]))
 
     async def _replace(self, f: dict[int, str]) -> None:
-        o = self.orders.get(f.get(41, ""))
-        if o is None or o.status in ("2", "4", "8", "C"):
-            await self._send_app(
-                "9",
-                [
-                    (37, o.order_id if o else "NONE"),
-                    (11, f[11]),
-                    (41, f.get(41, "")),
-                    (39, o.status if o else "8"),
-                    (434, "2"),
-                    (102, "0" if o else "1"),
-                    (58, "Too late to replace" if o else "Unknown order"),
-                ],
-            )
+        o = await self._amendable(f)
+        if o is None:
             return
         o.qty, o.price = Decimal(f[38]), Decimal(f[44])
         o.ids.append(f[11])

@@ -378,10 +378,19 @@ class Paper(VenueBase):
             fields.update(secondary_order_id=o.venue_order_id, cum_qty=o.cum_qty, leaves_qty=self._leaves(o))
         self._queue(r.order_id, status, fields)
 
-    def _on_cancel(self, r: OrderCancelRequest) -> None:
+    def _amendable(self, r: OrderCancelRequest | OrderCancelReplaceRequest) -> _Resting | None:
+        """The resting order ``r`` amends (by orig_cl_ord_id); None after
+        rejecting ``r``: TOO_LATE_TO_CANCEL for a closed order, UNKNOWN_ORDER
+        for one this venue never had."""
         o = self._find(r.orig_cl_ord_id)
         if o is None or o.cl_ord_id in self._closed or o not in self._resting.get(o.symbol, ()):
             self._cancel_reject(r, o, "TOO_LATE_TO_CANCEL" if o is not None else "UNKNOWN_ORDER")
+            return None
+        return o
+
+    def _on_cancel(self, r: OrderCancelRequest) -> None:
+        o = self._amendable(r)
+        if o is None:
             return
         self._emit(
             o,
@@ -396,9 +405,8 @@ class Paper(VenueBase):
         )
 
     def _on_replace(self, r: OrderCancelReplaceRequest) -> None:
-        o = self._find(r.orig_cl_ord_id)
-        if o is None or o.cl_ord_id in self._closed or o not in self._resting.get(o.symbol, ()):
-            self._cancel_reject(r, o, "TOO_LATE_TO_CANCEL" if o is not None else "UNKNOWN_ORDER")
+        o = self._amendable(r)
+        if o is None:
             return
         if r.order_qty <= o.cum_qty:
             self._cancel_reject(r, o, f"ORDER_QTY_BELOW_CUM_QTY: {r.order_qty} <= {o.cum_qty}")
