@@ -388,17 +388,17 @@ class Paper(VenueBase):
             return None
         return o
 
+    def _acknowledge(
+        self, o: _Resting, r: OrderCancelRequest | OrderCancelReplaceRequest, status: OrdStatus, x: ExecType
+    ) -> None:
+        """The PENDING_CANCEL / PENDING_REPLACE report of amendment ``r`` to ``o``."""
+        self._emit(o, status, x, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=o.cl_ord_id)
+
     def _on_cancel(self, r: OrderCancelRequest) -> None:
         o = self._amendable(r)
         if o is None:
             return
-        self._emit(
-            o,
-            OrdStatus.PENDING_CANCEL,
-            ExecType.PENDING_CANCEL,
-            cl_ord_id=r.cl_ord_id,
-            orig_cl_ord_id=o.cl_ord_id,
-        )
+        self._acknowledge(o, r, OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL)
         self._close(o)
         self._emit(
             o, OrdStatus.CANCELED, ExecType.CANCELED, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=o.cl_ord_id
@@ -416,13 +416,7 @@ class Paper(VenueBase):
         if o.time_in_force is TimeInForce.POST_ONLY and _crosses(o.side, r.price, far):
             self._cancel_reject(r, o, f"POST_ONLY_WOULD_CROSS: far side at {far}")
             return
-        self._emit(
-            o,
-            OrdStatus.PENDING_REPLACE,
-            ExecType.PENDING_REPLACE,
-            cl_ord_id=r.cl_ord_id,
-            orig_cl_ord_id=o.cl_ord_id,
-        )
+        self._acknowledge(o, r, OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE)
         # Time priority is lost when the price changes or the quantity grows.
         if r.price != o.price or r.order_qty > o.order_qty:
             o.seq = next(self._seq)
