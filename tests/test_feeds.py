@@ -24,9 +24,11 @@ FAST = dict(backoff_initial=0.05, backoff_max=0.2, connects_per_second=50.0)
 
 
 @contextlib.asynccontextmanager
-async def one_order(feed: exo.Feed, order: exo.Order) -> AsyncIterator[Recorder]:
+async def one_order(
+    feed: exo.Feed, order: exo.Order, on_error: Errors | None = None
+) -> AsyncIterator[Recorder]:
     """An engine on ``feed`` with ``order`` submitted: yields the order's delegate."""
-    async with exo.Engine(factory(), feed=feed) as engine:
+    async with exo.Engine(factory(), feed=feed, on_error=on_error) as engine:
         await engine.submit(order)
         (d,) = Recorder.instances
         yield d
@@ -87,11 +89,9 @@ async def test_coinbase_ticker_with_a_null_ask_delivers_its_print_and_an_empty_a
     errors = Errors()
     async with VenueServer("coinbase") as server:
         feed = feeds.Coinbase(server.url, **FAST)
-        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
-            await engine.submit(exo.Order("BUY", "ZIL-USDC"))
+        async with one_order(feed, exo.Order("BUY", "ZIL-USDC"), errors) as d:
             await server.subscribed()
             await server.send(ZIL_NO_ASK)
-            (d,) = Recorder.instances
             u = await _first_update_with(d, "trade")
             assert u.trade == exo.Trade("ZIL-USDC", "100", "0.0215")
             q = await _first_update_with(d, "quote")
@@ -118,11 +118,10 @@ async def test_an_idle_products_first_ticker_is_an_empty_quote_not_an_error() ->
     }
     async with VenueServer("coinbase") as server:
         feed = feeds.Coinbase(server.url, **FAST)
-        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
-            await engine.submit(exo.Order("BUY", "ZIL-USDC"))
+        async with one_order(feed, exo.Order("BUY", "ZIL-USDC"), errors) as d:
             await server.subscribed()
             await server.send(idle)
-            q = await _first_update_with(Recorder.instances[0], "quote")
+            q = await _first_update_with(d, "quote")
             assert q.quote == exo.Quote("ZIL-USDC", None, None, None, None)
         assert feed.stats()["trades"] == 0 and feed.stats()["errors"] == 0 and not errors
 
@@ -262,13 +261,11 @@ async def test_reconnects_after_the_server_drops_and_reports_it() -> None:
     errors = Errors()
     async with VenueServer("coinbase") as server:
         feed = feeds.Coinbase(server.url, **FAST)
-        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
-            await engine.submit(exo.Order("BUY", "BTC-USD"))
+        async with one_order(feed, exo.Order("BUY", "BTC-USD"), errors) as d:
             await server.subscribed()
             await server.connections[0].close()
             await server.wait_for(lambda: len([1 for i, _ in server.subscriptions() if i == 1]) == 1)
             await server.send(coinbase_ticker("BTC-USD", "1", "2", "1.5", "1", 1), conn=1)
-            (d,) = Recorder.instances
             await _first_update_with(d, "quote")
             await errors.wait(1)
             assert errors[0][0] == "feed:coinbase" and "reconnecting" in errors[0][1]
