@@ -139,9 +139,7 @@ async def test_too_late_to_cancel(venue: tuple[FIX, Reports], acceptor: FixAccep
 
 async def test_cancel_reject_for_an_unknown_order(venue: tuple[FIX, Reports]) -> None:
     v, reports = venue
-    await v.send(cancel_unknown("BTC-USD", "BUY", order_id="P5"))
-    rej = await reports.wait_for(lambda r: r.order_id == "P5")
-    assert rej.cxl_rej_response_to is not None and rej.cxl_rej_response_to.name == "CANCEL"
+    rej = await reports.cancel_rejected(v, cancel_unknown("BTC-USD", "BUY", order_id="P5"))
     assert rej.text == "Unknown order"
 
 
