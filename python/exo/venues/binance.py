@@ -371,7 +371,7 @@ class Binance(WebSocketVenue):
                 data = err.get("data") or {}
                 retry_ms = data.get("retryAfter") if isinstance(data, dict) else None
                 until = retry_ms / 1000 if retry_ms else time.time() + 1.0
-                self._blocked_until = max(self._blocked_until, until)
+                self._block_until(until)
                 raise RateLimited(f"{self.name}: {code} {text} (HTTP {msg.get('status')}); not sent")
             raise BinanceError(code, text, msg.get("status"), err.get("data"))
         return msg.get("result")
@@ -380,9 +380,7 @@ class Binance(WebSocketVenue):
         """A refusal is reported (REJECTED, or a cancel reject with
         cxl_rej_response_to); an unknown outcome raises StatusUnknown, which
         ``VenueBase.send`` turns into a status query."""
-        if time.time() < self._blocked_until:
-            wait = self._blocked_until - time.time()
-            raise RateLimited(f"{self.name}: the venue asked to wait {wait:.1f} s more; not sent")
+        self._refuse_while_blocked()
         if isinstance(request, NewOrderSingle) and self.tracker.get(request.cl_ord_id) is None:
             # Known before anything can go wrong, so reconciliation can ask about it.
             self.tracker.add(Tracked.of(request))

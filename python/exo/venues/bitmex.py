@@ -322,11 +322,7 @@ class BitMEX(WebSocketVenue):
         timeout, connection)."""
         if self._http is None:
             raise StatusUnknown("not started")
-        now = time.time()
-        if now < self._blocked_until:
-            raise RateLimited(
-                f"{self.name}: rate limited by the venue for {self._blocked_until - now:.1f} s more"
-            )
+        self._refuse_while_blocked()
         path = self._prefix + route
         body = ""
         if verb == "GET" and params:
@@ -345,7 +341,7 @@ class BitMEX(WebSocketVenue):
         self._note_limits(resp)
         if resp.status_code == 429:
             retry = float(resp.headers.get("retry-after", "1"))
-            self._blocked_until = max(self._blocked_until, time.time() + retry)
+            self._block_until(time.time() + retry)
             raise RateLimited(f"{self.name}: HTTP 429 from the venue; retry after {retry:g} s")
         if resp.status_code >= 500:
             raise StatusUnknown(f"{verb} {route}: HTTP {resp.status_code}")
@@ -366,7 +362,7 @@ class BitMEX(WebSocketVenue):
         except ValueError:
             return
         if self.rate_limit.get("remaining") == 0 and "reset" in self.rate_limit:
-            self._blocked_until = max(self._blocked_until, float(self.rate_limit["reset"]))
+            self._block_until(float(self.rate_limit["reset"]))
 
     # ---- requests --------------------------------------------------------------
 

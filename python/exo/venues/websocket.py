@@ -71,8 +71,6 @@ class WebSocketVenue(TrackingVenue):
         self._connection: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._stopping = False
-        self._blocked_until = 0.0
-        """Unix time (s) until which the venue asked not to send (HTTP 429/418)."""
         self.connects = 0
         """How many times a connection was established (1 + reconnects)."""
 
