@@ -112,6 +112,8 @@ class WebSocketVenue(TrackingVenue):
                         else:
                             await asyncio.wait_for(asyncio.shield(reader), self._lifetime)
                     except asyncio.TimeoutError:
+                        if self._lifetime is None:
+                            raise
                         log.info("%s: renewing the connection after %.0f s", self.name, self._lifetime)
                     finally:
                         self._ready.clear()
