@@ -409,7 +409,42 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// scheduled and must come back); false when the list is empty, after
     /// which the next arrival signals the runner again.
     pub fn take_ready(&mut self, max: usize, out: &mut Vec<HandOver<D, I, R>>) -> bool {
-        self.take_ready_with(max, |h| out.push(h))
+        for _ in 0..max {
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            let p = &mut self.orders[key];
+            let Some(delegate) = p.delegate.take() else {
+                // Cannot happen: a Ready order always holds its delegate.
+                debug_assert!(false, "ready order without delegate");
+                continue;
+            };
+            // Pushed empty and filled in place: the Update is written once,
+            // where the runner reads it (perf: building it first and moving
+            // it in was a ~300-byte memcpy per hand-over, twice).
+            out.push(HandOver {
+                key,
+                order_id: p.order_id.clone(),
+                delegate,
+                update: Update::default(),
+            });
+            if let Some(h) = out.last_mut() {
+                p.take_into(&mut self.books[p.book].tape, &mut h.update);
+            }
+        }
+        self.scheduled_after_take()
+    }
+
+    /// After a take: true when more are still ready, else the runner is
+    /// no longer scheduled.
+    #[inline]
+    fn scheduled_after_take(&mut self) -> bool {
+        if self.ready.is_empty() {
+            self.scheduled = false;
+            false
+        } else {
+            true
+        }
     }
 
     /// As [`take_ready`](Self::take_ready), giving each hand-over to `put`.
@@ -432,12 +467,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
                 update,
             });
         }
-        if self.ready.is_empty() {
-            self.scheduled = false;
-            false
-        } else {
-            true
-        }
+        self.scheduled_after_take()
     }
 
     /// Merges into `update`, taken for the Running order `key` and not yet

@@ -116,6 +116,16 @@ impl<I, R> Pending<I, R> {
         true
     }
 
+    /// Empties it into `update`, an empty Update about to be handed over
+    /// (market data goes in from the symbol's tape), in place.
+    #[inline]
+    pub(crate) fn take_into(&mut self, update: &mut Update<I, R>) {
+        update.instructions = std::mem::take(&mut self.instructions);
+        update.reports = std::mem::take(&mut self.reports);
+        update.arrived = self.arrived.take();
+        update.idle = std::mem::replace(&mut self.idle, false);
+    }
+
     /// Empties it into a new Update to hand over (market data goes in from
     /// the symbol's tape).
     pub(crate) fn take_update(&mut self) -> Update<I, R> {

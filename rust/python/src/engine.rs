@@ -19,7 +19,7 @@
 
 use crate::feeds::PyFeed;
 use crate::market::{PyOrder, PyQuote, PyTrade};
-use crate::update::PyUpdate;
+use crate::update::{Boxed, PyUpdate};
 use exo_core::error::Kind;
 use exo_core::idle::{Idle, IdleStrategy};
 use exo_core::runner::{Handler, Identity, Runner, SubmitError, Verdict};
@@ -348,19 +348,20 @@ fn describe(py: Python<'_>, what: &str, err: &PyErr) -> String {
 }
 
 impl Handler<PyDelegate, Py<PyAny>, Py<PyAny>> for LoopHandler<'_, '_> {
-    // Inlined into the runner's batch loop: the Update then moves once, from
-    // the hand-over straight into the Python object (it is a few hundred bytes).
+    // Inlined into the runner's batch loop. The Update (a few hundred bytes)
+    // is swapped into a pooled box: the Python object holds a pointer.
     #[inline(always)]
     fn hand_over(
         &mut self,
         key: usize,
         order_id: &OrderId,
         delegate: &mut PyDelegate,
-        update: Update<Py<PyAny>, Py<PyAny>>,
+        update: &mut Update<Py<PyAny>, Py<PyAny>>,
         staleness: Option<Duration>,
     ) -> Verdict {
         let py = self.py;
-        let update = match Py::new(py, PyUpdate::new(order_id.clone(), update, staleness)) {
+        let update = PyUpdate::new(order_id.clone(), Boxed::take(update), staleness);
+        let update = match Py::new(py, update) {
             Ok(u) => u,
             Err(e) => return Verdict::Failed(describe(py, "making the Update", &e)),
         };
