@@ -36,6 +36,10 @@ pub struct HandOver<D, I, R> {
     pub update: Update<I, R>,
 }
 
+/// An order lent out by [`Dispatcher::take_ready_into`]: its slot (give it
+/// back to [`Dispatcher::complete`]), its order_id and its delegate.
+pub type Lent<D> = (usize, OrderId, D);
+
 /// What creating an order did.
 #[derive(Debug)]
 pub struct NewOrder {
@@ -431,6 +435,38 @@ impl<D, I, R> Dispatcher<D, I, R> {
             if let Some(h) = out.last_mut() {
                 p.take_into(&mut self.books[p.book].tape, &mut h.update);
             }
+        }
+        self.scheduled_after_take()
+    }
+
+    /// As [`take_ready`](Self::take_ready), for a runner that keeps its
+    /// Updates in boxes it reuses: each order taken goes to `lent` (slot,
+    /// order_id, delegate) and its Update is written into the box at the
+    /// same index of `updates` (added when missing; every field is
+    /// overwritten). A handler can then take an Update by swapping its box
+    /// for an empty one: no ~300-byte Update moves anywhere.
+    pub fn take_ready_into(
+        &mut self,
+        max: usize,
+        lent: &mut Vec<Lent<D>>,
+        updates: &mut Vec<Box<Update<I, R>>>,
+    ) -> bool {
+        for _ in 0..max {
+            let Some(key) = self.ready.pop_front() else {
+                break;
+            };
+            let p = &mut self.orders[key];
+            let Some(delegate) = p.delegate.take() else {
+                // Cannot happen: a Ready order always holds its delegate.
+                debug_assert!(false, "ready order without delegate");
+                continue;
+            };
+            let i = lent.len();
+            if updates.len() <= i {
+                updates.push(Box::default());
+            }
+            p.take_into(&mut self.books[p.book].tape, &mut updates[i]);
+            lent.push((key, p.order_id.clone(), delegate));
         }
         self.scheduled_after_take()
     }

@@ -94,9 +94,9 @@ impl<D, I, R> OrderProcess<D, I, R> {
         update
     }
 
-    /// As [`take`](Self::take), into `update` in place (an empty Update,
-    /// e.g. a slot of the runner's batch buffer): no ~300-byte Update is
-    /// built elsewhere and moved in.
+    /// As [`take`](Self::take), into `update` in place (a reused slot of the
+    /// runner's batch buffer; every field is overwritten): no ~300-byte
+    /// Update is built elsewhere and moved in.
     #[inline]
     pub(crate) fn take_into(&mut self, tape: &mut Tape, update: &mut Update<I, R>) {
         self.state = State::Running;

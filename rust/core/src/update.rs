@@ -116,10 +116,15 @@ impl<I, R> Pending<I, R> {
         true
     }
 
-    /// Empties it into `update`, an empty Update about to be handed over
-    /// (market data goes in from the symbol's tape), in place.
+    /// Empties it into `update`, about to be handed over, in place: every
+    /// field is overwritten (market data is reset here and goes in from the
+    /// symbol's tape next), so `update` may be a reused slot.
     #[inline]
     pub(crate) fn take_into(&mut self, update: &mut Update<I, R>) {
+        update.quote = None;
+        update.trade = None;
+        update.quotes_merged = 0;
+        update.trades_merged = 0;
         update.instructions = std::mem::take(&mut self.instructions);
         update.reports = std::mem::take(&mut self.reports);
         update.arrived = self.arrived.take();

@@ -349,14 +349,15 @@ fn describe(py: Python<'_>, what: &str, err: &PyErr) -> String {
 
 impl Handler<PyDelegate, Py<PyAny>, Py<PyAny>> for LoopHandler<'_, '_> {
     // Inlined into the runner's batch loop. The Update (a few hundred bytes)
-    // is swapped into a pooled box: the Python object holds a pointer.
+    // stays in its box: the batch's slot gets an empty one from the pool in
+    // exchange, and the Python object holds the pointer.
     #[inline(always)]
     fn hand_over(
         &mut self,
         key: usize,
         order_id: &OrderId,
         delegate: &mut PyDelegate,
-        update: &mut Update<Py<PyAny>, Py<PyAny>>,
+        update: &mut Box<Update<Py<PyAny>, Py<PyAny>>>,
         staleness: Option<Duration>,
     ) -> Verdict {
         let py = self.py;

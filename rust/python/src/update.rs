@@ -22,21 +22,22 @@ thread_local! {
 }
 
 /// A core Update in a box of its own that goes back to a per-thread pool
-/// when dropped: the hand-over swaps the batch's Update into one (no
+/// when dropped: the hand-over swaps the batch's box for an empty one (no
 /// ~300-byte copy into the Python object, no malloc per hand-over), and the
 /// Python object holds just the pointer.
 pub struct Boxed(Option<Box<PyCoreUpdate>>);
 
 impl Boxed {
-    /// Takes `update` out of the batch's buffer, leaving an empty one there.
+    /// Takes the boxed `update` out of the batch's buffer, leaving an empty
+    /// box there (pointers swap; the Update does not move).
     #[inline]
-    pub fn take(update: &mut PyCoreUpdate) -> Boxed {
+    pub fn take(update: &mut Box<PyCoreUpdate>) -> Boxed {
         let mut b = SPARE
             .try_with(|s| s.borrow_mut().pop())
             .ok()
             .flatten()
             .unwrap_or_default();
-        std::mem::swap(&mut *b, update);
+        std::mem::swap(&mut b, update);
         Boxed(Some(b))
     }
 }
