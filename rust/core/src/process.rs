@@ -102,6 +102,12 @@ impl<D, I, R> OrderProcess<D, I, R> {
         self.state = State::Running;
         self.handovers += 1;
         self.pending.take_into(update);
+        // A reused slot's quote stays when a newer one is due: the tape
+        // overwrites it in place (no reference count touched when it is of
+        // the same symbol).
+        if !tape.has_quote(&self.marks) {
+            update.quote = None;
+        }
         tape.hand_over(&mut self.marks, update);
     }
 

@@ -117,11 +117,11 @@ impl<I, R> Pending<I, R> {
     }
 
     /// Empties it into `update`, about to be handed over, in place: every
-    /// field is overwritten (market data is reset here and goes in from the
-    /// symbol's tape next), so `update` may be a reused slot.
+    /// field but `quote` is overwritten (prints are reset here and go in
+    /// from the symbol's tape next; the quote is the tape's to set), so
+    /// `update` may be a reused slot.
     #[inline]
     pub(crate) fn take_into(&mut self, update: &mut Update<I, R>) {
-        update.quote = None;
         update.trade = None;
         update.quotes_merged = 0;
         update.trades_merged = 0;

@@ -307,6 +307,9 @@ struct LoopHandler<'a, 'py> {
     py: Python<'py>,
     hooks: &'a Hooks,
     applied: Vec<(OrderId, Py<PyAny>, Py<PyUpdate>, bool)>,
+    /// The last hand-over's Update, refilled for the next one when nothing
+    /// else holds it (see [`PyUpdate::refill`]).
+    spare: Option<Py<PyUpdate>>,
 }
 
 impl LoopHandler<'_, '_> {
@@ -361,10 +364,15 @@ impl Handler<PyDelegate, Py<PyAny>, Py<PyAny>> for LoopHandler<'_, '_> {
         staleness: Option<Duration>,
     ) -> Verdict {
         let py = self.py;
-        let update = PyUpdate::new(order_id.clone(), Boxed::take(update), staleness);
-        let update = match Py::new(py, update) {
-            Ok(u) => u,
-            Err(e) => return Verdict::Failed(describe(py, "making the Update", &e)),
+        let update = match self.spare.take() {
+            Some(u) if PyUpdate::refill(&u, py, order_id, update, staleness) => u,
+            _ => {
+                let u = PyUpdate::new(order_id.clone(), Boxed::take(update), staleness);
+                match Py::new(py, u) {
+                    Ok(u) => u,
+                    Err(e) => return Verdict::Failed(describe(py, "making the Update", &e)),
+                }
+            }
         };
         let verdict = match delegate.act(py, &update) {
             Ok(result) => {
@@ -381,9 +389,15 @@ impl Handler<PyDelegate, Py<PyAny>, Py<PyAny>> for LoopHandler<'_, '_> {
         };
         if self.hooks.on_applied.is_some() && verdict != Verdict::InFlight {
             let done = verdict == Verdict::Done;
-            self.applied
-                .push((order_id.clone(), delegate.obj.clone_ref(py), update, done));
+            self.applied.push((
+                order_id.clone(),
+                delegate.obj.clone_ref(py),
+                update.clone_ref(py),
+                done,
+            ));
         }
+        // Refilled for the next hand-over if nobody else keeps it.
+        self.spare = Some(update);
         verdict
     }
 
@@ -489,6 +503,7 @@ impl LoopRunner {
                 py,
                 hooks: &hooks,
                 applied: Vec::new(),
+                spare: None,
             });
         }
     }
@@ -753,6 +768,7 @@ impl LoopRunner {
             py,
             hooks: &hooks,
             applied: Vec::new(),
+            spare: None,
         };
         let (_, more) = this.runner.drive(&mut handler, BUDGET);
         if more {
@@ -785,6 +801,7 @@ impl LoopRunner {
             py,
             hooks: &hooks,
             applied: Vec::new(),
+            spare: None,
         };
         self.runner
             .complete_in_flight(&mut handler, key, order_id, verdict);
