@@ -445,6 +445,7 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// same index of `updates` (added when missing; every field is
     /// overwritten). A handler can then take an Update by swapping its box
     /// for an empty one: no ~300-byte Update moves anywhere.
+    #[allow(clippy::vec_box)]
     pub fn take_ready_into(
         &mut self,
         max: usize,

@@ -157,7 +157,9 @@ struct Batch<D, I, R> {
     /// The orders taken for this batch.
     taken: Vec<Lent<D>>,
     /// Their Updates, at the same index: boxes kept across batches and
-    /// overwritten by each take (a handler may swap one for an empty box).
+    /// overwritten by each take (a handler may swap one for an empty box,
+    /// which is why they are boxed).
+    #[allow(clippy::vec_box)]
     updates: Vec<Box<Update<I, R>>>,
     /// What each of `taken` came to, in the same order.
     verdicts: Vec<Verdict>,
@@ -543,6 +545,8 @@ impl<D, I, R> Runner<D, I, R> {
             // (the handler takes it from there; a refresh merges into it in
             // place): no ~300-byte Update moves through the batch.
             let mut i = 0u32;
+            // A counter: u32, and no (index, item) tuple per hand-over.
+            #[allow(clippy::explicit_counter_loop)]
             for ((key, order_id, delegate), update) in b.taken.iter_mut().zip(&mut b.updates) {
                 // Read before the second hand-over too: one slow action
                 // switches to a read each.

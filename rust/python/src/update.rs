@@ -18,7 +18,9 @@ pub type PyCoreUpdate = Update<Py<PyAny>, Py<PyAny>>;
 const POOL: usize = 1024;
 
 thread_local! {
-    /// Emptied boxes of dropped Python Updates, for the next hand-overs.
+    /// Emptied boxes of dropped Python Updates, for the next hand-overs
+    /// (boxes: a hand-over swaps one for the batch's, pointers only).
+    #[allow(clippy::vec_box)]
     static SPARE: RefCell<Vec<Box<PyCoreUpdate>>> = const { RefCell::new(Vec::new()) };
 }
 
