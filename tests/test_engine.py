@@ -401,7 +401,7 @@ async def test_an_update_a_delegate_keeps_never_changes_after_later_hand_overs()
         for bid in range(1, 41):
             engine.quote(quote("X", bid=str(bid)))
             engine.quote(quote("Y", bid=str(1000 + bid)))
-            await until(lambda: all(d.calls == bid + 1 for d in delegates))
+            await until(lambda n=bid + 1: all(d.calls == n for d in delegates))
     assert len(kept) == 3 * 20
     for update, bid, order_id in kept:
         q = update.quote
