@@ -432,3 +432,39 @@ async def test_updates_handed_over_in_one_batch_each_carry_their_own_order_and_q
     assert all(q is None and n == 0 for _, _, q, n in first)
     assert sorted(o for o, _, _, _ in second) == sorted(ids)
     assert all(q == s and n == 1 for _, s, q, n in second)
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """A loop subclass whose call_soon does more than queue the callback: it
+    records the callbacks' names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
+        self.names.append(getattr(callback, "__name__", ""))
+        return super().call_soon(callback, *args, context=context)
+
+
+def test_a_loop_that_overrides_call_soon_gets_every_hand_over_through_it() -> None:
+    # On asyncio's own loop the engine queues its hand-over Handle directly;
+    # a subclass with its own call_soon must see each hand-over scheduled.
+    loop = _CountingLoop()
+
+    async def run() -> list[str]:
+        async with exo.Engine(factory()) as engine:
+            await engine.submit(exo.Order("BUY", "X"))
+            (d,) = Recorder.instances
+            await d.wait_calls(1)
+            del loop.names[:]
+            for i in range(3):
+                engine.quote(quote("X", bid=str(100 + i)))
+                await d.wait_calls(2 + i)
+            return list(loop.names)
+
+    try:
+        names = loop.run_until_complete(run())
+    finally:
+        loop.close()
+    assert names.count("run_ready") == 3

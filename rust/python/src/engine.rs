@@ -197,8 +197,9 @@ struct Schedule {
 /// `call_soon` puts the Handle it makes): `call_soon` is Python code that
 /// builds a Handle and copies the context each time, about 0.4 us of a
 /// ~5 us hand-over round trip. The Handle runs `run_ready` in the context
-/// of `start()`. Other loops (uvloop's `call_soon` is C) and debug mode
-/// keep `call_soon`. None when not applicable.
+/// of `start()`. Other loops (uvloop's `call_soon` is C), subclasses that
+/// override `call_soon`, and debug mode keep `call_soon`. None when not
+/// applicable.
 fn fast_schedule(
     py: Python<'_>,
     call_soon: &Py<PyAny>,
@@ -206,7 +207,15 @@ fn fast_schedule(
 ) -> PyResult<Option<(Py<PyAny>, Py<PyAny>)>> {
     let event_loop = call_soon.bind(py).getattr(intern!(py, "__self__"))?;
     let base = py.import("asyncio.base_events")?.getattr("BaseEventLoop")?;
-    if !event_loop.is_instance(&base)? || event_loop.call_method0("get_debug")?.is_truthy()? {
+    // A subclass that overrides call_soon keeps it (it may do more).
+    let own = event_loop
+        .get_type()
+        .getattr("call_soon")?
+        .is(&base.getattr("call_soon")?);
+    if !event_loop.is_instance(&base)?
+        || !own
+        || event_loop.call_method0("get_debug")?.is_truthy()?
+    {
         return Ok(None);
     }
     let ready = event_loop.getattr("_ready")?;
