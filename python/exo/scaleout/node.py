@@ -76,10 +76,10 @@ HINT = "h"
 """Intake entry kind: 'scan now' (a graceful stop released leases)."""
 
 
-CLAIM_BATCH = 500
-"""Orders acquired and loaded together (one pipeline each) by one scan step."""
-RESTORE_SLICE = 50
-"""Claimed orders restored into the engine between two turns of the event loop."""
+CLAIM_BATCH = 50
+"""Orders acquired, loaded (one pipeline each) and restored together by one
+scan step: small, so that one claim's burst of restores and first actions
+never holds up the claimer's lease renewals for long."""
 
 
 @dataclass(frozen=True)
@@ -746,14 +746,10 @@ class EngineNode:
         t0 = time.perf_counter()
         restored: list[str] = []
         try:
-            # One pipelined load for the whole batch; restored a slice at a
-            # time, the loop turning in between (lease renewals stay on time).
             stored = await self.store.load([lease.order_id for lease in leases])
-            for n, s in enumerate(stored, 1):
+            for s in stored:
                 if self._restore(s, claimed=True):
                     restored.append(s.order.order_id)
-                if n % RESTORE_SLICE == 0 and n < len(stored):
-                    await asyncio.sleep(0)
         finally:
             for lease in leases:
                 self._arriving.discard(lease.order_id)
