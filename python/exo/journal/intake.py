@@ -153,6 +153,13 @@ class IntakeWriter:
     async def _run(self) -> None:
         backoff = StoreHealth.backoff()
         while True:
+            # Cleared before the queue is looked at, never after an await: an
+            # entry queued while the writer awaits the store (undoing entries
+            # in doubt, say) sets it again, so the writer looks once more
+            # instead of sleeping over it. Cleared after the undo, that
+            # wake-up was lost: the entry, and its caller, waited for ever
+            # (a venue's report sender with them, and every report behind it).
+            self._wake.clear()
             if not self._queue:
                 self._idle.set()
                 if self._doubt:
@@ -167,15 +174,13 @@ class IntakeWriter:
                         self._health.failed(exc, "undoing unconfirmed journal writes")
                         if self.closing:
                             return
-                        self._wake.clear()
                         try:
                             await asyncio.wait_for(self._wake.wait(), backoff.next())
                         except asyncio.TimeoutError:
                             pass
-                        continue
+                    continue  # look again: entries may have come meanwhile
                 if self.closing:
                     return
-                self._wake.clear()
                 await self._wake.wait()
                 continue
             batch, self._queue = self._queue, []
