@@ -15,6 +15,7 @@ import exo
 from exo.child import ChildOrder
 from exo.market import MsgType, OrdStatus, Side
 from exo.scaleout import EngineNode, Intake
+from exo.scaleout.streams import inbox_stream
 from exo.venues import Paper
 from tests.helpers import quote
 from tests.redis_server import RedisServer
@@ -327,3 +328,49 @@ async def test_an_engine_that_loses_redis_keeps_its_orders_running_and_releases_
         await until(back)
         assert a.held == leases and a.counters["leases_lost"] == 0
         assert {await intake.owner(i) for i in ids} == {"a"}  # still its own
+
+
+async def test_a_message_delivered_twice_is_applied_once_and_logged_as_a_duplicate_not_an_error(
+    redis_url: str, intake: Intake, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors: list[tuple[str, str]] = []
+    a = EngineNode(
+        redis_url,
+        "a",
+        Waiting,
+        lease=30.0,
+        partitions=2,
+        describe=describe,
+        block=0.2,
+        on_error=lambda oid, message: errors.append((oid, message)),
+    )
+    async with a:
+        oid = await intake.submit(exo.Order("BUY", "BTC-USD", order_qty=Decimal(1)))
+
+        async def owned() -> bool:
+            return await intake.progress(oid) is not None
+
+        await until(owned)
+        # One intake message, forwarded to the owner's inbox twice (a forwarder
+        # that died before its ACK, then the engine that took its entries over).
+        fields = {
+            "k": "r",
+            "o": oid,
+            "v": a.store.encode(exo.Report(oid, "NEW", text="once")),
+            "m": "exo:intake:{intake.0}@7-0",
+        }
+        caplog.set_level("INFO", logger="exo")
+        for _ in range(2):
+            await a._client.xadd(inbox_stream("exo", "a"), fields)
+
+        async def both_handled() -> bool:
+            p = await intake.progress(oid)
+            return a.store.duplicates == 1 and p is not None and p["reports"] == 1
+
+        await until(both_handled)
+        assert a.stats()["duplicates"] == 1
+    assert errors == []  # a duplicate is no error: the order has the report, once
+    assert "no longer in" not in caplog.text
+    said = [r for r in caplog.records if "delivered again" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "INFO", caplog.text
+    assert oid in said[0].getMessage() and "exo:intake:{intake.0}@7-0" in said[0].getMessage()

@@ -215,7 +215,11 @@ class IntakeWriter:
         core = self._core
         assert core is not None
         result: Any
-        if not ok and core.is_live(e.order_id):
+        if not ok and self._store.was_duplicate(e):
+            # Delivered twice (at-least-once intake): journaled and applied
+            # once already; the store said so in its log. Nothing to deliver.
+            result = False if e.kind == REPORT else None
+        elif not ok and core.is_live(e.order_id):
             # Its keys vanished from the store while it is live here: an entry
             # the journal cannot hold must not reach the delegate.
             what = "report" if e.kind == REPORT else "instruction"

@@ -26,15 +26,18 @@ on another machine loads exactly the orders it claimed.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from exo.redis_store import RedisStore
 from exo.scaleout.lease import lease_keys
 from exo.scaleout.scripts import run_many
-from exo.store import NEW, Checkpoint, Entry, StoredOrder, StoreError, StoreUnavailable
+from exo.store import NEW, REPORT, Checkpoint, Entry, StoredOrder, StoreError, StoreUnavailable
 
 __all__ = ["FencedStore"]
+
+log = logging.getLogger("exo.scaleout")
 
 # KEYS: order, journal, checkpoint, epoch. ARGV: epoch, NEW (encoded), seq.
 # 1 written, 0 the order exists already (journaled before: recover, do not restart), -1 fenced.
@@ -145,6 +148,7 @@ class FencedStore(RedisStore):
         self.duplicates = 0
         """Intake messages found already journaled (delivered twice, applied once)."""
         self._tags: dict[int, tuple[Any, str]] = {}
+        self._duplicates: set[tuple[str, int]] = set()
         self.final_progress: Callable[[str], tuple[dict[str, Any], int] | None] | None = None
         """Called per completed order at its removal: its last progress and
         that progress's version, written with the removal in one step (so GET
@@ -226,6 +230,7 @@ class FencedStore(RedisStore):
     async def append(self, entries: Sequence[Entry]) -> list[bool]:
         dumps = self.encode
         news, others = [], []
+        intakes: dict[int, str] = {}
         for n, e in enumerate(entries):
             order_key, journal, checkpoint = self.keys(e.order_id)
             epoch_key = lease_keys(self.prefix, e.order_id).epoch
@@ -242,6 +247,8 @@ class FencedStore(RedisStore):
             else:
                 tagged = self._tags.pop(id(e.item), None)
                 intake = tagged[1] if tagged is not None else ""
+                if intake:
+                    intakes[n] = intake
                 seen = f"{self.prefix}:{{{e.order_id}}}:seen"
                 others.append(
                     (
@@ -266,9 +273,30 @@ class FencedStore(RedisStore):
                 if r == -1:
                     self._refused(entries[n].order_id)
                 elif r == 2:
-                    self.duplicates += 1
+                    self._duplicated(entries[n], intakes.get(n, ""))
                 written[n] = r == 1
         return written
+
+    def _duplicated(self, entry: Entry, intake_id: str) -> None:
+        self.duplicates += 1
+        self._duplicates.add((entry.order_id, entry.seq))
+        kind = "report" if entry.kind == REPORT else "instruction"
+        log.info(
+            "order %s: %s %s delivered again; it was journaled and applied once already, "
+            "this copy is dropped",
+            entry.order_id,
+            kind,
+            intake_id,
+        )
+
+    def was_duplicate(self, entry: Entry) -> bool:
+        """True (once) for an entry ``append`` left out as a second delivery of
+        an intake message already journaled (its id in the order's seen set)."""
+        try:
+            self._duplicates.remove((entry.order_id, entry.seq))
+        except KeyError:
+            return False
+        return True
 
     async def discard(self, entries: Sequence[Entry]) -> None:
         # Only entries of orders still ours; the epoch check of later writes
