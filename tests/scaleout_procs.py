@@ -26,9 +26,11 @@ _FILL = re.compile(rb"^(\S+) fill (\S+) @ (\S+)$", re.M)
 class Proc:
     """One example process: its role, name, port and log files."""
 
-    def __init__(self, role: str, name: str, args: list[str], directory: Path) -> None:
+    def __init__(
+        self, role: str, name: str, args: list[str], directory: Path, port: int | None = None
+    ) -> None:
         self.role, self.name = role, name
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.out = directory / f"{name}.out"
         self.err = directory / f"{name}.err"
         cmd = [
