@@ -199,10 +199,12 @@ class RestsOneChild:
         self.order, self.venue = order, venue
         self.children: list[ChildOrder] = [] if state is None else list(state["children"])
         self.first: bool | None = None  # reconciled before the first action here
+        self.first_reports: list[Any] | None = None  # the reports of the first Update here
 
     async def action(self, update: exo.Update) -> bool:
         if self.first is None:
             self.first = self.order.order_id in RestsOneChild.reconciled
+            self.first_reports = list(update.reports)
         for report in update.reports:
             for child in self.children:
                 if child.owns(report.cl_ord_id):
@@ -270,6 +272,11 @@ async def test_a_claimed_order_s_children_are_reconciled_with_the_venue_before_i
             d = delegate(oid)
             assert d.first is True  # the venue answered before its first action on b
             assert d.children[0].text is not None and "UNKNOWN_ORDER" in d.children[0].text
+            # ... and its answer is in the first Update the delegate sees on b, not the one after
+            assert d.first_reports is not None
+            assert [r.ord_status for r in d.first_reports if "UNKNOWN_ORDER" in (r.text or "")] == [
+                OrdStatus.CANCELED
+            ], d.first_reports
         assert b.counters["claims"] == len(ids)
     finally:
         await b.stop()
