@@ -120,8 +120,11 @@ class Deployment:
         lease: float = 1.0,
         speed: float = 1.0,
         partitions: int = 4,
+        extra: list[str] | None = None,
     ) -> None:
         self.url, self.dir, self.lease, self.speed, self.partitions = url, directory, lease, speed, partitions
+        self.extra = list(extra or [])
+        """More flags for every process (e.g. ``--venue binance``)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.api = Proc("api", "api", self._common(), directory)
         self.engines = {f"e{i}": self.start_engine(f"e{i}") for i in range(1, engines + 1)}
@@ -139,6 +142,7 @@ class Deployment:
             "0",
             "--log-level",
             "INFO",
+            *self.extra,
         ]
 
     def start_engine(self, name: str) -> Proc:
