@@ -91,6 +91,19 @@ class VenueServer:
                 pass
         return sent
 
+    def subscriptions(self) -> list[tuple[int, Any]]:
+        """(connection index, message) of each subscribe request, in this
+        venue's form: Coinbase ``type: subscribe``, Binance ``method:
+        SUBSCRIBE``, BitMEX ``op: subscribe``."""
+        key, value = {"coinbase": ("type", "subscribe"), "binance": ("method", "SUBSCRIBE")}.get(
+            self.venue, ("op", "subscribe")
+        )
+        return self.requests(key, value)
+
+    async def subscribed(self) -> None:
+        """Waits for the first subscribe request."""
+        await self.wait_for(lambda: self.subscriptions())
+
     async def wait_for(self, predicate: Callable[[], Any], timeout: float = 5.0) -> None:
         async def _wait() -> None:
             while not predicate():

@@ -340,6 +340,42 @@ def test_accepted_connections_have_tcp_nodelay(loop: str) -> None:
     assert all(flags), "TCP_NODELAY off: each response waits for the client's delayed ACK (~40 ms)"
 
 
+def test_an_idle_kept_alive_connection_outlives_the_clients_own_keep_alive() -> None:
+    """httpx and aiohttp keep an idle connection 5 s; the server must keep it
+    longer, or it may close the socket just as a client sends on it (the client
+    sees a reset, not an answer: seen as httpx.ReadError under load)."""
+    app = FastAPI()
+
+    @app.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"pong": "yes"}
+
+    async def main() -> None:
+        sock = listen("127.0.0.1", 0)
+        port = sock.getsockname()[1]
+        server = http_server(app)
+        serving = asyncio.create_task(server.serve(sockets=[sock]))
+        while not server.started:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        request = b"GET /ping HTTP/1.1\r\nHost: x\r\n\r\n"
+        try:
+            for _ in range(2):
+                writer.write(request)
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+                assert head.startswith(b"HTTP/1.1 200"), head
+                length = int(re.search(rb"content-length: (\d+)", head, re.I).group(1))  # type: ignore[union-attr]
+                await reader.readexactly(length)
+                await asyncio.sleep(5.5)  # idle past a client's 5 s keep-alive
+            assert not reader.at_eof(), "the server closed an idle connection a client still holds"
+        finally:
+            writer.close()
+            server.should_exit = True
+            await serving
+
+    asyncio.run(main())
+
+
 # -- item 8: the schema and the docs -------------------------------------------
 
 

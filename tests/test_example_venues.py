@@ -89,6 +89,22 @@ def start() -> Iterator[Callable[..., Example]]:
             ex.proc.wait()
 
 
+def one_order(
+    start: Callable[..., Example], venue: str, env: dict[str, str]
+) -> list[tuple[Decimal, Decimal]]:
+    """The example on ``venue`` (keys and endpoints in ``env``) works one BUY
+    0.5 BTC-USD order until done, then stops with exit code 0, having printed
+    no secret; the order's fills (qty, px) as it printed them."""
+    ex = start("--venue", venue, "--summary", "0", env=env)
+    order_id = ex.submit("BUY", "BTC-USD", "0.5")
+    ex.wait_line(f"{order_id} done", timeout=20)
+    fills = ex.fills(order_id)
+    rc, _ = ex.stop()
+    assert rc == 0
+    assert SECRET not in ex.out.text() + ex.err.text()
+    return fills
+
+
 def test_venue_binance_fills_from_the_venue_reports(
     binance: ServerThread, start: Callable[..., Example]
 ) -> None:
@@ -97,15 +113,9 @@ def test_venue_binance_fills_from_the_venue_reports(
         "EXO_BINANCE_API_SECRET": SECRET,
         "EXO_BINANCE_URL": binance.server.url,
     }
-    ex = start("--venue", "binance", "--summary", "0", env=env)
-    order_id = ex.submit("BUY", "BTC-USD", "0.5")
-    ex.wait_line(f"{order_id} done", timeout=20)
-    fills = ex.fills(order_id)
+    fills = one_order(start, "binance", env)
     assert sum(q for q, _ in fills) == Decimal("0.5") == binance.server.filled_qty()
     assert all(px == Decimal("100") for _, px in fills)  # the venue's price, from its reports
-    rc, _ = ex.stop()
-    assert rc == 0
-    assert SECRET not in ex.out.text() + ex.err.text()
     assert any(r["method"] == "order.place" for r in binance.server.requests)
 
 
@@ -118,13 +128,8 @@ def test_venue_bitmex_fills_from_the_venue_reports(
         "EXO_BITMEX_REST_URL": bitmex.server.rest_url,
         "EXO_BITMEX_WS_URL": bitmex.server.ws_url,
     }
-    ex = start("--venue", "bitmex", "--summary", "0", env=env)
-    order_id = ex.submit("BUY", "BTC-USD", "0.5")
-    ex.wait_line(f"{order_id} done", timeout=20)
-    assert sum(q for q, _ in ex.fills(order_id)) == Decimal("0.5") == bitmex.server.filled_qty()
-    rc, _ = ex.stop()
-    assert rc == 0
-    assert SECRET not in ex.out.text() + ex.err.text()
+    fills = one_order(start, "bitmex", env)
+    assert sum(q for q, _ in fills) == Decimal("0.5") == bitmex.server.filled_qty()
     assert (
         bitmex.server.dead_man_calls >= 1 and bitmex.server.dead_man_timeout_ms == 0
     )  # armed, then disarmed
@@ -143,10 +148,7 @@ def test_venue_fix_fills_from_the_acceptors_execution_reports(
         "EXO_FIX_INSTRUMENTS": str(instruments),
         "EXO_FIX_STORE": str(tmp_path / "fix-store"),
     }
-    ex = start("--venue", "fix", "--summary", "0", env=env)
-    order_id = ex.submit("BUY", "BTC-USD", "0.5")
-    ex.wait_line(f"{order_id} done", timeout=20)
-    fills = ex.fills(order_id)
+    fills = one_order(start, "fix", env)
     # Each fill line came from an ExecutionReport (35=8) of the acceptor, at its price.
     assert sum(q for q, _ in fills) == Decimal("0.5") == fix.server.filled_qty()
     assert len(fills) == len(fix.server.fills) and all(px == Decimal("100") for _, px in fills)
@@ -154,8 +156,6 @@ def test_venue_fix_fills_from_the_acceptors_execution_reports(
     assert orders and all(
         m.get(49) == "EXO" and m.get(56) == "VENUE" and m.get(55) == "BTC-USD" for m in orders
     )
-    rc, _ = ex.stop()
-    assert rc == 0
     assert any(m.get(35) == "5" for m in fix.server.received)  # logged out cleanly on stop
 
 

@@ -4,9 +4,11 @@ protocol, and the replay feed end to end."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,6 +23,17 @@ SAMPLE = Path(__file__).parent.parent / "python" / "exo" / "example" / "data" / 
 FAST = dict(backoff_initial=0.05, backoff_max=0.2, connects_per_second=50.0)
 
 
+@contextlib.asynccontextmanager
+async def one_order(
+    feed: exo.Feed, order: exo.Order, on_error: Errors | None = None
+) -> AsyncIterator[Recorder]:
+    """An engine on ``feed`` with ``order`` submitted: yields the order's delegate."""
+    async with exo.Engine(factory(), feed=feed, on_error=on_error) as engine:
+        await engine.submit(order)
+        (d,) = Recorder.instances
+        yield d
+
+
 async def _first_update_with(d: Recorder, what: str) -> exo.Update:
     await until(lambda: any(getattr(u, what) is not None for u in d.updates))
     return next(u for u in d.updates if getattr(u, what) is not None)
@@ -32,8 +45,8 @@ async def test_coinbase_subscribes_on_first_order_and_unsubscribes_after_last() 
         async with exo.Engine(factory(finish_after=2), feed=feed) as engine:
             await engine.submit(exo.Order("BUY", "BTC-USD"))
             await engine.submit(exo.Order("SELL", "BTC-USD"))
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
-            ((_, sub),) = server.requests("type", "subscribe")
+            await server.subscribed()
+            ((_, sub),) = server.subscriptions()
             assert sub["product_ids"] == ["BTC-USD"] and sub["channels"][0] == "ticker"
             await server.send(coinbase_ticker("BTC-USD", "100.5", "101", "100.75", "0.1", 1))
             # each delegate: NEW, then the ticker -> done after 2 updates
@@ -51,10 +64,8 @@ async def test_coinbase_subscribes_on_first_order_and_unsubscribes_after_last() 
 async def test_coinbase_print_is_delivered_once_per_trade_id() -> None:
     async with VenueServer("coinbase") as server:
         feed = feeds.Coinbase(server.url, **FAST)
-        async with exo.Engine(factory(), feed=feed) as engine:
-            await engine.submit(exo.Order("BUY", "ETH-USD"))
-            (d,) = Recorder.instances
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+        async with one_order(feed, exo.Order("BUY", "ETH-USD")) as d:
+            await server.subscribed()
             # The ticker repeats the last print until the next one.
             for bid, tid in [("10", 5), ("11", 5), ("12", 5), ("13", 6)]:
                 await server.send(coinbase_ticker("ETH-USD", bid, "20", "15", "2", tid))
@@ -78,11 +89,9 @@ async def test_coinbase_ticker_with_a_null_ask_delivers_its_print_and_an_empty_a
     errors = Errors()
     async with VenueServer("coinbase") as server:
         feed = feeds.Coinbase(server.url, **FAST)
-        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
-            await engine.submit(exo.Order("BUY", "ZIL-USDC"))
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+        async with one_order(feed, exo.Order("BUY", "ZIL-USDC"), errors) as d:
+            await server.subscribed()
             await server.send(ZIL_NO_ASK)
-            (d,) = Recorder.instances
             u = await _first_update_with(d, "trade")
             assert u.trade == exo.Trade("ZIL-USDC", "100", "0.0215")
             q = await _first_update_with(d, "quote")
@@ -109,11 +118,10 @@ async def test_an_idle_products_first_ticker_is_an_empty_quote_not_an_error() ->
     }
     async with VenueServer("coinbase") as server:
         feed = feeds.Coinbase(server.url, **FAST)
-        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
-            await engine.submit(exo.Order("BUY", "ZIL-USDC"))
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+        async with one_order(feed, exo.Order("BUY", "ZIL-USDC"), errors) as d:
+            await server.subscribed()
             await server.send(idle)
-            q = await _first_update_with(Recorder.instances[0], "quote")
+            q = await _first_update_with(d, "quote")
             assert q.quote == exo.Quote("ZIL-USDC", None, None, None, None)
         assert feed.stats()["trades"] == 0 and feed.stats()["errors"] == 0 and not errors
 
@@ -128,17 +136,15 @@ def _book_ticker(u: int, bid: str) -> dict[str, object]:
 async def test_binance_older_book_ticker_from_the_new_connection_of_a_renewal_is_dropped_as_stale() -> None:
     async with VenueServer("binance") as server:
         feed = feeds.Binance(server.url, **FAST)
-        async with exo.Engine(factory(), feed=feed) as engine:
-            await engine.submit(exo.Order("BUY", "BNBUSDT"))
-            (d,) = Recorder.instances
-            await server.wait_for(lambda: server.requests("method", "SUBSCRIBE"))
+        async with one_order(feed, exo.Order("BUY", "BNBUSDT")) as d:
+            await server.subscribed()
             await server.send(_book_ticker(400900301, "25.30"), conn=0)
             await until(lambda: feed.stats()["quotes"] == 1)
             # Renewal: the new connection is live once it delivers; both are open
             # until then, and the new one starts with an older update.
             server.ack = False
             await server.send({"e": "serverShutdown", "E": 1}, conn=0)
-            await server.wait_for(lambda: any(i == 1 for i, _ in server.requests("method", "SUBSCRIBE")))
+            await server.wait_for(lambda: any(i == 1 for i, _ in server.subscriptions()))
             await server.send(_book_ticker(400900299, "25.10"), conn=1)
             await server.send(_book_ticker(400900302, "25.40"), conn=1)
             await until(lambda: feed.stats()["quotes"] == 2)
@@ -158,13 +164,13 @@ async def test_binance_streams_batched_subscribe_and_ping_answered() -> None:
         async with exo.Engine(factory(), feed=feed) as engine:
             for sym in ["BTCUSDT", "ETHUSDT", "BNBUSDT"]:
                 await engine.submit(exo.Order("BUY", sym))
-            await server.wait_for(lambda: server.requests("method", "SUBSCRIBE"))
+            await server.subscribed()
             await asyncio.sleep(0.05)
-            params = [p for _, m in server.requests("method", "SUBSCRIBE") for p in m["params"]]
+            params = [p for _, m in server.subscriptions() for p in m["params"]]
             assert sorted(params) == sorted(
                 f"{s}@{k}" for s in ["btcusdt", "ethusdt", "bnbusdt"] for k in ["bookTicker", "trade"]
             )
-            assert len(server.requests("method", "SUBSCRIBE")) <= 5  # within 5 messages/s
+            assert len(server.subscriptions()) <= 5  # within 5 messages/s
             await server.send(
                 {
                     "stream": "btcusdt@bookTicker",
@@ -218,8 +224,8 @@ async def test_bitmex_quote_and_trade_tables() -> None:
         feed = feeds.BitMEX(server.url, **FAST)
         async with exo.Engine(factory(), feed=feed) as engine:
             await engine.submit(exo.Order("SELL", "XBTUSD"))
-            await server.wait_for(lambda: server.requests("op", "subscribe"))
-            ((_, sub),) = server.requests("op", "subscribe")
+            await server.subscribed()
+            ((_, sub),) = server.subscriptions()
             assert sub["args"] == ["quote:XBTUSD", "trade:XBTUSD"]
             await server.send(
                 {
@@ -255,15 +261,11 @@ async def test_reconnects_after_the_server_drops_and_reports_it() -> None:
     errors = Errors()
     async with VenueServer("coinbase") as server:
         feed = feeds.Coinbase(server.url, **FAST)
-        async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
-            await engine.submit(exo.Order("BUY", "BTC-USD"))
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+        async with one_order(feed, exo.Order("BUY", "BTC-USD"), errors) as d:
+            await server.subscribed()
             await server.connections[0].close()
-            await server.wait_for(
-                lambda: len([1 for i, _ in server.requests("type", "subscribe") if i == 1]) == 1
-            )
+            await server.wait_for(lambda: len([1 for i, _ in server.subscriptions() if i == 1]) == 1)
             await server.send(coinbase_ticker("BTC-USD", "1", "2", "1.5", "1", 1), conn=1)
-            (d,) = Recorder.instances
             await _first_update_with(d, "quote")
             await errors.wait(1)
             assert errors[0][0] == "feed:coinbase" and "reconnecting" in errors[0][1]
@@ -284,10 +286,8 @@ async def test_watchdog_reconnects_a_silent_connection() -> None:
 async def test_lifetime_renewal_opens_the_new_connection_before_closing_the_old() -> None:
     async with VenueServer("coinbase") as server:
         feed = feeds.Coinbase(server.url, lifetime=0.3, **FAST)
-        async with exo.Engine(factory(), feed=feed) as engine:
-            await engine.submit(exo.Order("BUY", "BTC-USD"))
-            (d,) = Recorder.instances
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+        async with one_order(feed, exo.Order("BUY", "BTC-USD")) as d:
+            await server.subscribed()
             tid = sent = 0
             # Keep printing to every open connection, as the venue would, while
             # the connection is renewed twice.
@@ -355,7 +355,7 @@ async def test_bad_frames_are_counted_reported_and_the_feed_keeps_running(frame:
         async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
             await engine.submit(exo.Order("BUY", "BTC-USD"))
             await engine.submit(exo.Order("BUY", "ETH-USD"))
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.subscribed()
             await server.send(frame)
             await errors.wait(1)
             assert errors[0][0] == "feed:coinbase"
@@ -376,7 +376,7 @@ async def test_feed_connects_and_bad_frames_are_logged_under_exo_feeds_venue(
         feed = feeds.Coinbase(server.url, **FAST)
         async with exo.Engine(factory(), feed=feed, on_error=lambda *_: None) as engine:
             await engine.submit(exo.Order("SELL", "ETH-USD"))
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.subscribed()
             await server.send("{not json")
             await until(lambda: feed.stats()["errors"] == 1)
     records = [(r.name, r.levelno, r.getMessage()) for r in caplog.records if r.name.startswith("exo.feeds")]
@@ -391,7 +391,7 @@ async def test_a_peer_closing_mid_frame_is_reported_and_reconnected() -> None:
         feed = feeds.Coinbase(server.url, **FAST)
         async with exo.Engine(factory(), feed=feed, on_error=errors) as engine:
             await engine.submit(exo.Order("BUY", "BTC-USD"))
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.subscribed()
             transport = server.connections[0].transport
             transport.write(b"\x81\x7e\x01\x00" + b'{"type":"ticker"')  # header says 256 bytes; 16 follow
             transport.abort()
@@ -446,8 +446,8 @@ async def test_feed_errors_in_other_feeds_do_not_affect_each_other() -> None:
         async with exo.Engine(factory(), feed=[fa, fb], on_error=errors) as engine:
             await engine.submit(exo.Order("BUY", "BTC-USD"))
             await engine.submit(exo.Order("BUY", "BTCUSDT"))
-            await a.wait_for(lambda: a.requests("type", "subscribe"))
-            await b.wait_for(lambda: b.requests("method", "SUBSCRIBE"))
+            await a.subscribed()
+            await b.subscribed()
             assert not b.requests("type", "subscribe") and not a.requests("method", "SUBSCRIBE")
             await a.send("garbage")
             await b.send(
@@ -467,7 +467,7 @@ async def test_spin_keeps_delivering_and_stops_cleanly() -> None:
         feed = feeds.Coinbase(server.url, **FAST)
         async with exo.Engine(factory(), feed=feed, spin=0.002) as engine:
             await engine.submit(exo.Order("BUY", "BTC-USD"))
-            await server.wait_for(lambda: server.requests("type", "subscribe"))
+            await server.subscribed()
             for tid in range(1, 21):
                 await server.send(coinbase_ticker("BTC-USD", str(tid), "100", "50", "1", tid))
                 await asyncio.sleep(0.001)

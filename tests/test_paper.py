@@ -10,6 +10,7 @@ and instrument checks (unknown symbol, off tick, off lot)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from decimal import Decimal as D
 from typing import Any, ClassVar
@@ -70,17 +71,28 @@ def q(bid: str = "100", bid_size: str = "1", ask: str = "101", ask_size: str = "
     return exo.Quote("BTC-USD", bid, bid_size, ask, ask_size)
 
 
+@contextlib.asynccontextmanager
+async def one_order(
+    paper: Paper, errors: Errors, delegate: type[Holder] = Holder, *, start: bool = False
+) -> AsyncIterator[tuple[exo.Engine, str, Holder]]:
+    """An engine whose delegates (``delegate``) send to ``paper`` (started
+    first if ``start``), with one BUY BTC-USD order: yields (engine, its
+    order_id, its delegate) once the delegate exists."""
+    Holder.instances.clear()
+    async with exo.Engine(paper.delegates(delegate), on_error=errors) as engine:
+        paper.attach(engine)
+        if start:
+            await paper.start()
+        oid = await engine.submit(exo.Order("BUY", "BTC-USD")) or ""
+        await until(lambda: bool(Holder.instances))
+        yield engine, oid, Holder.instances[0]
+
+
 @pytest.fixture
 async def setup(errors: Errors) -> AsyncIterator[tuple[exo.Engine, Paper, Holder]]:
-    Holder.instances.clear()
     paper = Paper()
-    engine = exo.Engine(paper.delegates(Holder), on_error=errors)
-    paper.attach(engine)
-    async with engine:
-        await paper.start()
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        yield engine, paper, Holder.instances[0]
+    async with one_order(paper, errors, start=True) as (engine, _, h):
+        yield engine, paper, h
         await paper.stop()
 
 
@@ -266,14 +278,9 @@ async def test_too_late_to_cancel_when_a_fill_got_there_first(setup: Any) -> Non
 
 
 async def test_latency_delays_requests_and_reports(errors: Errors) -> None:
-    Holder.instances.clear()
     paper = Paper(request_latency=0.05, report_latency=0.05)
     loop = asyncio.get_running_loop()
-    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
-        paper.attach(engine)
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        h = Holder.instances[0]
+    async with one_order(paper, errors) as (_, _, h):
         c = h.child("1", "99")
         t0 = loop.time()
         await paper.send(c.new())
@@ -289,13 +296,8 @@ async def test_latency_delays_requests_and_reports(errors: Errors) -> None:
 
 async def test_pitfall_timeout_leaves_the_child_in_flight_and_asks_the_venue(errors: Errors) -> None:
     """nautilus RFC #4152, Binance -1007: a timeout is "status unknown", never a reject."""
-    Holder.instances.clear()
     paper = Paper(request_latency=0.2, request_timeout=0.02)
-    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
-        paper.attach(engine)
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        h = Holder.instances[0]
+    async with one_order(paper, errors) as (_, _, h):
         c = h.child("1", "99")
         assert not await paper.send(c.new())  # status unknown
         assert c.ord_status == OrdStatus.PENDING_NEW and c.is_live
@@ -346,13 +348,8 @@ async def test_pitfall_request_while_disconnected_is_status_unknown_then_reconci
 
 async def test_pitfall_retry_after_unknown_status_reconciles_and_keeps_one_order(errors: Errors) -> None:
     """ccxt #2599: reconcile before retrying; the ClOrdID is never re-chosen."""
-    Holder.instances.clear()
     paper = Paper(request_latency=0.1, request_timeout=0.01)
-    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
-        paper.attach(engine)
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        h = Holder.instances[0]
+    async with one_order(paper, errors) as (_, _, h):
         c = h.child("1", "99")
         req = c.new()
         assert not await paper.send(req)
@@ -367,12 +364,7 @@ async def test_pitfall_retry_after_unknown_status_reconciles_and_keeps_one_order
 async def test_pitfall_rate_limit_refuse_policy_refuses_before_sending(errors: Errors) -> None:
     """nautilus #1249/#1526: enforce before sending; never buffer without bound."""
     paper = Paper(rate_limits="2/second", rate_policy="refuse")
-    Holder.instances.clear()
-    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
-        paper.attach(engine)
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        h = Holder.instances[0]
+    async with one_order(paper, errors) as (_, _, h):
         a, b, c = h.child("1", "90"), h.child("1", "91"), h.child("1", "92")
         await paper.send(a.new())
         await paper.send(b.new())
@@ -386,12 +378,7 @@ async def test_pitfall_rate_limit_refuse_policy_refuses_before_sending(errors: E
 
 async def test_pitfall_rate_limit_wait_policy_waits_then_refuses_past_max_wait(errors: Errors) -> None:
     paper = Paper(rate_limits="1/second", rate_policy="wait", max_wait=0.01)
-    Holder.instances.clear()
-    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
-        paper.attach(engine)
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        h = Holder.instances[0]
+    async with one_order(paper, errors) as (_, _, h):
         await paper.send(h.child("1", "90").new())
         with pytest.raises(RateLimited, match="beyond max_wait"):
             await paper.send(h.child("1", "91").new())
@@ -400,12 +387,7 @@ async def test_pitfall_rate_limit_wait_policy_waits_then_refuses_past_max_wait(e
 
 async def test_rate_limit_wait_policy_bounds_the_waiters(errors: Errors) -> None:
     paper = Paper(rate_limits="1/second", max_wait=5.0, max_waiting=1)
-    Holder.instances.clear()
-    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
-        paper.attach(engine)
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        h = Holder.instances[0]
+    async with one_order(paper, errors) as (_, _, h):
         await paper.send(h.child("1", "90").new())
         waiter = asyncio.ensure_future(paper.send(h.child("1", "91").new()))
         await until(lambda: paper._waiting == 1)
@@ -455,14 +437,9 @@ async def test_a_finished_parent_releases_its_routes(errors: Errors) -> None:
             super().action(update)
             return bool(self.children) and self.children[0].ord_status == OrdStatus.FILLED
 
-    Holder.instances.clear()
     paper = Paper()
     paper.on_quote(q(ask="100", ask_size="5"))
-    async with exo.Engine(paper.delegates(OneShot), on_error=errors) as engine:
-        paper.attach(engine)
-        oid = await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        h = Holder.instances[0]
+    async with one_order(paper, errors, OneShot) as (engine, oid, h):
         c = h.child("1", "100", time_in_force=TimeInForce.IOC)
         await paper.send(c.new())
         await paper.drain()
@@ -474,14 +451,9 @@ async def test_a_finished_parent_releases_its_routes(errors: Errors) -> None:
 
 
 async def test_a_long_lived_parent_keeps_routes_only_for_the_children_it_still_holds(errors: Errors) -> None:
-    Holder.instances.clear()
     paper = Paper()
     paper.on_quote(q(ask="100", ask_size="50"))
-    async with exo.Engine(paper.delegates(Holder), on_error=errors) as engine:
-        paper.attach(engine)
-        oid = await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        h = Holder.instances[0]
+    async with one_order(paper, errors) as (_, oid, h):
         sent = []
         for _ in range(4):
             c = h.child("1", "100", time_in_force=TimeInForce.IOC)

@@ -134,10 +134,8 @@ async def test_gtc_order_rests_then_cancel_reports_cancel_id_and_original_id(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000", order_id="P1"))
-    req = c.new()
-    await b.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "BUY", "1", "59000", order_id="P1")
+    req = await reports.rest(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.25"))
     await reports.wait_for(status_is("PARTIALLY_FILLED"))
     x = c.cancel()
@@ -155,10 +153,8 @@ async def test_replace_reports_replaced_with_cum_carried_over(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "SELL", "1", "61000"))
-    req = c.new()
-    await b.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "SELL", "1", "61000")
+    req = await reports.rest(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.4"), Decimal("61000"))
     await reports.wait_for(lambda r: r.cum_qty == Decimal("0.4"))
     rep = c.replace(Decimal("2"), Decimal("60500"))
@@ -189,10 +185,8 @@ async def test_cancel_too_late_is_rejected_and_the_fill_stands(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.rest(b, c)
     x = c.cancel()  # the cancel is on its way when the order fills
     await hmac_server.fill(req.cl_ord_id, Decimal("1"))
     await b.send(x)
@@ -205,9 +199,7 @@ async def test_cancel_too_late_is_rejected_and_the_fill_stands(
 
 async def test_cancel_for_an_unknown_order_reports_cancel_reject(venue: tuple[Binance, Reports]) -> None:
     b, reports = venue
-    await b.send(cancel_unknown("BTCUSDT", "BUY", order_id="P9"))
-    rej = await reports.wait_for(lambda r: r.order_id == "P9")
-    assert rej.cxl_rej_response_to is not None and rej.cxl_rej_response_to.name == "CANCEL"
+    rej = await reports.cancel_rejected(b, cancel_unknown("BTCUSDT", "BUY", order_id="P9"))
     assert rej.text == "unknown order"
 
 
@@ -245,9 +237,8 @@ async def test_duplicate_execution_reports_are_handed_on_once(
 ) -> None:
     b, reports = venue
     hmac_server.duplicate_reports = True
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.place(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.5"))
     await hmac_server.fill(req.cl_ord_id, Decimal("0.5"))
     await reports.wait_for(status_is("FILLED"))
@@ -261,9 +252,8 @@ async def test_fill_while_disconnected_is_recovered_by_reconciliation(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.place(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.2"))
     await reports.wait_for(lambda r: r.cum_qty == Decimal("0.2"))
     await hmac_server.disconnect()
@@ -280,9 +270,8 @@ async def test_open_order_is_reported_as_order_status_on_reconnect(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    await b.send(c.new())
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    await reports.rest(b, c)
     await hmac_server.disconnect()
     status = await reports.wait_for(lambda r: exec_type(r) == "ORDER_STATUS")
     assert status.ord_status.name == "NEW" and status.leaves_qty == 1
@@ -303,9 +292,8 @@ async def test_partial_fill_then_venue_expiry_is_expired_with_cum(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.place(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.6"))
     await hmac_server.expire(req.cl_ord_id)
     r = await reports.wait_for(status_is("EXPIRED"))
@@ -379,10 +367,8 @@ async def test_connection_is_renewed_after_its_lifetime_and_reconciled(hmac_serv
     b, reports = make(hmac_server, connection_lifetime=0.3)
     await b.start()
     try:
-        c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-        req = c.new()
-        await b.send(req)
-        await reports.wait_for(status_is("NEW"))
+        c = child("BTCUSDT", "BUY", "1", "59000")
+        req = await reports.rest(b, c)
         while hmac_server.connections < 2:  # renewed before the venue's 24 h cut
             await asyncio.sleep(0.02)
         await hmac_server.fill(req.cl_ord_id, Decimal("1"))
@@ -403,10 +389,8 @@ async def test_replace_whose_cancel_event_comes_last_does_not_close_the_child(
 ) -> None:
     b, reports = venue
     hmac_server.replace_events_new_first = True
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    await reports.rest(b, c)
     rep = c.replace(Decimal("1"), Decimal("59500"))
     await b.send(rep)
     await reports.wait_for(lambda r: exec_type(r) == "REPLACED")
@@ -454,9 +438,8 @@ async def test_a_finished_parent_releases_the_adapters_view_of_its_children(
     venue: tuple[Binance, Reports], hmac_server: BinanceServer
 ) -> None:
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "0.1", "60010", "IOC", order_id="P3"))
-    req = c.new()
-    await b.send(req)
+    c = child("BTCUSDT", "BUY", "0.1", "60010", "IOC", order_id="P3")
+    req = await reports.place(b, c)
     await reports.wait_for(status_is("FILLED"))
     assert b.tracker.get(req.cl_ord_id) is not None
     b.release("P3")  # the engine calls it when the parent's delegate returns True
@@ -473,10 +456,8 @@ async def test_replace_whose_cancel_fails_is_rejected_and_sends_no_new_order(
     order filled before the replace got there; the replace is rejected with
     the cancel's reason and the fill stands."""
     b, reports = venue
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.rest(b, c)
     hmac_server.hold_reports()  # the stream lags: exo does not know of the fill yet
     await hmac_server.fill(req.cl_ord_id, Decimal("1"))
     rep = c.replace(Decimal("1"), Decimal("59500"))
@@ -504,10 +485,8 @@ async def test_replace_whose_new_order_fails_cancels_the_child_with_its_fills(
     whether the cancel's executionReport comes before the response or after."""
     b, reports = venue
     hmac_server.replace_events_after_response = cancel_event == "after_response"
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.rest(b, c)
     await hmac_server.fill(req.cl_ord_id, Decimal("0.25"))
     await reports.wait_for(status_is("PARTIALLY_FILLED"))
     hmac_server.place_faults.append("reject")  # the new half fails
@@ -546,10 +525,8 @@ async def test_replace_whose_cancel_fails_but_new_order_is_placed_is_rejected_an
     was) and on_error names the new order left live at the venue."""
     b, reports = venue
     hmac_server.ignore_stop_on_failure = True
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000", order_id="P1"))
-    req = c.new()
-    await b.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "BUY", "1", "59000", order_id="P1")
+    req = await reports.rest(b, c)
     hmac_server.hold_reports()
     await hmac_server.fill(req.cl_ord_id, Decimal("1"))  # the cancel half will fail: filled
     rep = c.replace(Decimal("1"), Decimal("59500"))
@@ -572,10 +549,8 @@ async def test_replace_whose_both_halves_fail_is_rejected_with_the_cancels_reaso
     changed at the venue; the replace is rejected, no error is raised."""
     b, reports = venue
     hmac_server.ignore_stop_on_failure = True
-    c = reports.follow(child("BTCUSDT", "BUY", "1", "59000"))
-    req = c.new()
-    await b.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTCUSDT", "BUY", "1", "59000")
+    req = await reports.rest(b, c)
     hmac_server.place_faults.append("reject")  # the new half fails too
     hmac_server.hold_reports()
     await hmac_server.fill(req.cl_ord_id, Decimal("1"))

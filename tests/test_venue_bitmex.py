@@ -85,10 +85,8 @@ async def test_ioc_limit_fills_with_execution_ids_from_the_venue(
 
 async def test_gtc_rest_partial_fill_then_cancel(venue: tuple[BitMEX, Reports], server: BitMEXServer) -> None:
     v, reports = venue
-    c = reports.follow(child("XBTUSD", "SELL", "500", "61000"))
-    req = c.new()
-    await v.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("XBTUSD", "SELL", "500", "61000")
+    req = await reports.rest(v, c)
     await server.fill(req.cl_ord_id, Decimal(200))
     await reports.wait_for(status_is("PARTIALLY_FILLED"))
     x = c.cancel()
@@ -103,10 +101,8 @@ async def test_amend_reports_replaced_with_new_cl_ord_id(
     venue: tuple[BitMEX, Reports], server: BitMEXServer
 ) -> None:
     v, reports = venue
-    c = reports.follow(child("XBTUSD", "BUY", "500", "59000"))
-    req = c.new()
-    await v.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("XBTUSD", "BUY", "500", "59000")
+    req = await reports.rest(v, c)
     rep = c.replace(Decimal(800), Decimal("59500"))
     await v.send(rep)
     replaced = await reports.wait_for(lambda r: exec_type(r) == "REPLACED")
@@ -122,10 +118,8 @@ async def test_amend_of_a_filled_order_is_a_cancel_reject(
     venue: tuple[BitMEX, Reports], server: BitMEXServer
 ) -> None:
     v, reports = venue
-    c = reports.follow(child("XBTUSD", "BUY", "500", "59000"))
-    req = c.new()
-    await v.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("XBTUSD", "BUY", "500", "59000")
+    req = await reports.rest(v, c)
     rep = c.replace(Decimal(800), Decimal("59500"))
     await server.fill(req.cl_ord_id, Decimal(500))  # fills before the amend arrives
     await v.send(rep)
@@ -139,10 +133,8 @@ async def test_cancel_too_late_is_rejected_and_the_fill_stands(
     venue: tuple[BitMEX, Reports], server: BitMEXServer
 ) -> None:
     v, reports = venue
-    c = reports.follow(child("XBTUSD", "BUY", "500", "59000"))
-    req = c.new()
-    await v.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("XBTUSD", "BUY", "500", "59000")
+    req = await reports.rest(v, c)
     x = c.cancel()
     await server.fill(req.cl_ord_id, Decimal(500))
     await v.send(x)
@@ -153,18 +145,16 @@ async def test_cancel_too_late_is_rejected_and_the_fill_stands(
 
 async def test_cancel_unknown_order_is_a_cancel_reject(venue: tuple[BitMEX, Reports]) -> None:
     v, reports = venue
-    await v.send(cancel_unknown("XBTUSD", "SELL", order_id="P7"))
-    rej = await reports.wait_for(lambda r: r.order_id == "P7")
-    assert rej.cxl_rej_response_to is not None and rej.cxl_rej_response_to.name == "CANCEL"
+    rej = await reports.cancel_rejected(v, cancel_unknown("XBTUSD", "SELL", order_id="P7"))
+    assert rej.text == "unknown order"  # refused before sending: the adapter does not know it
 
 
 async def test_sparse_order_updates_are_merged_by_key(
     venue: tuple[BitMEX, Reports], server: BitMEXServer
 ) -> None:
     v, reports = venue
-    c = reports.follow(child("XBTUSD", "BUY", "500", "59000"))
-    req = c.new()
-    await v.send(req)
+    c = child("XBTUSD", "BUY", "500", "59000")
+    req = await reports.place(v, c)
     await server.fill(req.cl_ord_id, Decimal(100))
     await reports.wait_for(status_is("PARTIALLY_FILLED"))
     await v.send(c.cancel())
@@ -179,10 +169,8 @@ async def test_missing_execution_partial_fills_are_recovered_over_rest(server: B
     v, reports = make(server)
     await v.start()
     try:
-        c = reports.follow(child("XBTUSD", "BUY", "600", "59000"))
-        req = c.new()
-        await v.send(req)
-        await reports.wait_for(status_is("NEW"))
+        c = child("XBTUSD", "BUY", "600", "59000")
+        req = await reports.rest(v, c)
         server.send_execution_partial = False
         await server.disconnect()
         await server.fill(req.cl_ord_id, Decimal(200))  # while disconnected
@@ -200,9 +188,8 @@ async def test_execution_partial_replays_missed_fills_once(server: BitMEXServer)
     v, reports = make(server)
     await v.start()
     try:
-        c = reports.follow(child("XBTUSD", "SELL", "300", "61000"))
-        req = c.new()
-        await v.send(req)
+        c = child("XBTUSD", "SELL", "300", "61000")
+        req = await reports.place(v, c)
         await server.fill(req.cl_ord_id, Decimal(100))
         await reports.wait_for(status_is("PARTIALLY_FILLED"))
         await server.disconnect()
@@ -271,9 +258,8 @@ async def test_request_past_its_expiry_is_refused_by_the_venue_and_rejected(
 async def test_dead_man_switch_is_kept_alive_and_disarmed_on_stop(server: BitMEXServer) -> None:
     v, reports = make(server, cancel_all_after=0.2)
     await v.start()
-    c = reports.follow(child("XBTUSD", "BUY", "100", "59000"))
-    await v.send(c.new())
-    await reports.wait_for(status_is("NEW"))
+    c = child("XBTUSD", "BUY", "100", "59000")
+    await reports.rest(v, c)
     while server.dead_man_calls < 4:  # refreshed every timeout / 4
         await asyncio.sleep(0.05)
     assert server.orders and all(o["ordStatus"] == "New" for o in server.orders.values())
@@ -284,9 +270,8 @@ async def test_dead_man_switch_is_kept_alive_and_disarmed_on_stop(server: BitMEX
 async def test_dead_man_switch_cancels_orders_when_the_engine_vanishes(server: BitMEXServer) -> None:
     v, reports = make(server, cancel_all_after=0.2)
     await v.start()
-    c = reports.follow(child("XBTUSD", "BUY", "100", "59000"))
-    await v.send(c.new())
-    await reports.wait_for(status_is("NEW"))
+    c = child("XBTUSD", "BUY", "100", "59000")
+    await reports.rest(v, c)
     assert v._dead_man_task is not None
     v._dead_man_task.cancel()  # the engine stops refreshing (as if killed)
     o = next(iter(server.orders.values()))

@@ -99,10 +99,8 @@ async def test_ioc_order_fills(venue: tuple[FIX, Reports], acceptor: FixAcceptor
 
 async def test_gtc_rests_then_cancel(venue: tuple[FIX, Reports], acceptor: FixAcceptor) -> None:
     v, reports = venue
-    c = reports.follow(child("BTC-USD", "SELL", "1", "61000"))
-    req = c.new()
-    await v.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTC-USD", "SELL", "1", "61000")
+    req = await reports.rest(v, c)
     await acceptor.fill(req.cl_ord_id, Decimal("0.3"))
     await reports.wait_for(status_is("PARTIALLY_FILLED"))
     x = c.cancel()
@@ -115,10 +113,8 @@ async def test_gtc_rests_then_cancel(venue: tuple[FIX, Reports], acceptor: FixAc
 
 async def test_replace(venue: tuple[FIX, Reports], acceptor: FixAcceptor) -> None:
     v, reports = venue
-    c = reports.follow(child("BTC-USD", "BUY", "1", "59000"))
-    req = c.new()
-    await v.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTC-USD", "BUY", "1", "59000")
+    req = await reports.rest(v, c)
     rep = c.replace(Decimal("2"), Decimal("59500"))
     await v.send(rep)
     replaced = await reports.wait_for(lambda r: exec_type(r) == "REPLACED")
@@ -131,10 +127,8 @@ async def test_replace(venue: tuple[FIX, Reports], acceptor: FixAcceptor) -> Non
 
 async def test_too_late_to_cancel(venue: tuple[FIX, Reports], acceptor: FixAcceptor) -> None:
     v, reports = venue
-    c = reports.follow(child("BTC-USD", "BUY", "1", "59000"))
-    req = c.new()
-    await v.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTC-USD", "BUY", "1", "59000")
+    req = await reports.rest(v, c)
     x = c.cancel()
     await acceptor.fill(req.cl_ord_id, Decimal("1"))  # fills while the cancel is on its way
     await v.send(x)
@@ -145,9 +139,7 @@ async def test_too_late_to_cancel(venue: tuple[FIX, Reports], acceptor: FixAccep
 
 async def test_cancel_reject_for_an_unknown_order(venue: tuple[FIX, Reports]) -> None:
     v, reports = venue
-    await v.send(cancel_unknown("BTC-USD", "BUY", order_id="P5"))
-    rej = await reports.wait_for(lambda r: r.order_id == "P5")
-    assert rej.cxl_rej_response_to is not None and rej.cxl_rej_response_to.name == "CANCEL"
+    rej = await reports.cancel_rejected(v, cancel_unknown("BTC-USD", "BUY", order_id="P5"))
     assert rej.text == "Unknown order"
 
 
@@ -173,10 +165,8 @@ async def test_duplicate_possresend_report_is_applied_once(
     venue: tuple[FIX, Reports], acceptor: FixAcceptor
 ) -> None:
     v, reports = venue
-    c = reports.follow(child("BTC-USD", "BUY", "1", "59000"))
-    req = c.new()
-    await v.send(req)
-    await reports.wait_for(status_is("NEW"))
+    c = child("BTC-USD", "BUY", "1", "59000")
+    req = await reports.rest(v, c)
     acceptor.possdup_copy_next = True
     await acceptor.fill(req.cl_ord_id, Decimal("0.4"))
     await acceptor.fill(req.cl_ord_id, Decimal("0.6"))

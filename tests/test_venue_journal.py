@@ -81,6 +81,20 @@ def _child(h: Holder, qty: str = "1") -> ChildOrder:
     return c
 
 
+def _engine(venue: VenueBase, store: exo.Store | None = None, errors: Errors | None = None) -> exo.Engine:
+    """An engine whose orders' delegates (Holder) send to ``venue``, attached to it."""
+    engine = exo.Engine(venue.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
+    venue.attach(engine)
+    return engine
+
+
+async def _order(engine: exo.Engine, symbol: str = "BTC-USD") -> tuple[str, Holder]:
+    """Submits a BUY order of ``symbol``: its order_id and, once it acted, its delegate."""
+    oid = await engine.submit(exo.Order("BUY", symbol)) or ""
+    await until(lambda: bool(Holder.instances))
+    return oid, Holder.instances[0]
+
+
 @pytest.fixture(autouse=True)
 def _clear() -> Any:
     Holder.instances.clear()
@@ -92,12 +106,10 @@ def _clear() -> Any:
 async def test_request_is_journaled_before_it_is_transmitted(kind: str, request: Any, errors: Errors) -> None:
     store = exo.MemoryStore() if kind == "memory" else exo.RedisStore(request.getfixturevalue("redis_url"))
     wire = Wire({}, store)
-    engine = exo.Engine(wire.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
-    wire.attach(engine)
+    engine = _engine(wire, store, errors)
     async with engine:
-        oid = await engine.submit(exo.Order("BUY", "BTC-USD")) or ""
-        await until(lambda: bool(Holder.instances))
-        c = _child(Holder.instances[0])
+        oid, h = await _order(engine)
+        c = _child(h)
         assert await wire.send(c.new()) is True
         c.apply(exo.Report(oid, "NEW", exec_type="NEW", cl_ord_id=c.cl_ord_id, exec_id="n1"))
         assert await wire.send(c.cancel()) is True
@@ -108,12 +120,10 @@ async def test_request_is_journaled_before_it_is_transmitted(kind: str, request:
 async def test_send_is_refused_when_the_store_cannot_journal_it(errors: Errors) -> None:
     store = FailingStore()
     wire = Wire({}, store)
-    engine = exo.Engine(wire.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
-    wire.attach(engine)
+    engine = _engine(wire, store, errors)
     async with engine:
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        c = _child(Holder.instances[0])
+        _, h = await _order(engine)
+        c = _child(h)
         req = c.new()
         store.down = True
         with pytest.raises(NotJournaled, match=f"{req.cl_ord_id} not sent.*store down"):
@@ -127,12 +137,10 @@ async def test_send_is_refused_when_the_store_cannot_journal_it(errors: Errors) 
 
 async def test_without_a_store_requests_are_sent_unjournaled() -> None:
     wire = Wire({})
-    engine = exo.Engine(wire.delegates(Holder), idle_interval=3600)
-    wire.attach(engine)
+    engine = _engine(wire)
     async with engine:
-        await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        c = _child(Holder.instances[0])
+        _, h = await _order(engine)
+        c = _child(h)
         req = c.new()
         assert await engine.journal_request(req) is False  # nothing kept without a store
         assert await wire.send(req) is True
@@ -142,12 +150,10 @@ async def test_without_a_store_requests_are_sent_unjournaled() -> None:
 async def test_paper_venue_does_not_journal_its_requests() -> None:
     store = exo.MemoryStore()
     paper = Paper()
-    engine = exo.Engine(paper.delegates(Holder), store=store, idle_interval=3600)
-    paper.attach(engine)
+    engine = _engine(paper, store)
     async with engine:
-        oid = await engine.submit(exo.Order("BUY", "BTC-USD"))
-        await until(lambda: bool(Holder.instances))
-        await paper.send(_child(Holder.instances[0]).new())
+        oid, h = await _order(engine)
+        await paper.send(_child(h).new())
         (stored,) = await store.load([oid or ""])
         await paper.stop()
     assert [e for e in stored.entries if e.kind == REQUEST] == []
@@ -160,12 +166,10 @@ async def _sent_then_restarted(
     checkpoint holds the child; returns (order_id, cl_ord_id, the child the
     restarted delegate holds), with the second engine running."""
     wire = Wire(book)
-    engine = exo.Engine(wire.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
-    wire.attach(engine)
+    engine = _engine(wire, store, errors)
     async with engine:
-        oid = await engine.submit(exo.Order("BUY", "BTC-USD")) or ""
-        await until(lambda: bool(Holder.instances))
-        c = _child(Holder.instances[0], "3")
+        oid, h = await _order(engine)
+        c = _child(h, "3")
         await wire.send(c.new())  # outside an action: no checkpoint after it
     Holder.instances.clear()
     return oid, c.cl_ord_id or "", c
@@ -176,8 +180,7 @@ async def test_restart_puts_a_journaled_child_back_in_flight_and_reconciles_it(e
     oid, cl, _ = await _sent_then_restarted(store, book, errors)
     wire = Wire(book)  # a fresh exo process: no routes
     wire.fills[cl] = [("t1", D(1), D("99")), ("t2", D(2), D("100"))]
-    engine = exo.Engine(wire.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
-    wire.attach(engine)
+    engine = _engine(wire, store, errors)
     async with engine:
         [h] = Holder.instances
         [c] = h.children
@@ -246,21 +249,18 @@ async def test_a_journaled_request_that_never_left_is_rejected_after_the_restart
     store = exo.MemoryStore()
     try:
         venue = Binance(creds, url=server.url, reconnect_delay=0.05)
-        engine = exo.Engine(venue.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
-        venue.attach(engine)
+        engine = _engine(venue, store, errors)
         async with engine:
             await venue.start()
-            oid = await engine.submit(exo.Order("BUY", "BTCUSDT")) or ""
-            await until(lambda: bool(Holder.instances))
+            oid, h = await _order(engine, "BTCUSDT")
             c = ChildOrder(oid, "BTCUSDT", "BUY", D(1), price=D(100))
-            Holder.instances[0].children.append(c)
+            h.children.append(c)
             assert await engine.journal_request(c.new()) is True  # ... and then the process died
             await venue.stop()
         Holder.instances.clear()
 
         venue = Binance(creds, url=server.url, reconnect_delay=0.05)
-        engine = exo.Engine(venue.delegates(Holder), store=store, on_error=errors, idle_interval=3600)
-        venue.attach(engine)
+        engine = _engine(venue, store, errors)
         async with engine:
             [h] = Holder.instances
             [c2] = h.children

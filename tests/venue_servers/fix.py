@@ -349,20 +349,7 @@ class FixAcceptor:
         cl = f[11]
         if cl in self.orders:
             await self._send_app(
-                "8",
-                [
-                    (37, "NONE"),
-                    (11, cl),
-                    (17, f"E{next(self._ids)}"),
-                    (150, "8"),
-                    (39, "8"),
-                    (55, f.get(55, "")),
-                    (54, f.get(54, "")),
-                    (151, "0"),
-                    (14, "0"),
-                    (6, "0"),
-                    (58, "Duplicate ClOrdID"),
-                ],
+                "8", self._no_order_report(f, f"E{next(self._ids)}", "8", "Duplicate ClOrdID")
             )
             return
         o = Order(cl, f"O{next(self._ids)}", f[55], f[54], Decimal(f[38]), Decimal(f[44]), f.get(59, "0"))
@@ -404,21 +391,49 @@ class FixAcceptor:
     def filled_qty(self) -> Decimal:
         return sum((q for _, q, _ in self.fills), Decimal(0))
 
-    async def _cancel(self, f: dict[int, str]) -> None:
+    async def _amendable(self, f: dict[int, str]) -> Order | None:
+        """The live order a cancel (35=F) or replace (35=G) ``f`` names by
+        OrigClOrdID (41); None after answering an OrderCancelReject (35=9):
+        CxlRejReason (102) 0 "too late" for a closed order, 1 for an unknown one."""
         o = self.orders.get(f.get(41, ""))
-        if o is None or o.status in ("2", "4", "8", "C"):
-            await self._send_app(
-                "9",
-                [
-                    (37, o.order_id if o else "NONE"),
-                    (11, f[11]),
-                    (41, f.get(41, "")),
-                    (39, o.status if o else "8"),
-                    (434, "1"),
-                    (102, "0" if o else "1"),
-                    (58, "Too late to cancel" if o else "Unknown order"),
-                ],
-            )
+        if o is not None and o.status not in ("2", "4", "8", "C"):
+            return o
+        replace = f[35] == "G"
+        await self._send_app(
+            "9",
+            [
+                (37, o.order_id if o else "NONE"),
+                (11, f[11]),
+                (41, f.get(41, "")),
+                (39, o.status if o else "8"),
+                (434, "2" if replace else "1"),
+                (102, "0" if o else "1"),
+                (58, ("Too late to replace" if replace else "Too late to cancel") if o else "Unknown order"),
+            ],
+        )
+        return None
+
+    @staticmethod
+    def _no_order_report(f: dict[int, str], exec_id: str, exec_type: str, text: str) -> list[tuple[int, str]]:
+        """ExecutionReport (35=8) body answering request ``f`` with no order
+        behind it: OrdStatus REJECTED (39=8), OrderID NONE, nothing filled."""
+        return [
+            (37, "NONE"),
+            (11, f.get(11, "")),
+            (17, exec_id),
+            (150, exec_type),
+            (39, "8"),
+            (55, f.get(55, "")),
+            (54, f.get(54, "")),
+            (151, "0"),
+            (14, "0"),
+            (6, "0"),
+            (58, text),
+        ]
+
+    async def _cancel(self, f: dict[int, str]) -> None:
+        o = await self._amendable(f)
+        if o is None:
             return
         o.status = "4"
         o.ids.append(f[11])
@@ -426,20 +441,8 @@ class FixAcceptor:
         await self._send_app("8", self._report(o, "4", f[11], orig=f[41]))
 
     async def _replace(self, f: dict[int, str]) -> None:
-        o = self.orders.get(f.get(41, ""))
-        if o is None or o.status in ("2", "4", "8", "C"):
-            await self._send_app(
-                "9",
-                [
-                    (37, o.order_id if o else "NONE"),
-                    (11, f[11]),
-                    (41, f.get(41, "")),
-                    (39, o.status if o else "8"),
-                    (434, "2"),
-                    (102, "0" if o else "1"),
-                    (58, "Too late to replace" if o else "Unknown order"),
-                ],
-            )
+        o = await self._amendable(f)
+        if o is None:
             return
         o.qty, o.price = Decimal(f[38]), Decimal(f[44])
         o.ids.append(f[11])
@@ -449,22 +452,7 @@ class FixAcceptor:
     async def _status(self, f: dict[int, str]) -> None:
         o = self.orders.get(f.get(11, ""))
         if o is None:
-            await self._send_app(
-                "8",
-                [
-                    (37, "NONE"),
-                    (11, f.get(11, "")),
-                    (17, "0"),
-                    (150, "I"),
-                    (39, "8"),
-                    (55, f.get(55, "")),
-                    (54, f.get(54, "")),
-                    (151, "0"),
-                    (14, "0"),
-                    (6, "0"),
-                    (58, "Unknown order"),
-                ],
-            )
+            await self._send_app("8", self._no_order_report(f, "0", "I", "Unknown order"))
             return
         # ExecID 0 on a status answer (FIX 4.4: no execution happened).
         body = [(t, "0") if t == 17 else (t, v) for t, v in self._report(o, "I", o.ids[-1])]

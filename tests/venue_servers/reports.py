@@ -9,7 +9,8 @@ from collections.abc import Callable
 from decimal import Decimal
 
 import exo
-from exo.child import ChildOrder
+from exo.child import ChildOrder, NewOrderSingle, OrderCancelRequest
+from exo.venues import Venue
 
 
 class Reports(list[exo.Report]):
@@ -22,6 +23,27 @@ class Reports(list[exo.Report]):
     def follow(self, child: ChildOrder) -> ChildOrder:
         self.children.append(child)
         return child
+
+    async def place(self, venue: Venue, child: ChildOrder) -> NewOrderSingle:
+        """Follows ``child`` and sends its NewOrderSingle to ``venue`` (returned)."""
+        self.follow(child)
+        request = child.new()
+        await venue.send(request)
+        return request
+
+    async def rest(self, venue: Venue, child: ChildOrder) -> NewOrderSingle:
+        """``place``, then waits until the venue acknowledged the order (NEW): it rests."""
+        request = await self.place(venue, child)
+        await self.wait_for(lambda r: r.cl_ord_id == request.cl_ord_id and status_is("NEW")(r))
+        return request
+
+    async def cancel_rejected(self, venue: Venue, request: OrderCancelRequest) -> exo.Report:
+        """Sends ``request``, a cancel the venue must refuse, and returns the
+        OrderCancelReject that answers it (CxlRejResponseTo CANCEL)."""
+        await venue.send(request)
+        rej = await self.wait_for(lambda r: r.order_id == request.order_id)
+        assert rej.cxl_rej_response_to is not None and rej.cxl_rej_response_to.name == "CANCEL"
+        return rej
 
     async def report(self, report: exo.Report) -> bool:
         for c in self.children:

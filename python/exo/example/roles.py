@@ -30,7 +30,6 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi_offline import FastAPIOffline
@@ -42,8 +41,8 @@ from exo.example.paper import Book, PaperOrder
 from exo.example.runner import (
     Settings,
     _describe_feed,
-    _Server,
     _summaries,
+    http_server,
     listen,
     make_feed,
     make_venue,
@@ -248,11 +247,7 @@ def _engine_app(node: EngineNode, metrics: Metrics) -> FastAPI:
 async def _serve(
     app: FastAPI, sock: socket.socket, name: str, stop: asyncio.Event
 ) -> Callable[[], Awaitable[None]]:
-    server = _Server(
-        uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
-        )
-    )
+    server = http_server(app)
     serving = asyncio.create_task(server.serve(sockets=[sock]), name=name)
 
     async def close() -> None:

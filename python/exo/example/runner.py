@@ -142,12 +142,25 @@ class _Server(uvicorn.Server):
         yield
 
 
+KEEP_ALIVE_S = 30
+"""Seconds an idle HTTP connection is kept open by the example's server."""
+
+
 def http_server(app: FastAPI) -> uvicorn.Server:
     """The example's uvicorn server for ``app``, to be served on a socket from
     ``listen`` (``server.serve(sockets=[sock])``); signals are left to the caller."""
     return _Server(
         uvicorn.Config(
-            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=2
+            app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=2,
+            # An idle kept-alive connection stays open longer than clients keep
+            # theirs (httpx and aiohttp: 5 s, uvicorn's own default): with equal
+            # timeouts the server may close a connection just as a client sends
+            # on it, and the client sees a reset instead of an answer.
+            timeout_keep_alive=KEEP_ALIVE_S,
         )
     )
 

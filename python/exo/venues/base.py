@@ -183,6 +183,8 @@ class VenueBase:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._stopped = False
+        self._blocked_until = 0.0
+        """Unix time (s) before which the venue itself asked not to send (``_block_until``)."""
         self.counters = {"requests": 0, "reports": 0, "duplicates": 0, "unroutable": 0, "unknown_status": 0}
 
     # -- set-up -----------------------------------------------------------------
@@ -423,6 +425,20 @@ class VenueBase:
         finally:
             if waiting:
                 self._waiting -= 1
+
+    def _block_until(self, until: float) -> None:
+        """The venue itself asked not to send before ``until`` (unix s): over
+        its limit (HTTP 429, Binance 418 ban, BitMEX x-ratelimit-remaining 0).
+        Going on would earn a ban, so ``_refuse_while_blocked`` refuses until then."""
+        self._blocked_until = max(self._blocked_until, until)
+
+    def _refuse_while_blocked(self) -> None:
+        """Raises RateLimited (nothing sent) while the venue's own block lasts."""
+        wait = self._blocked_until - time.time()
+        if wait > 0:
+            raise RateLimited(
+                f"{self.name}: rate limited by the venue: asked to wait {wait:.1f} s more; not sent"
+            )
 
     # -- receiving --------------------------------------------------------------
 

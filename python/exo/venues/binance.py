@@ -48,7 +48,6 @@ What the adapter guarantees:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import logging
@@ -58,14 +57,14 @@ from decimal import Decimal
 from typing import Any
 
 import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
 from exo.instrument import Instrument, InstrumentStatus
-from exo.market import OrdStatus
 from exo.venues.base import RateLimited
 from exo.venues.credentials import Credentials
-from exo.venues.tracking import Tracked, Tracker, TrackingVenue, cancel_reject, dispatch, from_millis
+from exo.venues.tracking import Tracked, dispatch, from_millis
+from exo.venues.websocket import WebSocketVenue
 
 __all__ = [
     "LIVE_URL",
@@ -216,7 +215,7 @@ def _exec_id(symbol: str, order_id: Any, x: str, trade_id: Any) -> str:
     return f"{order_id}-{_EXEC_TYPE.get(x, x)}"
 
 
-class Binance(TrackingVenue):
+class Binance(WebSocketVenue):
     """Binance spot order entry (WebSocket API) for child orders.
 
     ``Binance(Credentials.from_env("EXO_BINANCE"), testnet=True)``; ``attach(engine)``
@@ -233,6 +232,10 @@ class Binance(TrackingVenue):
     ``connection_lifetime`` (s) after which the connection is renewed (the
     venue closes it at 24 h); ``symbols`` restricts the exchangeInfo load.
     """
+
+    # A refusal during the session start is a lost connection too (reconnect),
+    # unless the key or signature is bad (``_connection_lost``).
+    _reconnect_on = (*WebSocketVenue._reconnect_on, BinanceError)
 
     def __init__(
         self,
@@ -254,84 +257,40 @@ class Binance(TrackingVenue):
         if not 0 < recv_window <= 60000:
             raise ValueError(f"recv_window: 1..60000 ms, got {recv_window}")
         super().__init__(
-            name, instruments or (), rate_limits=rate_limits, request_timeout=request_timeout, **options
+            name,
+            instruments or (),
+            rate_limits=rate_limits,
+            request_timeout=request_timeout,
+            reconnect_delay=reconnect_delay,
+            connection_lifetime=connection_lifetime,
+            **options,
         )
         self.url = url or (TESTNET_URL if testnet else LIVE_URL)
         self._creds = credentials
         self._load_instruments = instruments is None
         self._symbols = sorted(symbols) if symbols is not None else None
         self._recv_window = recv_window
-        self._lifetime = connection_lifetime
-        self._reconnect_delay = reconnect_delay
         self._stp = self_trade_prevention
-        self.tracker = Tracker()
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._ws: ClientConnection | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._stopping = False
         self._held_cancels: dict[str, dict[str, Any]] = {}
         self._replacing_now: set[str] = set()
         """ClOrdIDs of cancelReplace requests awaiting their response here."""
-        self._blocked_until = 0.0
-        self.connects = 0
-        """How many times a connection was established (1 + reconnects)."""
 
     # ---- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
         """Connect, authenticate, subscribe reports and reconcile; returns when
         ready. Raises BinanceError if the venue refuses the key or signature."""
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name=f"exo-{self.name}")
-        ready = asyncio.create_task(self._ready.wait())
-        done, _ = await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._task in done:
-            ready.cancel()
-            self._task.result()
+        await self._connect(self.url, max_size=2**24)
 
-    async def stop(self) -> None:
-        """Close the connection and stop reconnecting. Orders are left at the venue."""
-        self._stopping = True
-        await super().stop()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        if self._ws is not None:
-            await self._ws.close()
+    def _connection_lost(self, exc: BaseException) -> None:
+        if isinstance(exc, BinanceError) and exc.code in (-2014, -2015, -1022, -4056):
+            raise exc  # bad key or signature: reconnecting will not help
+        log.warning("%s: connection lost (%s); reconnecting", self.name, _safe(exc))
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                async with connect(self.url, max_size=2**24, open_timeout=self._request_timeout) as ws:
-                    self._ws = ws
-                    self.connects += 1
-                    reader = asyncio.create_task(self._read(ws))
-                    try:
-                        await self._session_start()
-                        await self.reconcile()
-                        self._ready.set()
-                        await asyncio.wait_for(asyncio.shield(reader), self._lifetime)
-                    except asyncio.TimeoutError:
-                        log.info("%s: renewing the connection after %.0f s", self.name, self._lifetime)
-                    finally:
-                        self._ready.clear()
-                        reader.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await reader
-            except (OSError, websockets.WebSocketException, BinanceError) as exc:
-                if isinstance(exc, BinanceError) and exc.code in (-2014, -2015, -1022, -4056):
-                    raise  # bad key or signature: reconnecting will not help
-                log.warning("%s: connection lost (%s); reconnecting", self.name, _safe(exc))
-            finally:
-                self._ws = None
-                self._fail_pending()
-            if not self._stopping:
-                await asyncio.sleep(self._reconnect_delay)
-
-    def _fail_pending(self) -> None:
+    def _disconnected(self) -> None:
+        """The requests awaiting a response on the lost connection: status unknown."""
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(StatusUnknown("connection lost before the response"))
@@ -412,7 +371,7 @@ class Binance(TrackingVenue):
                 data = err.get("data") or {}
                 retry_ms = data.get("retryAfter") if isinstance(data, dict) else None
                 until = retry_ms / 1000 if retry_ms else time.time() + 1.0
-                self._blocked_until = max(self._blocked_until, until)
+                self._block_until(until)
                 raise RateLimited(f"{self.name}: {code} {text} (HTTP {msg.get('status')}); not sent")
             raise BinanceError(code, text, msg.get("status"), err.get("data"))
         return msg.get("result")
@@ -421,9 +380,7 @@ class Binance(TrackingVenue):
         """A refusal is reported (REJECTED, or a cancel reject with
         cxl_rej_response_to); an unknown outcome raises StatusUnknown, which
         ``VenueBase.send`` turns into a status query."""
-        if time.time() < self._blocked_until:
-            wait = self._blocked_until - time.time()
-            raise RateLimited(f"{self.name}: the venue asked to wait {wait:.1f} s more; not sent")
+        self._refuse_while_blocked()
         if isinstance(request, NewOrderSingle) and self.tracker.get(request.cl_ord_id) is None:
             # Known before anything can go wrong, so reconciliation can ask about it.
             self.tracker.add(Tracked.of(request))
@@ -459,11 +416,9 @@ class Binance(TrackingVenue):
             child.secondary_order_id = str(result["orderId"])
 
     async def _cancel(self, req: OrderCancelRequest) -> None:
-        child = self.tracker.get(req.orig_cl_ord_id)
+        child = await self._child_to_amend(req)
         if child is None:
-            await self._cancel_reject(req, None, "unknown order")
             return
-        self.tracker.alias(req.cl_ord_id, child)
         params = {
             "symbol": req.symbol,
             "origClientOrderId": child.cl_ord_id,
@@ -476,11 +431,9 @@ class Binance(TrackingVenue):
             await self._cancel_reject(req, child, exc.msg)
 
     async def _replace(self, req: OrderCancelReplaceRequest) -> None:
-        child = self.tracker.get(req.orig_cl_ord_id)
+        child = await self._child_to_amend(req)
         if child is None:
-            await self._cancel_reject(req, None, "unknown order")
             return
-        self.tracker.alias(req.cl_ord_id, child)
         child.replacing = req.cl_ord_id
         # Binance replaces by cancel + new order: the new order carries what is left.
         params: dict[str, Any] = {
@@ -565,18 +518,12 @@ class Binance(TrackingVenue):
 
     # ---- reports ---------------------------------------------------------------
 
-    async def _emit(self, status: str, fields: dict[str, Any], child: Tracked | None) -> None:
-        """Hand one report on (once per exec_id), keeping the adapter's view in step."""
-        exec_id = fields.get("exec_id")
-        if exec_id is not None and self.tracker.seen(exec_id):
-            return
-        if child is not None:
-            child.ord_status = OrdStatus.parse(status)
-            if fields.get("cum_qty") is not None and fields.get("cxl_rej_response_to") is None:
-                child.cum_qty = fields["cum_qty"]
-                avg = fields.get("avg_px")
-                child.notional = avg * child.cum_qty if avg is not None else Decimal(0)
-        await self.deliver(status, **fields)
+    def _keep_in_step(self, child: Tracked, fields: dict[str, Any]) -> None:
+        """cum and avg are the child's across its cancelReplace chain (``execution_report``)."""
+        if fields.get("cum_qty") is not None and fields.get("cxl_rej_response_to") is None:
+            child.cum_qty = fields["cum_qty"]
+            avg = fields.get("avg_px")
+            child.notional = avg * child.cum_qty if avg is not None else Decimal(0)
 
     async def _on_execution(self, event: dict[str, Any]) -> None:
         x = event.get("x")
@@ -640,12 +587,6 @@ class Binance(TrackingVenue):
         )
         await self._emit(status, fields, child)
 
-    async def _cancel_reject(
-        self, req: OrderCancelRequest | OrderCancelReplaceRequest, child: Tracked | None, text: str
-    ) -> None:
-        status, fields = cancel_reject(req, child, text)
-        await self.deliver(status, **fields)
-
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 
     async def _open_orders(self, symbol: str) -> list[tuple[str | None, dict[str, Any], str]]:
@@ -655,14 +596,10 @@ class Binance(TrackingVenue):
             for o in (orders if isinstance(orders, list) else [])
         ]
 
-    async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
-        child = self.tracker.get(cl_ord_id)
-        if child is None:
-            return 0
-        before = self.counters["reports"]
+    async def _ask_about(self, child: Tracked) -> None:
         if child.replacing is not None:
             await self._settle_replace(child)
-            return self.counters["reports"] - before
+            return
         try:
             order = await self._request(
                 "order.status", self._auth({"symbol": child.symbol, "origClientOrderId": child.cl_ord_id})
@@ -672,9 +609,8 @@ class Binance(TrackingVenue):
                 await self._reject(
                     child, child.cl_ord_id, BinanceError(exc.code, "the order never reached the venue")
                 )
-            return self.counters["reports"] - before
+            return
         await self._mend(child, order)
-        return self.counters["reports"] - before
 
     async def _settle_replace(self, child: Tracked) -> None:
         """A cancelReplace whose outcome was never heard (exo restarted with it

@@ -49,15 +49,14 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import httpx
-import websockets
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
 from exo.instrument import Instrument, InstrumentStatus
-from exo.market import OrdStatus
 from exo.venues.base import RateLimited
 from exo.venues.credentials import Credentials
-from exo.venues.tracking import Tracked, Tracker, TrackingVenue, cancel_reject, dispatch
+from exo.venues.tracking import Tracked, dispatch
+from exo.venues.websocket import WebSocketVenue, stop_task
 
 __all__ = [
     "LIVE_REST",
@@ -211,7 +210,7 @@ class _Table:
         return out
 
 
-class BitMEX(TrackingVenue):
+class BitMEX(WebSocketVenue):
     """BitMEX order entry for child orders (module doc).
 
     ``BitMEX(Credentials.from_env("EXO_BITMEX"), instruments, testnet=True)``;
@@ -242,7 +241,12 @@ class BitMEX(TrackingVenue):
         **options: Any,
     ) -> None:
         super().__init__(
-            name, instruments or (), rate_limits=rate_limits, request_timeout=request_timeout, **options
+            name,
+            instruments or (),
+            rate_limits=rate_limits,
+            request_timeout=request_timeout,
+            reconnect_delay=reconnect_delay,
+            **options,
         )
         self._load_instruments: bool = instruments is None
         if credentials.kind != "hmac":
@@ -253,20 +257,12 @@ class BitMEX(TrackingVenue):
         self._creds = credentials
         self._expires_in = expires_in
         self._dead_man = cancel_all_after
-        self._reconnect_delay = reconnect_delay
-        self.tracker = Tracker()
         self._http: httpx.AsyncClient | None = None
-        self._ws: ClientConnection | None = None
-        self._ws_task: asyncio.Task[None] | None = None
         self._dead_man_task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
-        self._stopping = False
         self._tables: dict[str, _Table] = {}
         self._canceling: dict[str, str] = {}  # order's clOrdID -> exo cancel cl_ord_id in flight
-        self._blocked_until = 0.0
         self.rate_limit: dict[str, int] = {}
         """The last x-ratelimit-* headers seen: limit, remaining, reset (unix s)."""
-        self.connects = 0
         self.dead_man_calls = 0
 
     # ---- lifecycle -------------------------------------------------------------
@@ -275,36 +271,23 @@ class BitMEX(TrackingVenue):
         """Load the instruments (``GET /instrument/active``) unless given,
         connect and authenticate the websocket, reconcile, arm the dead-man
         switch. Raises BitMEXError if the venue refuses the key."""
-        self._stopping = False
         self._http = httpx.AsyncClient(timeout=self._request_timeout)
         if self._load_instruments:
             rows = await self._rest("GET", "/instrument/active")
             self._instruments = {i.symbol: i for i in instruments_from_rows(rows or [])}
             self._load_instruments = False
-        self._ws_task = asyncio.create_task(self._run_ws(), name=f"exo-{self.name}-ws")
-        ready = asyncio.create_task(self._ready.wait())
-        done, _ = await asyncio.wait({ready, self._ws_task}, return_when=asyncio.FIRST_COMPLETED)
-        if self._ws_task in done:
-            ready.cancel()
-            self._ws_task.result()
+        await self._connect(self.ws_url)
         if self._dead_man:
             await self._cancel_all_after(self._dead_man)
             self._dead_man_task = asyncio.create_task(self._keep_dead_man(), name=f"exo-{self.name}-deadman")
 
     async def stop(self) -> None:
         """Disarm the dead-man switch, close the websocket and HTTP client."""
-        self._stopping = True
+        await stop_task(self._dead_man_task)
         await super().stop()
-        for task in (self._dead_man_task, self._ws_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
         if self._dead_man and self._http is not None:
             with contextlib.suppress(Exception):
                 await self._cancel_all_after(0)
-        if self._ws is not None:
-            await self._ws.close()
         if self._http is not None:
             await self._http.aclose()
 
@@ -339,11 +322,7 @@ class BitMEX(TrackingVenue):
         timeout, connection)."""
         if self._http is None:
             raise StatusUnknown("not started")
-        now = time.time()
-        if now < self._blocked_until:
-            raise RateLimited(
-                f"{self.name}: rate limited by the venue for {self._blocked_until - now:.1f} s more"
-            )
+        self._refuse_while_blocked()
         path = self._prefix + route
         body = ""
         if verb == "GET" and params:
@@ -362,7 +341,7 @@ class BitMEX(TrackingVenue):
         self._note_limits(resp)
         if resp.status_code == 429:
             retry = float(resp.headers.get("retry-after", "1"))
-            self._blocked_until = max(self._blocked_until, time.time() + retry)
+            self._block_until(time.time() + retry)
             raise RateLimited(f"{self.name}: HTTP 429 from the venue; retry after {retry:g} s")
         if resp.status_code >= 500:
             raise StatusUnknown(f"{verb} {route}: HTTP {resp.status_code}")
@@ -383,7 +362,7 @@ class BitMEX(TrackingVenue):
         except ValueError:
             return
         if self.rate_limit.get("remaining") == 0 and "reset" in self.rate_limit:
-            self._blocked_until = max(self._blocked_until, float(self.rate_limit["reset"]))
+            self._block_until(float(self.rate_limit["reset"]))
 
     # ---- requests --------------------------------------------------------------
 
@@ -416,11 +395,9 @@ class BitMEX(TrackingVenue):
             child.secondary_order_id = row["orderID"]
 
     async def _cancel(self, req: OrderCancelRequest) -> None:
-        child = self.tracker.get(req.orig_cl_ord_id)
+        child = await self._child_to_amend(req)
         if child is None:
-            await self._cancel_reject(req, None, "unknown order")
             return
-        self.tracker.alias(req.cl_ord_id, child)
         self._canceling[child.cl_ord_id] = req.cl_ord_id
         try:
             rows = await self._rest("DELETE", "/order", {"clOrdID": child.cl_ord_id})
@@ -434,11 +411,9 @@ class BitMEX(TrackingVenue):
                 await self._cancel_reject(req, child, row["error"])
 
     async def _amend(self, req: OrderCancelReplaceRequest) -> None:
-        child = self.tracker.get(req.orig_cl_ord_id)
+        child = await self._child_to_amend(req)
         if child is None:
-            await self._cancel_reject(req, None, "unknown order")
             return
-        self.tracker.alias(req.cl_ord_id, child)
         params: dict[str, Any] = {"origClOrdID": child.cl_ord_id, "clOrdID": req.cl_ord_id}
         params["orderQty"] = _num(req.order_qty)
         if req.price is not None:
@@ -449,40 +424,11 @@ class BitMEX(TrackingVenue):
             # Amending a finished order is a 400 (VENUES.md).
             await self._cancel_reject(req, child, exc.message)
 
-    async def _cancel_reject(
-        self, req: OrderCancelRequest | OrderCancelReplaceRequest, child: Tracked | None, text: str
-    ) -> None:
-        status, fields = cancel_reject(req, child, text)
-        await self.deliver(status, **fields)
-
     # ---- websocket -------------------------------------------------------------
 
-    async def _run_ws(self) -> None:
-        while not self._stopping:
-            try:
-                async with connect(self.ws_url, open_timeout=self._request_timeout) as ws:
-                    self._ws = ws
-                    self.connects += 1
-                    self._tables = {"order": _Table(), "execution": _Table()}
-                    await self._ws_auth(ws)
-                    reader = asyncio.create_task(self._read(ws))
-                    try:
-                        await self.reconcile()
-                        self._ready.set()
-                        await reader
-                    finally:
-                        self._ready.clear()
-                        reader.cancel()
-                        with contextlib.suppress(asyncio.CancelledError, Exception):
-                            await reader
-            except (OSError, websockets.WebSocketException, StatusUnknown) as exc:
-                log.warning("%s: websocket lost (%s); reconnecting", self.name, type(exc).__name__)
-            finally:
-                self._ws = None
-            if not self._stopping:
-                await asyncio.sleep(self._reconnect_delay)
-
-    async def _ws_auth(self, ws: ClientConnection) -> None:
+    async def _open_session(self, ws: ClientConnection) -> None:
+        """Authenticate, then subscribe ``order`` and ``execution`` (tables anew)."""
+        self._tables = {"order": _Table(), "execution": _Table()}
         expires = int(time.time()) + self._expires_in
         sig = self._creds.sign_hmac(f"GET/realtime{expires}")
         await ws.send(json.dumps({"op": "authKeyExpires", "args": [self._creds.api_key, expires, sig]}))
@@ -519,16 +465,12 @@ class BitMEX(TrackingVenue):
 
     # ---- reports ---------------------------------------------------------------
 
-    async def _emit(self, status: str, fields: dict[str, Any], child: Tracked) -> None:
-        exec_id = fields.get("exec_id")
-        if exec_id is not None and self.tracker.seen(exec_id):
-            return
-        child.ord_status = OrdStatus.parse(status)
+    def _keep_in_step(self, child: Tracked, fields: dict[str, Any]) -> None:
+        """cum as the venue reports it; the notional sums the fills (last_qty x last_px)."""
         if fields.get("cum_qty") is not None:
             child.cum_qty = fields["cum_qty"]
         if fields.get("last_qty"):
             child.notional += fields["last_qty"] * fields["last_px"]
-        await self.deliver(status, **fields)
 
     async def _on_execution(self, row: dict[str, Any]) -> None:
         if "execType" not in row or "execID" not in row:
@@ -562,11 +504,7 @@ class BitMEX(TrackingVenue):
             for r in (rows if isinstance(rows, list) else [])
         ]
 
-    async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
-        child = self.tracker.get(cl_ord_id)
-        if child is None:
-            return 0
-        before = self.counters["reports"]
+    async def _ask_about(self, child: Tracked) -> None:
         rows = await self._rest(
             "GET", "/order", {"symbol": child.symbol, "filter": json.dumps({"clOrdID": child.cl_ord_id})}
         )
@@ -579,7 +517,7 @@ class BitMEX(TrackingVenue):
                     text="the order never reached the venue",
                 )
                 await self._emit(status, fields, child)
-            return self.counters["reports"] - before
+            return
         await self._mend(child, rows[0])
         status = _status_name(rows[0]["ordStatus"])
         if status in ("CANCELED", "EXPIRED", "REJECTED") and child.live:
@@ -587,7 +525,6 @@ class BitMEX(TrackingVenue):
                 status, status, f"{rows[0]['orderID']}-{status}", text=rows[0].get("text")
             )
             await self._emit(st, fields, child)
-        return self.counters["reports"] - before
 
     async def _mend(self, child: Tracked, row: dict[str, Any]) -> None:
         """Deliver the fills of ``row``'s order beyond what was handed on,

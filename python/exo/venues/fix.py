@@ -56,7 +56,6 @@ except ImportError as exc:  # pragma: no cover - depends on the platform
 
 from exo.child import NewOrderSingle, OrderCancelReplaceRequest, OrderCancelRequest, Request
 from exo.instrument import Instrument
-from exo.market import OrdStatus
 from exo.venues.credentials import Credentials
 from exo.venues.tracking import Tracked, Tracker, TrackingVenue
 
@@ -385,27 +384,21 @@ class FIX(TrackingVenue):
             if request.time_in_force.value == "POST_ONLY":
                 fields.append((18, "6"))
             self._send(fields, "D")
-        elif isinstance(request, OrderCancelRequest):
-            child = self.tracker.get(request.orig_cl_ord_id)
-            if child is not None:
-                self.tracker.alias(request.cl_ord_id, child)
+        elif isinstance(request, (OrderCancelRequest, OrderCancelReplaceRequest)):
+            # A cancel or replace of an order this adapter does not know goes
+            # out all the same: the acceptor answers it (OrderCancelReject).
+            child = self.tracker.amends(request)
+            msg_type = "F"
             fields = [(41, request.orig_cl_ord_id), (11, request.cl_ord_id), (55, request.symbol), (54, side),
                       (60, now), (38, _text(request.order_qty))]  # fmt: skip
+            if isinstance(request, OrderCancelReplaceRequest):
+                msg_type = "G"
+                fields += [(40, request.ord_type.fix), (59, _TIF[request.time_in_force.value])]
+                if request.price is not None:
+                    fields.append((44, _text(request.price)))
             if child is not None and child.secondary_order_id:
                 fields.append((37, child.secondary_order_id))
-            self._send(fields, "F")
-        elif isinstance(request, OrderCancelReplaceRequest):
-            child = self.tracker.get(request.orig_cl_ord_id)
-            if child is not None:
-                self.tracker.alias(request.cl_ord_id, child)
-            fields = [(41, request.orig_cl_ord_id), (11, request.cl_ord_id), (55, request.symbol), (54, side),
-                      (60, now), (38, _text(request.order_qty)), (40, request.ord_type.fix),
-                      (59, _TIF[request.time_in_force.value])]  # fmt: skip
-            if request.price is not None:
-                fields.append((44, _text(request.price)))
-            if child is not None and child.secondary_order_id:
-                fields.append((37, child.secondary_order_id))
-            self._send(fields, "G")
+            self._send(fields, msg_type)
         else:
             raise TypeError(f"unsupported request {type(request).__name__}")
 
@@ -416,15 +409,8 @@ class FIX(TrackingVenue):
         if msg_type == "8":
             status, fields = execution_report(f)
             child = self.tracker.get(fields["cl_ord_id"]) or self.tracker.get(fields.get("orig_cl_ord_id"))
-            if fields["exec_id"] is not None and self.tracker.seen(fields["exec_id"]):
-                return  # a PossDup / PossResend copy, or a replay
-            if child is not None:
-                child.ord_status = OrdStatus.parse(status)
-                if fields["secondary_order_id"]:
-                    child.secondary_order_id = fields["secondary_order_id"]
-                if fields["exec_type"] == "REPLACED" and fields["cl_ord_id"]:
-                    child.cl_ord_id = fields["cl_ord_id"]
-            await self.deliver(status, **{k: v for k, v in fields.items() if v is not None})
+            # A PossDup / PossResend copy, or a replay, is dropped by its ExecID.
+            await self._emit(status, {k: v for k, v in fields.items() if v is not None}, child)
         elif msg_type == "9":
             to = {"1": "CANCEL", "2": "REPLACE"}.get(f.get(434, ""), "CANCEL")
             reason = {"0": "too late to cancel", "1": "unknown order", "2": "broker option",
@@ -456,6 +442,13 @@ class FIX(TrackingVenue):
                     cxl_rej_response_to="REPLACE" if f.get(372) == "G" else "CANCEL",
                     text=text,
                 )
+
+    def _keep_in_step(self, child: Tracked, fields: dict[str, Any]) -> None:
+        """The venue's OrderID (37); after a replace the child is its ClOrdID (11)."""
+        if fields.get("secondary_order_id"):
+            child.secondary_order_id = fields["secondary_order_id"]
+        if fields.get("exec_type") == "REPLACED" and fields.get("cl_ord_id"):
+            child.cl_ord_id = fields["cl_ord_id"]
 
     # ---- reconciliation (VenueBase hooks) --------------------------------------
 

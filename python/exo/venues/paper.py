@@ -378,27 +378,35 @@ class Paper(VenueBase):
             fields.update(secondary_order_id=o.venue_order_id, cum_qty=o.cum_qty, leaves_qty=self._leaves(o))
         self._queue(r.order_id, status, fields)
 
-    def _on_cancel(self, r: OrderCancelRequest) -> None:
+    def _amendable(self, r: OrderCancelRequest | OrderCancelReplaceRequest) -> _Resting | None:
+        """The resting order ``r`` amends (by orig_cl_ord_id); None after
+        rejecting ``r``: TOO_LATE_TO_CANCEL for a closed order, UNKNOWN_ORDER
+        for one this venue never had."""
         o = self._find(r.orig_cl_ord_id)
         if o is None or o.cl_ord_id in self._closed or o not in self._resting.get(o.symbol, ()):
             self._cancel_reject(r, o, "TOO_LATE_TO_CANCEL" if o is not None else "UNKNOWN_ORDER")
+            return None
+        return o
+
+    def _acknowledge(
+        self, o: _Resting, r: OrderCancelRequest | OrderCancelReplaceRequest, status: OrdStatus, x: ExecType
+    ) -> None:
+        """The PENDING_CANCEL / PENDING_REPLACE report of amendment ``r`` to ``o``."""
+        self._emit(o, status, x, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=o.cl_ord_id)
+
+    def _on_cancel(self, r: OrderCancelRequest) -> None:
+        o = self._amendable(r)
+        if o is None:
             return
-        self._emit(
-            o,
-            OrdStatus.PENDING_CANCEL,
-            ExecType.PENDING_CANCEL,
-            cl_ord_id=r.cl_ord_id,
-            orig_cl_ord_id=o.cl_ord_id,
-        )
+        self._acknowledge(o, r, OrdStatus.PENDING_CANCEL, ExecType.PENDING_CANCEL)
         self._close(o)
         self._emit(
             o, OrdStatus.CANCELED, ExecType.CANCELED, cl_ord_id=r.cl_ord_id, orig_cl_ord_id=o.cl_ord_id
         )
 
     def _on_replace(self, r: OrderCancelReplaceRequest) -> None:
-        o = self._find(r.orig_cl_ord_id)
-        if o is None or o.cl_ord_id in self._closed or o not in self._resting.get(o.symbol, ()):
-            self._cancel_reject(r, o, "TOO_LATE_TO_CANCEL" if o is not None else "UNKNOWN_ORDER")
+        o = self._amendable(r)
+        if o is None:
             return
         if r.order_qty <= o.cum_qty:
             self._cancel_reject(r, o, f"ORDER_QTY_BELOW_CUM_QTY: {r.order_qty} <= {o.cum_qty}")
@@ -408,13 +416,7 @@ class Paper(VenueBase):
         if o.time_in_force is TimeInForce.POST_ONLY and _crosses(o.side, r.price, far):
             self._cancel_reject(r, o, f"POST_ONLY_WOULD_CROSS: far side at {far}")
             return
-        self._emit(
-            o,
-            OrdStatus.PENDING_REPLACE,
-            ExecType.PENDING_REPLACE,
-            cl_ord_id=r.cl_ord_id,
-            orig_cl_ord_id=o.cl_ord_id,
-        )
+        self._acknowledge(o, r, OrdStatus.PENDING_REPLACE, ExecType.PENDING_REPLACE)
         # Time priority is lost when the price changes or the quantity grows.
         if r.price != o.price or r.order_qty > o.order_qty:
             o.seq = next(self._seq)

@@ -202,6 +202,15 @@ class Tracker:
         for cl in [cl for cl, c in self._by_cl.items() if c.order_id == order_id]:
             del self._by_cl[cl]
 
+    def amends(self, request: Any) -> Tracked | None:
+        """The child a cancel or replace ``request`` amends (by its
+        orig_cl_ord_id), now also routing the request's ClOrdID; None if this
+        adapter does not know it."""
+        child = self.get(request.orig_cl_ord_id)
+        if child is not None:
+            self.alias(request.cl_ord_id, child)
+        return child
+
     def alias(self, cl_ord_id: str, child: Tracked) -> None:
         """Route reports naming ``cl_ord_id`` (a replace's or cancel's) to ``child``."""
         self._by_cl[cl_ord_id] = child
@@ -257,6 +266,51 @@ class TrackingVenue(VenueBase):
         """True if a delegate holds this child live (VenueBase's reconcile asks
         about those; the adapter asks about the rest itself)."""
         return any(c.owns(alias) for c in self._children.get(child.order_id, ()) for alias in child.aliases)
+
+    async def _emit(self, ord_status: str, fields: dict[str, Any], child: Tracked | None) -> None:
+        """Hands one report on, once per exec_id (``Tracker.seen``), keeping
+        the adapter's view of ``child`` in step first (``_keep_in_step``)."""
+        exec_id = fields.get("exec_id")
+        if exec_id is not None and self.tracker.seen(exec_id):
+            return
+        if child is not None:
+            child.ord_status = OrdStatus.parse(ord_status)
+            self._keep_in_step(child, fields)
+        await self.deliver(ord_status, **fields)
+
+    def _keep_in_step(self, child: Tracked, fields: dict[str, Any]) -> None:
+        """Applies a report's quantities to the adapter's ``child`` (its
+        ord_status is set already); the venue knows how its reports carry them."""
+
+    async def _cancel_reject(self, request: Any, child: Tracked | None, text: str) -> None:
+        """Delivers an OrderCancelReject for a cancel or replace ``request``
+        (``cancel_reject``): the order is as it was."""
+        status, fields = cancel_reject(request, child, text)
+        await self.deliver(status, **fields)
+
+    async def _child_to_amend(self, request: Any) -> Tracked | None:
+        """The child a cancel or replace ``request`` amends (``Tracker.amends``);
+        None, with the request rejected "unknown order" and nothing sent, if
+        this adapter does not know it."""
+        child = self.tracker.amends(request)
+        if child is None:
+            await self._cancel_reject(request, None, "unknown order")
+        return child
+
+    async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
+        """Asks the venue about the child (``_ask_about``); returns how many
+        reports that delivered (0 for a ClOrdID this adapter does not know)."""
+        child = self.tracker.get(cl_ord_id)
+        if child is None:
+            return 0
+        before = self.counters["reports"]
+        await self._ask_about(child)
+        return self.counters["reports"] - before
+
+    async def _ask_about(self, child: Tracked) -> None:
+        """Asks the venue for one child's status and delivers what it shows
+        beyond what was handed on."""
+        raise NotImplementedError
 
     async def _open_orders(self, symbol: str) -> list[tuple[str | None, dict[str, Any], str]]:
         """The venue's open orders of ``symbol``: (ClOrdID, the venue's row,
