@@ -20,6 +20,7 @@ from exo.scaleout.lease import Lease, Leases
 from exo.scaleout.store import FencedStore
 from exo.scaleout.streams import GROUP, autoclaim, ensure_group, read, retire
 from exo.store import INSTRUCTION, NEW, Checkpoint, Entry
+from tests.helpers import Ledger
 from tests.redis_cluster import RedisCluster
 
 
@@ -228,6 +229,39 @@ async def test_a_stale_owner_never_undoes_the_new_owner_s_journal_entries(
     finally:
         await old.close()
         await new.close()
+
+
+async def test_a_new_the_store_refuses_is_not_started_and_leaves_the_order_to_its_owner(
+    redis_url: str, client: Any
+) -> None:
+    # The engine acquired the order, stalled past its lease before the NEW
+    # was journaled, and another engine acquired it: the fenced NEW write is
+    # refused, and the order must not start here unjournaled. It once did:
+    # it filled at the venue while Redis held nothing of it, and the other
+    # engine, finding no order behind the index entry, dropped it: lost.
+    first = (await Leases(client, "a", 10).acquire(["o1"]))["o1"]
+    assert isinstance(first, Lease)
+    assert await Leases(client, "a", 10).release([first]) == [True]
+    second = (await Leases(client, "b", 10).acquire(["o1"]))["o1"]
+    assert isinstance(second, Lease)
+    made: list[Any] = []
+    errors: list[str] = []
+    store = FencedStore(redis_url)
+
+    def factory(order: exo.Order) -> Any:
+        made.append(order)
+        return Ledger(order)
+
+    async with exo.Engine(
+        factory, store=store, on_error=lambda oid, message: errors.append(message)
+    ) as engine:
+        store.own("o1", first.epoch)
+        assert await engine.submit(_order("o1")) is None
+        assert made == [] and not engine.is_live("o1")
+    assert store.refused == 1 and store.epochs == {}
+    assert any("the NEW was not journaled" in m for m in errors), errors
+    assert not await client.exists("exo:{o1}:order", "exo:{o1}:journal", "exo:{o1}:done")
+    assert await client.get("exo:{o1}:lease") == f"b/{second.epoch}".encode()
 
 
 async def test_an_intake_message_delivered_twice_is_journaled_once(redis_url: str, client: Any) -> None:

@@ -215,6 +215,18 @@ class IntakeWriter:
         core = self._core
         assert core is not None
         result: Any
+        if e.kind == NEW and not ok:
+            # The store did not write the NEW (a fenced store: another engine
+            # acquired the order since, or it was journaled before): it must
+            # not start here unjournaled, and what the store holds for it is
+            # not this engine's to remove.
+            if self._orders.get(e.order_id) is rec:
+                del self._orders[e.order_id]
+            self._report_error(
+                e.order_id, f"the NEW was not journaled ({self._store!r} refused it); not started here"
+            )
+            self._settle(e, fut, None)
+            return
         if not ok and self._store.was_duplicate(e):
             # Delivered twice (at-least-once intake): journaled and applied
             # once already; the store said so in its log. Nothing to deliver.

@@ -642,8 +642,20 @@ class EngineNode:
         finally:
             self._arriving.discard(oid)
         if result is None:
-            log.warning("engine %s: NEW %s was refused by the engine", self.name, oid)
+            fenced = oid not in self.store.epochs  # its journal write was refused: the order moved on
+            log.warning(
+                "engine %s: NEW %s was refused by the %s",
+                self.name,
+                oid,
+                "store (its lease lapsed and another engine acquired it before the NEW was "
+                "journaled); left pending, taken again"
+                if fenced
+                else "engine",
+            )
             await self._let_go([got])
+            # Not journaled anywhere: the entry stays pending (taken again
+            # by XAUTOCLAIM) rather than ACKed with the order lost.
+            return not fenced
         return True
 
     async def _let_go(self, leases: list[Lease]) -> None:
