@@ -626,6 +626,7 @@ class EngineNode:
                 # Journaled by an engine that died before its ACK: recover, do not restart.
                 stored = await self.store.load([oid])
                 if stored and self._restore(stored[0], claimed=False):
+                    self.counters["claims"] += 1  # recovered from another engine's journal, as a claim
                     self._claimed([oid])
                 else:
                     await self._let_go([got])
