@@ -131,8 +131,45 @@ def cargo_rows(text: str) -> list[Row]:
     return rows
 
 
+def with_parse_bound(rows: list[Row], cargo: list[Row]) -> list[Row]:
+    """The full-path frames row (Rust feed -> engine, beside json.loads + Decimal) with what
+    bounds it: the Coinbase parse alone (cargo bench, the same ticker frames without the
+    engine), as frames/s and as a multiple of this run's Python rate. The full path cannot
+    be faster than the parse it contains, so >= 10x needs the parse alone at >= 10x."""
+    alone = next((number(r[1]) for r in cargo if "coinbase" in r[0] and "frames/s" in r[1]), None)
+    out = []
+    for r in rows:
+        py = number(r[2]) if r[0].startswith("venue frames parsed into Quote+Trade") else None
+        if alone and py:
+            r = [
+                f"{r[0]} (bound: the parse alone, cargo bench coinbase, {alone:.2f} M frames/s ="
+                f" {alone * 1e3 / py:.1f}x this Python)",
+                *r[1:],
+            ]
+        out.append(r)
+    return out
+
+
 def judge(ok: bool) -> str:
     return "yes" if ok else "NO"
+
+
+KNOBS = {
+    "spin=0": "- (knob: no spinning; its cost)",
+    "spin=5 ms": "- (knob: spin up to 5 ms)",
+}
+"""One-way latency rows measured with a non-default idle strategy: issue 13 sets the latency
+target for the default settings only; these show what a knob costs or buys, unjudged."""
+
+
+def judge_knobs(rows: list[Row]) -> list[Row]:
+    """The one-way latency rows taken with a knob set, unjudged, their target column saying
+    which knob (the default rows keep their target and judgement)."""
+    out = []
+    for r in rows:
+        knob = next((k for k in KNOBS if r[0].startswith("one-way latency") and f", {k}]" in r[0]), None)
+        out.append([*r[:4], KNOBS[knob], "-"] if knob else r)
+    return out
 
 
 # ---------------------------------------------------------------- machine
@@ -353,7 +390,8 @@ def write_report() -> None:
     cargo_text = CARGO_TXT.read_text() if CARGO_TXT.exists() else ""
     start = json.loads(START_JSON.read_text()) if START_JSON.exists() else None
     end_load = load_average()
-    rows = cargo_rows(cargo_text) + [list(r) for r in data["figures"]]
+    rows = cargo_rows(cargo_text)
+    rows += with_parse_bound(judge_knobs([list(r) for r in data["figures"]]), rows)
     design = [r for r in rows if order_key(r) < len(DESIGN_ROWS)]
     other = [r for r in rows if order_key(r) == len(DESIGN_ROWS)]
     design.sort(key=order_key)

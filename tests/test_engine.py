@@ -367,3 +367,104 @@ async def test_quote_is_the_cores_own_method_while_running_and_returns_zero_afte
         with pytest.raises(TypeError):
             engine.quote("not a quote")  # type: ignore[arg-type]
     assert engine.quote(q) == 0 and engine.trade(exo.Trade("X", "1", "100")) == 0
+
+
+class _KeepsSome:
+    """Keeps every other Update it is handed (and reads what it keeps later)."""
+
+    def __init__(self, order: exo.Order, kept: list[tuple[exo.Update, str | None, str]]) -> None:
+        self.kept = kept
+        self.calls = 0
+
+    def action(self, update: exo.Update) -> bool:
+        self.calls += 1
+        if self.calls % 2 == 0:
+            q = update.quote
+            self.kept.append((update, None if q is None else str(q.bid_px), update.order_id))
+        return False
+
+
+async def test_an_update_a_delegate_keeps_never_changes_after_later_hand_overs() -> None:
+    # The engine reuses an Update object only when nothing else holds it; one
+    # kept by a delegate must read the same forever, whatever came after.
+    kept: list[tuple[exo.Update, str | None, str]] = []
+    delegates: list[_KeepsSome] = []
+
+    def make(order: exo.Order) -> _KeepsSome:
+        delegates.append(_KeepsSome(order, kept))
+        return delegates[-1]
+
+    async with exo.Engine(make) as engine:
+        for i in range(3):
+            await engine.submit(exo.Order("BUY", "X" if i < 2 else "Y"))
+        await until(lambda: all(d.calls == 1 for d in delegates))
+        for bid in range(1, 41):
+            engine.quote(quote("X", bid=str(bid)))
+            engine.quote(quote("Y", bid=str(1000 + bid)))
+            await until(lambda n=bid + 1: all(d.calls == n for d in delegates))
+    assert len(kept) == 3 * 20
+    for update, bid, order_id in kept:
+        q = update.quote
+        assert (None if q is None else str(q.bid_px), update.order_id) == (bid, order_id)
+    assert len({id(u) for u, _, _ in kept}) == len(kept)
+
+
+async def test_updates_handed_over_in_one_batch_each_carry_their_own_order_and_quote() -> None:
+    seen: list[tuple[str, str, str | None, int]] = []
+
+    class Reads:
+        def __init__(self, order: exo.Order) -> None:
+            self.symbol = order.symbol
+
+        def action(self, update: exo.Update) -> bool:
+            q = update.quote
+            seen.append((update.order_id, self.symbol, None if q is None else q.symbol, update.quotes_merged))
+            return False
+
+    async with exo.Engine(Reads) as engine:
+        ids = [await engine.submit(exo.Order("BUY", f"S{i % 3}")) for i in range(30)]
+        await until(lambda: len(seen) == 30)
+        for i in range(3):
+            engine.quote(quote(f"S{i}"))
+        await until(lambda: len(seen) == 60)
+    first, second = seen[:30], seen[30:]
+    assert sorted(o for o, _, _, _ in first) == sorted(ids)
+    assert all(q is None and n == 0 for _, _, q, n in first)
+    assert sorted(o for o, _, _, _ in second) == sorted(ids)
+    assert all(q == s and n == 1 for _, s, q, n in second)
+
+
+class _CountingLoop(asyncio.SelectorEventLoop):
+    """A loop subclass whose call_soon does more than queue the callback: it
+    records the callbacks' names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names: list[str] = []
+
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
+        self.names.append(getattr(callback, "__name__", ""))
+        return super().call_soon(callback, *args, context=context)
+
+
+def test_a_loop_that_overrides_call_soon_gets_every_hand_over_through_it() -> None:
+    # On asyncio's own loop the engine queues its hand-over Handle directly;
+    # a subclass with its own call_soon must see each hand-over scheduled.
+    loop = _CountingLoop()
+
+    async def run() -> list[str]:
+        async with exo.Engine(factory()) as engine:
+            await engine.submit(exo.Order("BUY", "X"))
+            (d,) = Recorder.instances
+            await d.wait_calls(1)
+            del loop.names[:]
+            for i in range(3):
+                engine.quote(quote("X", bid=str(100 + i)))
+                await d.wait_calls(2 + i)
+            return list(loop.names)
+
+    try:
+        names = loop.run_until_complete(run())
+    finally:
+        loop.close()
+    assert names.count("run_ready") == 3

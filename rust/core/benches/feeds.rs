@@ -133,6 +133,10 @@ fn summary() {
         ),
         ("bitmex quote/trade", Box::new(BitMex), bitmex_frames()),
     ] {
+        // EXO_FEEDS_ONLY=bitmex: one venue alone (to profile it).
+        if std::env::var("EXO_FEEDS_ONLY").is_ok_and(|only| !name.starts_with(&only)) {
+            continue;
+        }
         let mut ns: Vec<f64> = (0..15).map(|_| run(v.as_ref(), &frames)).collect();
         ns.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let med = ns[ns.len() / 2];

@@ -27,10 +27,10 @@ impl Handler<(), (), ()> for H {
         _key: usize,
         _order_id: &OrderId,
         _delegate: &mut (),
-        update: Update<(), ()>,
+        update: &mut Box<Update<(), ()>>,
         staleness: Option<Duration>,
     ) -> Verdict {
-        std::hint::black_box(&update);
+        std::hint::black_box(&**update);
         if let Some(s) = staleness {
             self.stale.push(s.as_nanos() as u64);
         }

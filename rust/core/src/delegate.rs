@@ -39,9 +39,10 @@ impl<I, R> Handler<BoxDelegate<I, R>, I, R> for RustHandler<'_, I, R> {
         _key: usize,
         _order_id: &OrderId,
         delegate: &mut BoxDelegate<I, R>,
-        update: Update<I, R>,
+        update: &mut Box<Update<I, R>>,
         _staleness: Option<Duration>,
     ) -> Verdict {
+        let update = std::mem::take(&mut **update);
         match catch_unwind(AssertUnwindSafe(|| delegate.action(update))) {
             Ok(true) => Verdict::Done,
             Ok(false) => Verdict::Live,

@@ -33,7 +33,7 @@ pub mod update;
 
 pub use decimal::{parse_decimal, DecimalError};
 pub use delegate::{BoxDelegate, Delegate, RustRunner};
-pub use dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
+pub use dispatcher::{Completion, Dispatcher, HandOver, Lent, NewOrder};
 pub use error::{DispatchError, Kind};
 pub use idle::{Idle, IdleStrategy};
 pub use market::{

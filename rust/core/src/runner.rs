@@ -9,7 +9,7 @@
 //! is never held while a delegate runs (a delegate may call back into the
 //! runner). Batches are taken under one lock and completed under one lock.
 
-use crate::dispatcher::{Completion, Dispatcher, HandOver, NewOrder};
+use crate::dispatcher::{Completion, Dispatcher, Lent, NewOrder};
 use crate::error::DispatchError;
 use crate::feed::{Feed, MarketSink};
 use crate::market::{new_order_id, MsgType, OrderId, Quote, Side, Symbol, Trade};
@@ -64,13 +64,16 @@ impl Verdict {
 /// it what followed. Every method is called without the dispatcher lock.
 pub trait Handler<D, I, R> {
     /// Calls `delegate` with `update`. `staleness` is how old the newest item
-    /// in the Update is now, just before the call.
+    /// in the Update is now, just before the call. The Update is lent in its
+    /// box of the batch's buffer: take it (`std::mem::take`), or swap the
+    /// box for an empty one of your own (then no Update is copied at all);
+    /// the buffer overwrites whatever is left there at the next batch.
     fn hand_over(
         &mut self,
         key: usize,
         order_id: &OrderId,
         delegate: &mut D,
-        update: Update<I, R>,
+        update: &mut Box<Update<I, R>>,
         staleness: Option<Duration>,
     ) -> Verdict;
     /// Every hand-over of a batch has been recorded; called before any order
@@ -151,8 +154,15 @@ type Problem = Option<(OrderId, String)>;
 
 /// The batch buffers; their mutex is the runner lock (one batch at a time).
 struct Batch<D, I, R> {
-    taken: Vec<HandOver<D, I, R>>,
-    results: Vec<(usize, OrderId, D, Verdict)>,
+    /// The orders taken for this batch.
+    taken: Vec<Lent<D>>,
+    /// Their Updates, at the same index: boxes kept across batches and
+    /// overwritten by each take (a handler may swap one for an empty box,
+    /// which is why they are boxed).
+    #[allow(clippy::vec_box)]
+    updates: Vec<Box<Update<I, R>>>,
+    /// What each of `taken` came to, in the same order.
+    verdicts: Vec<Verdict>,
     /// Completions with something to announce, and the problem to report.
     effects: Vec<(Problem, Completion<D, I, R>)>,
 }
@@ -184,7 +194,8 @@ impl<D, I, R> Runner<D, I, R> {
             dispatcher: Mutex::new(Dispatcher::new(idle_interval)),
             batch: Mutex::new(Batch {
                 taken: Vec::new(),
-                results: Vec::with_capacity(BATCH),
+                updates: Vec::new(),
+                verdicts: Vec::with_capacity(BATCH),
                 effects: Vec::new(),
             }),
             idle_interval,
@@ -507,7 +518,7 @@ impl<D, I, R> Runner<D, I, R> {
                 return (total, false);
             }
             let mut d = self.lock();
-            let more = d.take_ready(BATCH.min(budget - total), &mut b.taken);
+            let more = d.take_ready_into(BATCH.min(budget - total), &mut b.taken, &mut b.updates);
             // Read under the lock the take held: anything newer is not in
             // the taken Updates.
             let taken_epoch = self.arrivals.load(Ordering::Relaxed);
@@ -530,15 +541,13 @@ impl<D, I, R> Runner<D, I, R> {
             // many fast hand-overs (< ~8 us), and a refresh comes at most
             // that many hand-overs late.
             let (mut now, mut stride) = (start, CLOCK_STRIDE);
-            // Each Update moves once out of the buffer (which keeps its
-            // allocation for the next batch: no malloc per batch) and once
-            // into the handler; a refresh merges into it in between.
+            // Each Update is handed over in the box the take wrote it into
+            // (the handler takes it from there; a refresh merges into it in
+            // place): no ~300-byte Update moves through the batch.
             let mut i = 0u32;
-            // A counter rather than enumerate(): through the (index, item)
-            // tuple each ~300-byte HandOver was copied once more (perf: a
-            // memcpy in Zip::next with `(0u32..).zip(..)`).
+            // A counter: u32, and no (index, item) tuple per hand-over.
             #[allow(clippy::explicit_counter_loop)]
-            for mut h in b.taken.drain(..) {
+            for ((key, order_id, delegate), update) in b.taken.iter_mut().zip(&mut b.updates) {
                 // Read before the second hand-over too: one slow action
                 // switches to a read each.
                 if i == 1 || (i > 0 && i.is_multiple_of(stride)) {
@@ -553,20 +562,20 @@ impl<D, I, R> Runner<D, I, R> {
                 if now.saturating_duration_since(start) >= REFRESH_AFTER
                     && self.arrivals.load(Ordering::Relaxed) != taken_epoch
                 {
-                    self.lock().refresh(h.key, &h.order_id, &mut h.update);
+                    self.lock().refresh(*key, order_id, update);
                 }
-                let mut delegate = h.delegate;
-                let staleness = h.update.arrived.map(|a| now.saturating_duration_since(a));
-                let verdict =
-                    handler.hand_over(h.key, &h.order_id, &mut delegate, h.update, staleness);
-                b.results.push((h.key, h.order_id, delegate, verdict));
+                let staleness = update.arrived.map(|a| now.saturating_duration_since(a));
+                let verdict = handler.hand_over(*key, order_id, delegate, update, staleness);
+                b.verdicts.push(verdict);
                 i += 1;
             }
             let now = start;
             let mut again = more;
             {
                 let mut d = self.lock();
-                for (key, order_id, delegate, verdict) in b.results.drain(..) {
+                for ((key, order_id, delegate), verdict) in
+                    b.taken.drain(..).zip(b.verdicts.drain(..))
+                {
                     if matches!(verdict, Verdict::InFlight) {
                         // Still running: the order stays Running until
                         // complete_in_flight.

@@ -118,6 +118,12 @@ impl Tape {
         self.quotes != marks.quotes || self.trades != marks.trades
     }
 
+    /// True when a quote came since `marks` (the next hand-over sets it).
+    #[inline]
+    pub(crate) fn has_quote(&self, marks: &Marks) -> bool {
+        self.quotes != marks.quotes && self.quote.is_some()
+    }
+
     /// Hands an order at `marks` what came since into `update` (taken now,
     /// or taken earlier and not yet handed over) and moves it to the tape's
     /// end: the newest quote replaces the update's, prints merge after its

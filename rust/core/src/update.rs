@@ -116,6 +116,21 @@ impl<I, R> Pending<I, R> {
         true
     }
 
+    /// Empties it into `update`, about to be handed over, in place: every
+    /// field but `quote` is overwritten (prints are reset here and go in
+    /// from the symbol's tape next; the quote is the tape's to set), so
+    /// `update` may be a reused slot.
+    #[inline]
+    pub(crate) fn take_into(&mut self, update: &mut Update<I, R>) {
+        update.trade = None;
+        update.quotes_merged = 0;
+        update.trades_merged = 0;
+        update.instructions = std::mem::take(&mut self.instructions);
+        update.reports = std::mem::take(&mut self.reports);
+        update.arrived = self.arrived.take();
+        update.idle = std::mem::replace(&mut self.idle, false);
+    }
+
     /// Empties it into a new Update to hand over (market data goes in from
     /// the symbol's tape).
     pub(crate) fn take_update(&mut self) -> Update<I, R> {

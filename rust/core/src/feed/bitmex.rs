@@ -10,11 +10,12 @@
 //! a millisecond). Each `trade` insert row gives a print when its size is
 //! above zero; a trade row without `price` or `size` makes the frame bad.
 
-use super::flat::{self, Unsupported};
+use super::flat::{self, Event, Unsupported};
 use super::{iso_millis, need, opt_decimal_text, print, FrameError, Parsed, Stamp, TradeId, Venue};
 use crate::market::{Quote, Symbol};
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 
 /// The BitMEX realtime protocol.
@@ -155,7 +156,7 @@ pub(super) fn read(frame: &str, out: &mut Parsed, try_fast: bool) -> Result<(), 
                 let px = need("price", opt_decimal_text("price", r.price)?)?;
                 if let Some(t) = print(symbol, Some(px), Some(size)) {
                     out.trades
-                        .push((t, r.trd_match_id.map(|id| TradeId::Text(id.into_owned()))));
+                        .push((t, r.trd_match_id.as_deref().map(TradeId::text)));
                 }
             }
             Ok(())
@@ -170,11 +171,15 @@ pub(super) fn read(frame: &str, out: &mut Parsed, try_fast: bool) -> Result<(), 
 struct Frame<'a> {
     table: Option<Cow<'a, str>>,
     action: Option<Cow<'a, str>>,
-    data: Option<Vec<Fields<'a>>>,
+    data: Option<Rows<'a>>,
     success: bool,
     info: bool,
     error: Option<Cow<'a, str>>,
 }
+
+/// A frame's rows: BitMEX sends one per frame when streaming, kept inline
+/// (no allocation per frame).
+type Rows<'a> = SmallVec<[Fields<'a>; 2]>;
 
 /// One row's members (see [`Frame`]).
 #[derive(Default)]
@@ -233,7 +238,21 @@ fn fast(frame: &str) -> Result<Frame<'_>, Unsupported> {
         error: None,
     };
     let mut seen = 0u32;
-    flat::object(frame, |key, raw| {
+    let mut rows: Rows<'_> = Rows::new();
+    let mut row_seen = 0u32;
+    flat::object_rows(frame, "data", |event| {
+        let (key, raw) = match event {
+            Event::Member(key, raw) => (key, raw),
+            Event::Row => {
+                rows.push(Fields::default());
+                row_seen = 0;
+                return Ok(());
+            }
+            Event::RowMember(key, raw) => {
+                let r = rows.last_mut().ok_or(Unsupported)?;
+                return row_member(r, &mut row_seen, key, raw);
+            }
+        };
         let (bit, slot) = match key {
             "table" => (0, &mut m.table),
             "action" => (1, &mut m.action),
@@ -254,15 +273,12 @@ fn fast(frame: &str) -> Result<Frame<'_>, Unsupported> {
             }
             "data" => {
                 flat::once(&mut seen, 5)?;
-                if raw == "null" {
-                    return Ok(());
+                match raw.as_bytes().first() {
+                    // Its rows were handed out before it.
+                    Some(b'[') => m.data = Some(std::mem::take(&mut rows)),
+                    Some(b'n') => {}
+                    _ => return Err(Unsupported),
                 }
-                let mut rows = Vec::new();
-                flat::array(raw, |row| {
-                    rows.push(fast_row(row)?);
-                    Ok(())
-                })?;
-                m.data = Some(rows);
                 return Ok(());
             }
             _ => return Ok(()),
@@ -274,34 +290,35 @@ fn fast(frame: &str) -> Result<Frame<'_>, Unsupported> {
     Ok(m)
 }
 
-fn fast_row(row: &str) -> Result<Fields<'_>, Unsupported> {
-    let mut r = Fields::default();
-    let mut seen = 0u32;
-    flat::object(row, |key, raw| {
-        let (bit, slot) = match key {
-            "symbol" | "timestamp" | "trdMatchID" => {
-                let (bit, slot) = match key {
-                    "symbol" => (0, &mut r.symbol),
-                    "timestamp" => (1, &mut r.timestamp),
-                    _ => (2, &mut r.trd_match_id),
-                };
-                flat::once(&mut seen, bit)?;
-                *slot = flat::opt_str(raw)?.map(Cow::Borrowed);
-                return Ok(());
-            }
-            "bidPrice" => (3, &mut r.bid_price),
-            "bidSize" => (4, &mut r.bid_size),
-            "askPrice" => (5, &mut r.ask_price),
-            "askSize" => (6, &mut r.ask_size),
-            "price" => (7, &mut r.price),
-            "size" => (8, &mut r.size),
-            _ => return Ok(()),
-        };
-        flat::once(&mut seen, bit)?;
-        *slot = flat::opt_raw(raw);
-        Ok(())
-    })?;
-    Ok(r)
+/// One member of a row (see [`fast`]).
+fn row_member<'a>(
+    r: &mut Fields<'a>,
+    seen: &mut u32,
+    key: &str,
+    raw: &'a str,
+) -> Result<(), Unsupported> {
+    let (bit, slot) = match key {
+        "symbol" | "timestamp" | "trdMatchID" => {
+            let (bit, slot) = match key {
+                "symbol" => (0, &mut r.symbol),
+                "timestamp" => (1, &mut r.timestamp),
+                _ => (2, &mut r.trd_match_id),
+            };
+            flat::once(seen, bit)?;
+            *slot = flat::opt_str(raw)?.map(Cow::Borrowed);
+            return Ok(());
+        }
+        "bidPrice" => (3, &mut r.bid_price),
+        "bidSize" => (4, &mut r.bid_size),
+        "askPrice" => (5, &mut r.ask_price),
+        "askSize" => (6, &mut r.ask_size),
+        "price" => (7, &mut r.price),
+        "size" => (8, &mut r.size),
+        _ => return Ok(()),
+    };
+    flat::once(seen, bit)?;
+    *slot = flat::opt_raw(raw);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -335,7 +352,7 @@ mod tests {
         );
         assert_eq!(
             id,
-            &Some(TradeId::Text("00000000-006d-1000-0000-000a0ba1f5a0".into()))
+            &Some(TradeId::text("00000000-006d-1000-0000-000a0ba1f5a0"))
         );
     }
 

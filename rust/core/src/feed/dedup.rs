@@ -14,13 +14,30 @@ use super::{Stamp, TradeId};
 use crate::market::Symbol;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Which prints were delivered, per symbol. See the module docs.
 #[derive(Default)]
 pub struct Dedup {
     seq: HashMap<Symbol, SeqWindow>,
-    recent_text: HashMap<Symbol, (HashSet<String>, VecDeque<String>)>,
+    recent: HashMap<Symbol, Recent>,
     newest: HashMap<Symbol, Stamp>,
+}
+
+/// An unordered id as remembered: UUIDs as their bits, other texts shared
+/// between the set and the order (one allocation per print, none for UUIDs).
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Key {
+    Uuid(u128),
+    Text(Arc<str>),
+}
+
+/// The last [`WINDOW`] unordered ids of a symbol: a set to look them up and
+/// their arrival order to forget the oldest.
+#[derive(Default)]
+struct Recent {
+    set: HashSet<Key>,
+    order: VecDeque<Key>,
 }
 
 /// A sequence number this far below the newest is taken as the venue having
@@ -98,20 +115,27 @@ impl Dedup {
                     true
                 }
             },
-            TradeId::Text(t) => {
-                let (set, order) = self.recent_text.entry(symbol.clone()).or_default();
-                if !set.insert(t.clone()) {
-                    return false;
-                }
-                order.push_back(t.clone());
-                if order.len() > WINDOW as usize {
-                    if let Some(old) = order.pop_front() {
-                        set.remove(&old);
-                    }
-                }
-                true
+            TradeId::Uuid(n) => self.first_unordered(symbol, Key::Uuid(*n)),
+            TradeId::Text(t) => self.first_unordered(symbol, Key::Text(Arc::from(t.as_str()))),
+        }
+    }
+
+    /// [`first_time`](Self::first_time) for an id without an order.
+    fn first_unordered(&mut self, symbol: &Symbol, key: Key) -> bool {
+        let recent = match self.recent.get_mut(symbol) {
+            Some(r) => r,
+            None => self.recent.entry(symbol.clone()).or_default(),
+        };
+        if !recent.set.insert(key.clone()) {
+            return false;
+        }
+        recent.order.push_back(key);
+        if recent.order.len() > WINDOW as usize {
+            if let Some(old) = recent.order.pop_front() {
+                recent.set.remove(&old);
             }
         }
+        true
     }
 
     /// True when a quote stamped `stamp` is not older than the newest one
@@ -135,7 +159,7 @@ impl Dedup {
     /// Forgets a symbol (it was unsubscribed).
     pub fn forget(&mut self, symbol: &Symbol) {
         self.seq.remove(symbol);
-        self.recent_text.remove(symbol);
+        self.recent.remove(symbol);
         self.newest.remove(symbol);
     }
 }
@@ -175,5 +199,25 @@ mod tests {
         assert!(d.first_time(&s, &TradeId::Text("a".into())));
         assert!(d.first_time(&s, &TradeId::Text("b".into())));
         assert!(!d.first_time(&s, &TradeId::Text("a".into())));
+    }
+
+    #[test]
+    fn uuid_trade_ids_are_delivered_once_within_the_window() {
+        let mut d = Dedup::default();
+        let s: Symbol = Arc::from("X");
+        let id = |n: u64| TradeId::text(&format!("00000000-0000-0000-0000-{n:012x}"));
+        assert_eq!(id(1), TradeId::Uuid(1));
+        assert!(d.first_time(&s, &id(1)));
+        assert!(!d.first_time(&s, &id(1)));
+        assert!(d.first_time(&Arc::from("Y"), &id(1)), "per symbol");
+        assert!(d.first_time(&s, &TradeId::Text("a".into())));
+        for n in 2..=WINDOW {
+            assert!(d.first_time(&s, &id(n)));
+        }
+        // Window full (1, "a", 2..=WINDOW-1 remain... the oldest, 1, left).
+        assert!(d.first_time(&s, &id(1)), "forgotten past the window");
+        assert!(!d.first_time(&s, &id(WINDOW)), "still remembered");
+        d.forget(&s);
+        assert!(d.first_time(&s, &id(WINDOW)), "forgotten on unsubscribe");
     }
 }
