@@ -381,3 +381,85 @@ async def test_a_message_delivered_twice_is_applied_once_and_logged_as_a_duplica
     said = [r for r in caplog.records if "delivered again" in r.getMessage()]
     assert len(said) == 1 and said[0].levelname == "INFO", caplog.text
     assert oid in said[0].getMessage() and "exo:intake:{intake.0}@7-0" in said[0].getMessage()
+
+
+async def test_a_backlog_of_news_read_in_one_batch_is_admitted_once_each_with_its_lease(
+    redis_url: str, intake: Intake
+) -> None:
+    # Written before any engine runs: the engine reads them in batches (its
+    # leases acquired together), one of them twice in the same batch.
+    orders = [exo.Order("BUY", "BTC-USD", order_qty=Decimal(1)) for _ in range(120)]
+    ids = [await intake.submit(o) for o in orders]
+    await intake.submit(orders[7])  # the same NEW again (same order_id)
+    a = node(redis_url, "a", lease=30.0)
+    async with a:
+
+        async def all_owned() -> bool:
+            return all([await intake.progress(i) is not None for i in ids])
+
+        await until(all_owned)
+        assert a.engine.live == 120
+        assert sorted(a.held) == sorted(ids)
+        assert {await intake.owner(i) for i in ids} == {"a"}
+        client = intake._c()
+        for oid in ids:
+            journal = a.store.keys(oid)[1]
+            kinds = [fields[b"k"] for _, fields in await client.xrange(journal)]
+            assert kinds.count(b"n") <= 1, kinds  # journaled once (the NEW may be checkpointed away)
+        for p in range(2):
+            stream = f"exo:intake:{{intake.{p}}}"
+            assert (await client.xpending(stream, "engines"))["pending"] == 0  # every entry ACKed
+        for oid in ids:
+            order = await intake.order(oid)
+            await intake.submit(order.cancel())
+
+        async def all_done() -> bool:
+            return all([(p := await intake.progress(i)) is not None and p["done"] for i in ids])
+
+        await until(all_done)
+        for oid in ids:
+            p = await intake.progress(oid)
+            assert p is not None and p["applied"] == 2 and p["instructions"] == 2, p
+
+
+async def test_an_order_acting_without_a_change_to_its_progress_is_not_written_again(
+    redis_url: str, intake: Intake
+) -> None:
+    DoneOnSignal.finish = asyncio.Event()
+    a = EngineNode(
+        redis_url,
+        "a",
+        DoneOnSignal,
+        lease=10.0,
+        partitions=2,
+        describe=lambda d: {"done": d.done},  # the same at every action until it completes
+        block=0.2,
+        idle_interval=0.02,
+        progress_interval=0.02,
+    )
+    async with a:
+        oid = await intake.submit(exo.Order("BUY", "BTC-USD", order_qty=Decimal(1)))
+        pver = f"exo:{{{oid}}}:pver"
+        client = intake._c()
+
+        async def written() -> bool:
+            p = await intake.progress(oid)
+            return p is not None and p.get("engine") == "a"
+
+        await until(written)
+        first = await client.get(pver)
+        owned = a._delegates[oid]
+
+        async def acted_often() -> bool:
+            return bool(owned.inner.acted > 40)
+
+        await until(acted_often)  # 40 actions, each marking the order for a progress write
+        assert await client.get(pver) == first  # none written: nothing GET shows changed
+        DoneOnSignal.finish.set()
+
+        async def final() -> bool:
+            p = await intake.progress(oid)
+            return p is not None and p["done"]
+
+        await until(final)
+        assert await client.get(pver) != first

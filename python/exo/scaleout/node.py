@@ -44,6 +44,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from exo.engine import Engine
@@ -76,7 +77,19 @@ HINT = "h"
 
 
 CLAIM_BATCH = 50
-"""Orders acquired, loaded and restored together by one scan step."""
+"""Orders acquired, loaded (one pipeline each) and restored together by one
+scan step: small, so that one claim's burst of restores and first actions
+never holds up the claimer's lease renewals for long."""
+
+
+@dataclass(frozen=True)
+class _Admission:
+    """A NEW's lease as acquired for its batch (``Leases.acquire``: a Lease,
+    the holder's name, or None when the order completed) and whether the
+    order was journaled already when it was acquired."""
+
+    lease: Lease | str | None
+    journaled: bool
 
 
 class _Held:
@@ -324,6 +337,10 @@ class EngineNode:
         self._arriving: set[str] = set()
         """Orders whose lease was just acquired, on their way into the engine."""
         self._dirty: dict[str, bool] = {}
+        self._written: dict[str, tuple[dict[str, Any], float]] = {}
+        """Per order: the progress written last and when (time.monotonic())."""
+        self._progress_refresh = max(5.0, 20 * progress_interval)
+        """Seconds after which an unchanged progress is written again."""
         self._finished: dict[str, _Owned] = {}
         self._progress_version = 0
         self._log_first_action = False
@@ -506,6 +523,7 @@ class EngineNode:
 
     def _drop(self, order_id: str, why: str) -> None:
         self.held.pop(order_id, None)
+        self._written.pop(order_id, None)
         self.store.disown(order_id)
         self._finished.pop(order_id, None)
         owned = self._delegates.pop(order_id, None)
@@ -553,7 +571,10 @@ class EngineNode:
         that could not be handled stays pending (read again from ``0``).
 
         Entries of different orders are handled concurrently (so the journal
-        writes them in one store call); one order's entries in stream order."""
+        writes them in one store call); one order's entries in stream order.
+        The leases of the batch's NEWs are acquired together first (one
+        pipeline: ``_admit``), so a batch of NEWs costs a few round trips,
+        not a few per order."""
         from redis.exceptions import RedisError
 
         by_order: dict[str, list[Message]] = {}
@@ -561,11 +582,16 @@ class EngineNode:
             by_order.setdefault(msg.order_id, []).append(msg)
         done: dict[str, list[str]] = {}
         failures: list[BaseException] = []
+        # Raises when Redis fails: nothing acquired, every entry stays pending.
+        admitted = await self._admit(by_order)
 
         async def one_order(messages: list[Message]) -> None:
             for msg in messages:
                 try:
-                    ok = await self._handle(msg)
+                    # The order's first entry, when _admit took its lease (a
+                    # second NEW of the order in the batch goes the usual way).
+                    pre = admitted.pop(msg.order_id, None) if msg.kind == NEW else None
+                    ok = await self._handle(msg, pre)
                 except (StoreError, OSError, ConnectionError, RedisError) as exc:
                     failures.append(exc)
                     return  # this order's later entries wait too: stream order
@@ -582,7 +608,13 @@ class EngineNode:
                 else:
                     return
 
-        await asyncio.gather(*(one_order(m) for m in by_order.values()))
+        try:
+            await asyncio.gather(*(one_order(m) for m in by_order.values()))
+        finally:
+            # Leases taken for NEWs never handled (cancelled): not live here.
+            unused = [a.lease for a in admitted.values() if isinstance(a.lease, Lease)]
+            if unused:
+                await self._let_go(unused)
         if done:
             pipe = self._client.pipeline(transaction=False)
             for stream, ids in done.items():
@@ -591,8 +623,40 @@ class EngineNode:
         if failures:
             raise failures[0]
 
-    async def _handle(self, msg: Message) -> bool:
-        """True when the entry's effect is durable (or it needs none)."""
+    async def _admit(self, by_order: dict[str, list[Message]]) -> dict[str, _Admission]:
+        """For the orders whose first entry in the batch is a NEW not live
+        here: their leases, acquired in one pipeline (one EVALSHA per order,
+        as on a Redis Cluster each order's keys are on their own slot), and
+        whether each order's NEW was journaled already (one pipeline of
+        EXISTS), for ``_take_new``."""
+        assert self._leases is not None
+        oids = [
+            oid
+            for oid, messages in by_order.items()
+            if messages[0].kind == NEW and oid and not (oid in self.held and self.engine.is_live(oid))
+        ]
+        if not oids:
+            return {}
+        got = await self._leases.acquire(oids)
+        # The order's key, for those not completed: a NEW journaled by an
+        # engine that died before its ACK is recovered, not restarted.
+        asked = [oid for oid in oids if got[oid] is not None]
+        journaled: list[Any] = []
+        if asked:
+            pipe = self._client.pipeline(transaction=False)
+            for oid in asked:
+                pipe.exists(self.store.keys(oid)[0])
+            try:
+                journaled = await pipe.execute()
+            except BaseException:
+                await self._let_go([g for g in got.values() if isinstance(g, Lease)])
+                raise
+        exists = dict(zip(asked, (bool(n) for n in journaled), strict=True))
+        return {oid: _Admission(got[oid], exists.get(oid, False)) for oid in oids}
+
+    async def _handle(self, msg: Message, admission: _Admission | None = None) -> bool:
+        """True when the entry's effect is durable (or it needs none).
+        ``admission``: a NEW's lease and journal check, made for the batch."""
         kind, oid = msg.kind, msg.order_id
         if kind == HINT:
             self._scan_now.set()
@@ -602,27 +666,36 @@ class EngineNode:
                 "engine %s: entry %s of %s is not an exo intake entry; dropped", self.name, msg.id, msg.stream
             )
             return True
-        item = self.store.decode(msg.fields[b"v"])
+        try:
+            item = self.store.decode(msg.fields[b"v"])
+        except BaseException:
+            if admission is not None and isinstance(admission.lease, Lease):
+                await self._let_go([admission.lease])
+            raise
         if kind == NEW:
-            return await self._take_new(oid, item)
+            return await self._take_new(oid, item, admission)
         return await self._route(msg, oid, kind, item)
 
-    async def _take_new(self, oid: str, order: Any) -> bool:
-        if oid in self.held and self.engine.is_live(oid):
-            return True  # delivered again: ours already
-        assert self._leases is not None
-        got = (await self._leases.acquire([oid]))[oid]
+    async def _take_new(self, oid: str, order: Any, admission: _Admission | None = None) -> bool:
+        if admission is None:
+            if oid in self.held and self.engine.is_live(oid):
+                return True  # delivered again: ours already
+            assert self._leases is not None
+            got = (await self._leases.acquire([oid]))[oid]
+            journaled = got is not None and bool(await self._client.exists(self.store.keys(oid)[0]))
+        else:
+            got, journaled = admission.lease, admission.journaled
         if got is None:
             return True  # it completed: nothing to do
         if not isinstance(got, Lease):
             # Another engine holds it. Journaled: that engine (or whoever claims
             # it from the index) has it. Not yet: the holder may have died
             # before journaling; keep the entry pending until its lease lapses.
-            return bool(await self._client.exists(self.store.keys(oid)[0]))
+            return journaled
         self._own(got)
         self._arriving.add(oid)
         try:
-            if await self._client.exists(self.store.keys(oid)[0]):
+            if journaled:
                 # Journaled by an engine that died before its ACK: recover, do not restart.
                 stored = await self.store.load([oid])
                 if stored and self._restore(stored[0], claimed=False):
@@ -994,12 +1067,14 @@ class EngineNode:
         is written: nothing left to write for the order."""
         self._finished.pop(order_id, None)
         self._dirty.pop(order_id, None)
+        self._written.pop(order_id, None)
 
     async def _write_progress(self) -> None:
         if self._describe is None or not self._dirty:
             return
         dirty, self._dirty = self._dirty, {}
         docs = []
+        now = time.monotonic()
         for oid in dirty:
             # A completed order stays in _finished until its removal is
             # written (_removed): if this write fails, the removal (or the
@@ -1010,10 +1085,19 @@ class EngineNode:
             made = self._doc(owned)
             if made is None:
                 continue
+            # An order that acted without changing what GET shows (a resting
+            # order on each quote) is not written again, until the refresh.
+            last = self._written.get(oid)
+            if last is not None and last[0] == made[0] and now - last[1] < self._progress_refresh:
+                continue
             docs.append((oid, owned.epoch, *made))
         try:
             for start in range(0, len(docs), 1000):
-                await self.store.write_progress(docs[start : start + 1000])
+                chunk = docs[start : start + 1000]
+                await self.store.write_progress(chunk)
+                for oid, _epoch, doc, _version in chunk:
+                    if oid in self._delegates:
+                        self._written[oid] = (doc, now)
         except Exception:
             for oid, done in dirty.items():
                 self._dirty[oid] = self._dirty.get(oid, False) or done
