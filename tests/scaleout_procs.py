@@ -26,9 +26,11 @@ _FILL = re.compile(rb"^(\S+) fill (\S+) @ (\S+)$", re.M)
 class Proc:
     """One example process: its role, name, port and log files."""
 
-    def __init__(self, role: str, name: str, args: list[str], directory: Path) -> None:
+    def __init__(
+        self, role: str, name: str, args: list[str], directory: Path, port: int | None = None
+    ) -> None:
         self.role, self.name = role, name
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.out = directory / f"{name}.out"
         self.err = directory / f"{name}.err"
         cmd = [
@@ -118,8 +120,11 @@ class Deployment:
         lease: float = 1.0,
         speed: float = 1.0,
         partitions: int = 4,
+        extra: list[str] | None = None,
     ) -> None:
         self.url, self.dir, self.lease, self.speed, self.partitions = url, directory, lease, speed, partitions
+        self.extra = list(extra or [])
+        """More flags for every process (e.g. ``--venue binance``)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.api = Proc("api", "api", self._common(), directory)
         self.engines = {f"e{i}": self.start_engine(f"e{i}") for i in range(1, engines + 1)}
@@ -137,6 +142,7 @@ class Deployment:
             "0",
             "--log-level",
             "INFO",
+            *self.extra,
         ]
 
     def start_engine(self, name: str) -> Proc:

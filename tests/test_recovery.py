@@ -286,3 +286,49 @@ async def test_async_actions_finishing_during_stop_are_all_checkpointed(store: e
     async with exo.Engine(remember, store=store):
         await until(lambda: len(states) == 2)
     assert states == {"a": {"n": 1}, "b": {"n": 1}}
+
+
+async def _until_blocked(admin: redis.Redis, command: str, timeout: float = 30.0) -> None:
+    """Waits until a client waits in Redis (paused) with ``command``; the timeout is a guard."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not any(c.get("cmd") == command and "b" in c.get("flags", "") for c in admin.client_list()):
+        assert asyncio.get_running_loop().time() < deadline, f"no client waits with {command}"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_report_arriving_while_in_doubt_entries_are_undone_is_journaled_and_delivered(
+    tmp_path: Path,
+) -> None:
+    # A write whose reply never came (Redis paused past the store's timeout)
+    # leaves its entries in doubt; the writer undoes them (XDEL) as soon as
+    # Redis answers. A report handed over while that undo is in flight must be
+    # journaled and delivered like any other: the writer once went back to
+    # sleep over its wake-up, and the report (and every one queued behind it
+    # in a venue's sender) waited forever.
+    server = RedisServer(tmp_path)
+    server.start()
+    admin = redis.Redis.from_url(server.url)
+    try:
+        ledgers = Ledgers()
+        store = exo.RedisStore(server.url, timeout=2)
+        async with exo.Engine(ledgers, store=store) as engine:
+            oid = await engine.submit(exo.Order("BUY", "X", n=0))
+            assert oid
+            d = ledgers.by_id[oid]
+            admin.execute_command("CLIENT", "PAUSE", 60_000, "WRITE")
+            with pytest.raises(exo.StoreUnavailable, match="not journaled and not delivered"):
+                await engine.report(exo.Report(oid, "NEW", text="in-doubt"))
+            # Its undo reaches Redis and waits there, paused.
+            await _until_blocked(admin, "xdel")
+            later = asyncio.ensure_future(engine.report(exo.Report(oid, "PARTIALLY_FILLED", text="later")))
+            await asyncio.sleep(0)  # queued for the writer
+            admin.execute_command("CLIENT", "UNPAUSE")
+            assert await asyncio.wait_for(later, 10) is True
+            await until(lambda: d.seen[-1] == ("r", "PARTIALLY_FILLED", "later"))
+        second = Ledgers()
+        async with exo.Engine(second, store=exo.RedisStore(server.url)):
+            # The in-doubt report was undone, the later one journaled once.
+            assert second.by_id[oid].seen == [("i", "NEW", 0), ("r", "PARTIALLY_FILLED", "later")]
+    finally:
+        admin.close()
+        server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 import time
@@ -13,6 +14,9 @@ import pytest
 
 import exo
 from exo.scaleout import EngineNode, Intake
+from exo.scaleout.client import connect
+from exo.scaleout.streams import GROUP, consumers, ensure_group, intake_stream, partition_of
+from tests.redis_server import free_port
 from tests.scaleout_procs import Proc, healthy
 
 
@@ -196,4 +200,46 @@ async def test_the_api_role_says_when_no_engine_runs(redis_url: str, tmp_path: P
     finally:
         if engine is not None:
             engine.stop()
+        assert api.stop() == 0
+
+
+async def test_an_engine_restarted_with_the_default_name_reads_the_entries_it_had_pending(
+    redis_url: str, tmp_path: Path
+) -> None:
+    # An engine without --name is "<host>-<port of --http>": the same after a
+    # restart. Its first run read a NEW and died (kill -9) before journaling
+    # it: the entry is pending for that consumer. Restarted on the same
+    # --http, it reads its own pending entries first and works the order at
+    # once; named after its pid, it was another consumer, and the entry
+    # waited for a take-over (two leases idle: two minutes here).
+    port = free_port()
+    name = f"{socket.gethostname()}-{port}"
+    api = Proc("api", "api", ["--redis", redis_url], tmp_path)
+    engine: Proc | None = None
+    client = connect(redis_url, socket_timeout=5)
+    try:
+        await healthy([api])
+        async with httpx.AsyncClient(base_url=api.url, timeout=5.0) as http:
+            body = {"side": "BUY", "symbol": "BTC-USD", "orderQty": "1", "price": "100"}  # rests
+            posted = await http.post("/v1/orders", json=body)
+            assert posted.status_code == 202, posted.text
+            oid = posted.json()["orderID"]
+            stream = intake_stream("exo", partition_of(oid, 4))
+            await ensure_group(client, stream)
+            read = await client.xreadgroup(GROUP, name, {stream: ">"}, count=10)  # the first run
+            assert [f[b"o"].decode() for _, f in read[0][1]] == [oid]
+            engine = Proc("engine", "restarted", ["--redis", redis_url, "--lease", "60"], tmp_path, port=port)
+            await healthy([engine])
+            deadline = time.monotonic() + 30.0
+            while (got := (await http.get(f"/v1/orders/{oid}")).json()).get("engine") != name:
+                assert engine.alive(), engine.log()[-3000:]
+                assert time.monotonic() < deadline, f"not taken by {name}: {got}, {engine.log()[-3000:]!r}"
+                await asyncio.sleep(0.05)
+        assert f"engine {name}: reading 4 intake partition(s)".encode() in engine.log()
+        found = await consumers(client, stream)
+        assert list(found) == [name] and found[name][0] == 0  # one consumer, nothing left pending
+    finally:
+        await client.aclose()
+        if engine is not None:
+            assert engine.stop() == 0
         assert api.stop() == 0

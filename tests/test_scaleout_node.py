@@ -15,6 +15,7 @@ import exo
 from exo.child import ChildOrder
 from exo.market import MsgType, OrdStatus, Side
 from exo.scaleout import EngineNode, Intake
+from exo.scaleout.streams import inbox_stream
 from exo.venues import Paper
 from tests.helpers import quote
 from tests.redis_server import RedisServer
@@ -198,10 +199,12 @@ class RestsOneChild:
         self.order, self.venue = order, venue
         self.children: list[ChildOrder] = [] if state is None else list(state["children"])
         self.first: bool | None = None  # reconciled before the first action here
+        self.first_reports: list[Any] | None = None  # the reports of the first Update here
 
     async def action(self, update: exo.Update) -> bool:
         if self.first is None:
             self.first = self.order.order_id in RestsOneChild.reconciled
+            self.first_reports = list(update.reports)
         for report in update.reports:
             for child in self.children:
                 if child.owns(report.cl_ord_id):
@@ -269,6 +272,11 @@ async def test_a_claimed_order_s_children_are_reconciled_with_the_venue_before_i
             d = delegate(oid)
             assert d.first is True  # the venue answered before its first action on b
             assert d.children[0].text is not None and "UNKNOWN_ORDER" in d.children[0].text
+            # ... and its answer is in the first Update the delegate sees on b, not the one after
+            assert d.first_reports is not None
+            assert [r.ord_status for r in d.first_reports if "UNKNOWN_ORDER" in (r.text or "")] == [
+                OrdStatus.CANCELED
+            ], d.first_reports
         assert b.counters["claims"] == len(ids)
     finally:
         await b.stop()
@@ -327,6 +335,52 @@ async def test_an_engine_that_loses_redis_keeps_its_orders_running_and_releases_
         await until(back)
         assert a.held == leases and a.counters["leases_lost"] == 0
         assert {await intake.owner(i) for i in ids} == {"a"}  # still its own
+
+
+async def test_a_message_delivered_twice_is_applied_once_and_logged_as_a_duplicate_not_an_error(
+    redis_url: str, intake: Intake, caplog: pytest.LogCaptureFixture
+) -> None:
+    errors: list[tuple[str, str]] = []
+    a = EngineNode(
+        redis_url,
+        "a",
+        Waiting,
+        lease=30.0,
+        partitions=2,
+        describe=describe,
+        block=0.2,
+        on_error=lambda oid, message: errors.append((oid, message)),
+    )
+    async with a:
+        oid = await intake.submit(exo.Order("BUY", "BTC-USD", order_qty=Decimal(1)))
+
+        async def owned() -> bool:
+            return await intake.progress(oid) is not None
+
+        await until(owned)
+        # One intake message, forwarded to the owner's inbox twice (a forwarder
+        # that died before its ACK, then the engine that took its entries over).
+        fields = {
+            "k": "r",
+            "o": oid,
+            "v": a.store.encode(exo.Report(oid, "NEW", text="once")),
+            "m": "exo:intake:{intake.0}@7-0",
+        }
+        caplog.set_level("INFO", logger="exo")
+        for _ in range(2):
+            await a._client.xadd(inbox_stream("exo", "a"), fields)
+
+        async def both_handled() -> bool:
+            p = await intake.progress(oid)
+            return a.store.duplicates == 1 and p is not None and p["reports"] == 1
+
+        await until(both_handled)
+        assert a.stats()["duplicates"] == 1
+    assert errors == []  # a duplicate is no error: the order has the report, once
+    assert "no longer in" not in caplog.text
+    said = [r for r in caplog.records if "delivered again" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "INFO", caplog.text
+    assert oid in said[0].getMessage() and "exo:intake:{intake.0}@7-0" in said[0].getMessage()
 
 
 async def test_a_backlog_of_news_read_in_one_batch_is_admitted_once_each_with_its_lease(

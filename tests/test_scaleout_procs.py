@@ -250,3 +250,61 @@ async def test_redis_restart_mid_run_loses_no_order(
     final = await d.until(ids, FILLED, 90, "filled")  # under pytest-timeout, so a miss says which
     for oid in ids:
         assert Decimal(final[oid]["cumQty"]) == qty and final[oid]["instructions"] == 1, final[oid]
+
+
+async def test_an_order_with_a_live_child_at_binance_is_claimed_reconciled_and_filled_once(
+    redis_url: str, tmp_path: Path, deploy: list[Deployment], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real venue on the claim path: e1 works a LIMIT order through a child
+    # resting at the loopback Binance WS API, and dies (kill -9). e2 claims
+    # the order, asks the venue about the child (it is open there), keeps it
+    # instead of sending another, and the venue's fill reaches e2: the order
+    # fills exactly, through the one child the venue ever had.
+    from tests.test_example_venues import KEY, SECRET, ServerThread
+    from tests.venue_servers.binance import BinanceServer
+
+    venue = ServerThread(
+        BinanceServer(KEY, secret=SECRET, market={"BTC-USD": (Decimal("1"), Decimal("200"))})
+    )
+    try:
+        monkeypatch.setenv("EXO_BINANCE_API_KEY", KEY)
+        monkeypatch.setenv("EXO_BINANCE_API_SECRET", SECRET)
+        monkeypatch.setenv("EXO_BINANCE_URL", venue.server.url)
+        d = Deployment(redis_url, tmp_path, engines=1, lease=1.0, speed=1.0, extra=["--venue", "binance"])
+        deploy.append(d)
+        await d.ready()
+        (oid,) = await d.post(1, Decimal("1"), price=Decimal("100"))  # rests: the ask is 200
+        deadline = time.monotonic() + 30
+        while not [o for o in venue.server.orders.values() if o["status"] == "NEW"]:
+            assert time.monotonic() < deadline, f"no child at the venue: {d.engines['e1'].log()[-3000:]!r}"
+            await asyncio.sleep(0.05)
+        (child,) = venue.server.orders.values()
+        await d.until([oid], lambda p: p.get("engine") == "e1" and p["childOrders"], 30, "shown on e1")
+        d.engines["e2"] = d.start_engine("e2")
+        await d.ready()
+        at_kill = len(venue.server.requests)
+        d.engines["e1"].signal(signal.SIGKILL)
+        claimed = await d.until([oid], lambda p: p.get("engine") == "e2", 30, "claimed by e2")
+        assert claimed[oid]["epoch"] == 2
+        # Reconciled: e2 asked the venue (its open orders, or the child's
+        # status) after the claim, before acting, and keeps the child open there.
+        asked = [r["method"] for r in venue.server.requests[at_kill:]]
+        assert {"openOrders.status", "order.status"} & set(asked), asked
+        assert [(c["clOrdID"], c["ordStatus"]) for c in claimed[oid]["childOrders"]] == [
+            (child["clientOrderId"], "NEW")
+        ], claimed[oid]
+        venue.call(venue.server.fill(child["clientOrderId"], Decimal("1")))
+        final = await d.until([oid], FILLED, 30, "filled")
+        p = final[oid]
+        assert Decimal(p["cumQty"]) == 1 and Decimal(p["leavesQty"]) == 0 and p["engine"] == "e2", p
+        assert p["instructions"] == 1 and p["fills"] == 1, p
+        assert [c["clOrdID"] for c in p["childOrders"]] == [child["clientOrderId"]], p
+        # One order at the venue, ever: no second one under another clOrdID.
+        assert len(venue.server.orders) == 1
+        placed = [
+            r["params"].get("newClientOrderId") for r in venue.server.requests if r["method"] == "order.place"
+        ]
+        assert placed == [child["clientOrderId"]]
+        assert venue.server.filled_qty() == Decimal("1")
+    finally:
+        venue.stop()

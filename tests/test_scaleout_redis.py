@@ -20,6 +20,7 @@ from exo.scaleout.lease import Lease, Leases
 from exo.scaleout.store import FencedStore
 from exo.scaleout.streams import GROUP, autoclaim, ensure_group, read, retire
 from exo.store import INSTRUCTION, NEW, Checkpoint, Entry
+from tests.helpers import Ledger
 from tests.redis_cluster import RedisCluster
 
 
@@ -147,6 +148,120 @@ async def test_a_stale_owner_s_writes_are_refused_counted_and_the_order_dropped(
     finally:
         await old.close()
         await new.close()
+
+
+async def test_a_late_write_from_an_earlier_ownership_is_refused_without_dropping_the_order_held_now(
+    redis_url: str, client: Any
+) -> None:
+    # Refusals are judged by the order's epoch in Redis, not by the epoch the
+    # refused write carried: a progress written late under this engine's
+    # earlier epoch is refused (and counted) but the order, held here now
+    # under the current epoch, stays; once another engine acquires it, the
+    # next refused write drops it here.
+    dropped: list[str] = []
+    leases = Leases(client, "a", 10)
+    store = FencedStore(redis_url, on_fenced=dropped.append)
+    await store.open()
+    try:
+        first = (await leases.acquire(["o1"]))["o1"]
+        assert isinstance(first, Lease)
+        store.own("o1", first.epoch)
+        assert await store.append([Entry("o1", 1, NEW, _order("o1"))]) == [True]
+        assert await leases.release([first]) == [True]
+        second = (await leases.acquire(["o1"]))["o1"]  # the same engine again, as after a drop
+        assert isinstance(second, Lease) and second.epoch == first.epoch + 1
+        store.own("o1", second.epoch)
+        assert await store.write_progress([("o1", first.epoch, {"late": True}, 1)]) == 0
+        assert store.refused == 1 and dropped == [] and store.epochs == {"o1": second.epoch}
+        await store.checkpoint([Checkpoint("o1", 1, b"now")])  # under the epoch held now: written
+        (stored,) = await store.load(["o1"])
+        assert stored.state == b"now" and store.refused == 1
+        assert await leases.release([second]) == [True]
+        third = (await Leases(client, "b", 10).acquire(["o1"]))["o1"]
+        assert isinstance(third, Lease)
+        await store.checkpoint([Checkpoint("o1", 1, b"stale")])
+        assert store.refused == 2 and dropped == ["o1"] and store.epochs == {}
+    finally:
+        await store.close()
+
+
+async def test_a_stale_owner_never_undoes_the_new_owner_s_journal_entries(
+    redis_url: str, client: Any
+) -> None:
+    # The stale owner's write got no reply (Redis paused past its timeout):
+    # in doubt, undone once Redis answers. By then another engine owns the
+    # order and journaled after it; the undo is fenced by the epoch the entry
+    # was sent with, so it deletes nothing of the new owner's (it once sent a
+    # plain XDEL 0-<seq>, which hit the new owner's entry of the same seq, or
+    # the stale entry the new owner had loaded and applied).
+    old_leases, new_leases = Leases(client, "old", 0.05), Leases(client, "new", 10)
+    old, new = FencedStore(redis_url, timeout=0.3), FencedStore(redis_url)
+    await old.open()
+    await new.open()
+    try:
+        first = (await old_leases.acquire(["o1"]))["o1"]
+        assert isinstance(first, Lease)
+        old.own("o1", first.epoch)
+        order = _order("o1")
+        assert await old.append([Entry("o1", 1, NEW, order)]) == [True]
+        doubt = Entry("o1", 2, INSTRUCTION, order.cancel())
+        await client.execute_command("CLIENT", "PAUSE", 5000, "WRITE")
+        try:
+            with pytest.raises(exo.StoreUnavailable):
+                await old.append([doubt])
+        finally:
+            await client.execute_command("CLIENT", "UNPAUSE")
+        while await client.exists("exo:{o1}:lease"):  # old is paused past its lease
+            await asyncio.sleep(0.01)
+        second = (await new_leases.acquire(["o1"]))["o1"]
+        assert isinstance(second, Lease)
+        new.own("o1", second.epoch)
+        (stored,) = await new.load(["o1"])
+        mine = Entry("o1", stored.last_seq + 1, INSTRUCTION, order.cancel())
+        assert await new.append([mine]) == [True]
+        (before,) = await new.load(["o1"])
+        await old.discard([doubt])  # old is back: it undoes what it had in doubt
+        (after,) = await new.load(["o1"])
+        assert [e.seq for e in after.entries] == [e.seq for e in before.entries]
+        assert mine.seq in [e.seq for e in after.entries]
+        assert old.refused == 1 and "o1" not in old.epochs
+        assert await new.all_live_orders() == ["o1"]
+    finally:
+        await old.close()
+        await new.close()
+
+
+async def test_a_new_the_store_refuses_is_not_started_and_leaves_the_order_to_its_owner(
+    redis_url: str, client: Any
+) -> None:
+    # The engine acquired the order, stalled past its lease before the NEW
+    # was journaled, and another engine acquired it: the fenced NEW write is
+    # refused, and the order must not start here unjournaled. It once did:
+    # it filled at the venue while Redis held nothing of it, and the other
+    # engine, finding no order behind the index entry, dropped it: lost.
+    first = (await Leases(client, "a", 10).acquire(["o1"]))["o1"]
+    assert isinstance(first, Lease)
+    assert await Leases(client, "a", 10).release([first]) == [True]
+    second = (await Leases(client, "b", 10).acquire(["o1"]))["o1"]
+    assert isinstance(second, Lease)
+    made: list[Any] = []
+    errors: list[str] = []
+    store = FencedStore(redis_url)
+
+    def factory(order: exo.Order) -> Any:
+        made.append(order)
+        return Ledger(order)
+
+    async with exo.Engine(
+        factory, store=store, on_error=lambda oid, message: errors.append(message)
+    ) as engine:
+        store.own("o1", first.epoch)
+        assert await engine.submit(_order("o1")) is None
+        assert made == [] and not engine.is_live("o1")
+    assert store.refused == 1 and store.epochs == {}
+    assert any("the NEW was not journaled" in m for m in errors), errors
+    assert not await client.exists("exo:{o1}:order", "exo:{o1}:journal", "exo:{o1}:done")
+    assert await client.get("exo:{o1}:lease") == f"b/{second.epoch}".encode()
 
 
 async def test_an_intake_message_delivered_twice_is_journaled_once(redis_url: str, client: Any) -> None:

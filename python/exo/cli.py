@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
 
@@ -202,7 +203,9 @@ def parser() -> argparse.ArgumentParser:
     ex.add_argument(
         "--name",
         default=_env("name", None),
-        help=f"engine role: this engine's unique, stable name (default <host>-<pid>) [{ENV['name']}]",
+        help="engine role: this engine's name, unique among the engines and the same at each restart "
+        "(a restarted engine reads the entries it had pending); default <host>-<port of --http>, "
+        f"e.g. {socket.gethostname()}-8101 [{ENV['name']}]",
     )
     ex.add_argument(
         "--lease",

@@ -133,7 +133,9 @@ class Store(ABC):
     - ``append`` journals entries before ``submit``/``report`` return (and
       before a venue sends a child's request: kind ``REQUEST``). A NEW
       adds the order to the live index. Returns, per entry, False when its
-      order is no longer stored (it completed meanwhile). Raises
+      order is no longer stored (it completed meanwhile), or when a store
+      that de-duplicates deliveries found it journaled before (then
+      ``was_duplicate(entry)`` says so). Raises
       ``StoreUnavailable`` when the write failed; the entries are then in
       doubt and the engine calls ``discard`` with them once the store is back.
     - ``checkpoint`` writes each order's applied seq and state together,
@@ -179,6 +181,14 @@ class Store(ABC):
 
     @abstractmethod
     async def append(self, entries: Sequence[Entry]) -> list[bool]: ...
+
+    def was_duplicate(self, entry: Entry) -> bool:
+        """Asked once per entry ``append`` returned False for: True when it
+        was left out as a second delivery of a message journaled before (e.g.
+        ``exo.scaleout.FencedStore``, which records each intake message's id:
+        the message was journaled and applied once already), False when its
+        order is no longer stored. This store never de-duplicates: False."""
+        return False
 
     @abstractmethod
     async def discard(self, entries: Sequence[Entry]) -> None: ...

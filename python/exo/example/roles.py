@@ -275,9 +275,17 @@ def _signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, on_signal, sig)
 
 
-def engine_name(settings: Settings) -> str:
-    """``--name``, or ``<host>-<pid>``."""
-    return settings.name or f"{socket.gethostname()}-{os.getpid()}"
+def engine_name(settings: Settings, port: int) -> str:
+    """``--name``, or ``<host>-<port>``: the host's name and the port the
+    engine's ``--http`` listens on (``port``, as bound).
+
+    The default is stable across restarts of one engine (same host, same
+    ``--http``), so a restarted engine is the same consumer: it reads the
+    intake entries it had pending and its inbox, instead of leaving them to
+    the others' take-over. It is unique on the host, as two processes cannot
+    listen on one port. With ``--http HOST:0`` the port is new at each start,
+    and so is the default name: give ``--name`` then."""
+    return settings.name or f"{socket.gethostname()}-{port}"
 
 
 async def run_engine(settings: Settings) -> int:
@@ -305,7 +313,14 @@ async def run_engine(settings: Settings) -> int:
         # now, and their first actions here wait for its answer.
         return _reconcile(venue, order_ids)
 
-    name = engine_name(settings)
+    name = engine_name(settings, sock.getsockname()[1])
+    if settings.name is None and settings.port == 0:
+        log.warning(
+            "engine %s: named after a port chosen at start (--http %s:0): a restart gets another "
+            "name and leaves its pending entries to the other engines; give --name",
+            name,
+            settings.host,
+        )
     try:
         node = EngineNode(
             settings.redis,

@@ -68,7 +68,8 @@ class Settings:
     """all (one process), api (HTTP to the intake streams) or engine (takes
     orders from them); api and engine need ``redis``."""
     name: str | None = None
-    """The engine's name in the scale-out (default ``<host>-<pid>``)."""
+    """The engine's name in the scale-out (default ``<host>-<port>``, the
+    port of ``--http``: the same at each restart, see ``roles.engine_name``)."""
     lease: float = 2.0
     """Seconds an engine's order lease lasts without renewal."""
     partitions: int = 4

@@ -153,6 +153,13 @@ class IntakeWriter:
     async def _run(self) -> None:
         backoff = StoreHealth.backoff()
         while True:
+            # Cleared before the queue is looked at, never after an await: an
+            # entry queued while the writer awaits the store (undoing entries
+            # in doubt, say) sets it again, so the writer looks once more
+            # instead of sleeping over it. Cleared after the undo, that
+            # wake-up was lost: the entry, and its caller, waited for ever
+            # (a venue's report sender with them, and every report behind it).
+            self._wake.clear()
             if not self._queue:
                 self._idle.set()
                 if self._doubt:
@@ -167,15 +174,13 @@ class IntakeWriter:
                         self._health.failed(exc, "undoing unconfirmed journal writes")
                         if self.closing:
                             return
-                        self._wake.clear()
                         try:
                             await asyncio.wait_for(self._wake.wait(), backoff.next())
                         except asyncio.TimeoutError:
                             pass
-                        continue
+                    continue  # look again: entries may have come meanwhile
                 if self.closing:
                     return
-                self._wake.clear()
                 await self._wake.wait()
                 continue
             batch, self._queue = self._queue, []
@@ -210,7 +215,23 @@ class IntakeWriter:
         core = self._core
         assert core is not None
         result: Any
-        if not ok and core.is_live(e.order_id):
+        if e.kind == NEW and not ok:
+            # The store did not write the NEW (a fenced store: another engine
+            # acquired the order since, or it was journaled before): it must
+            # not start here unjournaled, and what the store holds for it is
+            # not this engine's to remove.
+            if self._orders.get(e.order_id) is rec:
+                del self._orders[e.order_id]
+            self._report_error(
+                e.order_id, f"the NEW was not journaled ({self._store!r} refused it); not started here"
+            )
+            self._settle(e, fut, None)
+            return
+        if not ok and self._store.was_duplicate(e):
+            # Delivered twice (at-least-once intake): journaled and applied
+            # once already; the store said so in its log. Nothing to deliver.
+            result = False if e.kind == REPORT else None
+        elif not ok and core.is_live(e.order_id):
             # Its keys vanished from the store while it is live here: an entry
             # the journal cannot hold must not reach the delegate.
             what = "report" if e.kind == REPORT else "instruction"

@@ -92,6 +92,66 @@ class _Admission:
     journaled: bool
 
 
+class _Held:
+    """An Update held back for a claimed order (see ``_Owned._after_gate``),
+    and the Update it is merged into: what the delegate gets then is one
+    Update with the held one's instructions and reports first, then the
+    newer one's, and the newer one's market data (a print merged over both).
+    Duck-types ``exo.Update``."""
+
+    __slots__ = (
+        "arrived_ns",
+        "instructions",
+        "order_id",
+        "quote",
+        "quotes_merged",
+        "reports",
+        "staleness_ns",
+        "trade",
+        "trades_merged",
+    )
+
+    def __init__(self, held: Any, newer: Any | None = None) -> None:
+        self.order_id: str = held.order_id
+        self.instructions: list[Any] = list(held.instructions)
+        self.reports: list[Any] = list(held.reports)
+        self.quote = getattr(held, "quote", None)
+        self.trade = getattr(held, "trade", None)
+        self.quotes_merged: int = getattr(held, "quotes_merged", 0)
+        self.trades_merged: int = getattr(held, "trades_merged", 0)
+        self.arrived_ns: int | None = getattr(held, "arrived_ns", None)
+        self.staleness_ns: int | None = getattr(held, "staleness_ns", None)
+        if newer is None:
+            return
+        self.instructions += newer.instructions
+        self.reports += newer.reports
+        if newer.quote is not None:
+            self.quote = newer.quote
+        if newer.trade is not None:
+            self.trade = newer.trade if self.trade is None else self.trade.merge(newer.trade)
+        self.quotes_merged += newer.quotes_merged
+        self.trades_merged += newer.trades_merged
+        if newer.arrived_ns is not None:
+            self.arrived_ns, self.staleness_ns = newer.arrived_ns, newer.staleness_ns
+
+    @property
+    def idle(self) -> bool:
+        return self.arrived_ns is None and not self.instructions and not self.reports
+
+    @property
+    def staleness(self) -> float | None:
+        return None if self.staleness_ns is None else self.staleness_ns / 1e9
+
+
+class _Entries:
+    """Instructions and reports of a held Update, restored from a checkpoint."""
+
+    __slots__ = ("instructions", "order_id", "reports")
+
+    def __init__(self, order_id: str, instructions: list[Any], reports: list[Any]) -> None:
+        self.order_id, self.instructions, self.reports = order_id, instructions, reports
+
+
 class _Owned:
     """The delegate as the engine sees it: the user's delegate, plus what the
     node needs. Counts the instructions and reports applied (kept in the
@@ -104,6 +164,7 @@ class _Owned:
         "dropped",
         "epoch",
         "gate",
+        "held",
         "inner",
         "instructions",
         "node",
@@ -124,10 +185,14 @@ class _Owned:
         self.gate: asyncio.Future[Any] | None = None
         """Set for an order restored here from another engine: its first
         action waits until the venue was asked about its children."""
+        self.held: _Held | None = None
+        """An Update not shown to the delegate yet: merged into the next one."""
 
     def action(self, update: Any) -> bool | Awaitable[bool]:
         if self.dropped:
             return True
+        if self.held is not None:
+            update, self.held = _Held(self.held, update), None
         gate = self.gate
         if gate is not None:
             self.gate = None
@@ -137,7 +202,12 @@ class _Owned:
 
     async def _after_gate(self, gate: asyncio.Future[Any], update: Any) -> bool:
         # One hand-over at a time: what arrives meanwhile (the venue's answers
-        # among it) merges into the next Update.
+        # among it) merges into the order's next Update. So when anything was
+        # journaled for the order while the venue was asked, this Update is
+        # held back, and the delegate's first action here gets it merged with
+        # the next one, which the engine hands over at once: the venue's
+        # answers are in the first Update it sees, not one late.
+        journaled = self.node._journaled(self.order_id)
         await asyncio.wait({gate}, timeout=self.node.timeout)
         if not gate.done():
             log.warning(
@@ -148,6 +218,9 @@ class _Owned:
             )
         if self.dropped:
             return True
+        if self.node._journaled(self.order_id) != journaled:
+            self.held = _Held(update)
+            return False
         result = self._act(update)
         return (await result) if inspect.isawaitable(result) else bool(result)
 
@@ -169,11 +242,16 @@ class _Owned:
 
     def state(self) -> dict[str, Any]:
         take = getattr(self.inner, "state", None)
-        return {
+        state = {
             "inner": None if take is None else take(),
             "instructions": self.instructions,
             "reports": self.reports,
         }
+        if self.held is not None:
+            # Counted as applied by the journal, not yet seen by the delegate:
+            # kept, so a restart shows them to it first.
+            state["held"] = {"instructions": self.held.instructions, "reports": self.held.reports}
+        return state
 
     def clean_up(self) -> Any:
         clean_up = getattr(self.inner, "clean_up", None)
@@ -210,8 +288,9 @@ class EngineNode:
       to reconcile their children with the venue (``venue.reconcile(ids)``).
       When it returns an awaitable, each of these orders' first action waits
       for it (at most ``timeout`` seconds): the venue has answered about the
-      children before the delegate acts, and its answers reach the delegate as
-      reports in the Update after the one it was restored with.
+      children before the delegate acts, and its answers (journaled before
+      the awaitable ends) reach the delegate in the first Update it gets
+      here, merged with the one it was restored with.
     - ``engine_options``: passed to ``exo.Engine`` (feed, idle_interval, ...).
     """
 
@@ -396,11 +475,21 @@ class EngineNode:
             self._user_factory(order) if inner_state is None else self._user_factory(order, state=inner_state)
         )
         owned = _Owned(self, order.order_id, self.store.epochs.get(order.order_id, 0), inner, counts)
+        held = None if state is None else state.get("held")
+        if held is not None:
+            owned.held = _Held(_Entries(order.order_id, held["instructions"], held["reports"]))
         claimed = self._claiming.get(order.order_id)
         if claimed is not None:
             owned.claimed_at = claimed
         self._delegates[order.order_id] = owned
         return owned
+
+    def _journaled(self, order_id: str) -> int:
+        """The seq the journal gives the order's next entry (it grows with
+        each instruction or report journaled for it); 0 when not tracked."""
+        intake = self.engine._intake
+        rec = intake._orders.get(order_id) if isinstance(intake, JournaledIntake) else None
+        return 0 if rec is None else int(rec.next_seq)
 
     def _first_action(self, owned: _Owned) -> None:
         assert owned.claimed_at is not None
@@ -610,6 +699,7 @@ class EngineNode:
                 # Journaled by an engine that died before its ACK: recover, do not restart.
                 stored = await self.store.load([oid])
                 if stored and self._restore(stored[0], claimed=False):
+                    self.counters["claims"] += 1  # recovered from another engine's journal, as a claim
                     self._claimed([oid])
                 else:
                     await self._let_go([got])
@@ -626,8 +716,20 @@ class EngineNode:
         finally:
             self._arriving.discard(oid)
         if result is None:
-            log.warning("engine %s: NEW %s was refused by the engine", self.name, oid)
+            fenced = oid not in self.store.epochs  # its journal write was refused: the order moved on
+            log.warning(
+                "engine %s: NEW %s was refused by the %s",
+                self.name,
+                oid,
+                "store (its lease lapsed and another engine acquired it before the NEW was "
+                "journaled); left pending, taken again"
+                if fenced
+                else "engine",
+            )
             await self._let_go([got])
+            # Not journaled anywhere: the entry stays pending (taken again
+            # by XAUTOCLAIM) rather than ACKed with the order lost.
+            return not fenced
         return True
 
     async def _let_go(self, leases: list[Lease]) -> None:

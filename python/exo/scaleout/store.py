@@ -2,9 +2,13 @@
 fencing epoch, checked atomically in Lua against ``<prefix>:{<order_id>}:epoch``.
 
 A write whose epoch is not the current one (another engine acquired the order
-since) changes nothing; it is counted (``refused``) and reported to
-``on_fenced(order_id)`` so the stale owner drops the order. The new owner's
-state is never overwritten.
+since) changes nothing; it is counted (``refused``). The refusal carries the
+order's epoch in Redis, and that is what is judged: unless it is still the
+epoch this engine holds the order with (the refused write was a late copy
+from an earlier ownership here), the order moved on and ``on_fenced(order_id)``
+is told, once, so the stale owner drops it. Entries in doubt (a write whose
+reply was lost) are undone under the epoch they were sent with, in Lua too.
+The new owner's state is never overwritten nor deleted.
 
 Per-order keys added to RedisStore's (same hash tag, one Cluster slot):
 
@@ -26,20 +30,27 @@ on another machine loads exactly the orders it claimed.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from exo.redis_store import RedisStore
 from exo.scaleout.lease import lease_keys
 from exo.scaleout.scripts import run_many
-from exo.store import NEW, Checkpoint, Entry, StoredOrder, StoreError, StoreUnavailable
+from exo.store import NEW, REPORT, Checkpoint, Entry, StoredOrder, StoreError, StoreUnavailable
 
 __all__ = ["FencedStore"]
+
+log = logging.getLogger("exo.scaleout")
+
+# Every fenced script refuses with {-1, the order's epoch in Redis now (0: none)}:
+# the writer judges by it whether the order moved on (see FencedStore._refused).
 
 # KEYS: order, journal, checkpoint, epoch. ARGV: epoch, NEW (encoded), seq.
 # 1 written, 0 the order exists already (journaled before: recover, do not restart), -1 fenced.
 _NEW = """
-if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
+local cur = redis.call('GET', KEYS[4])
+if cur ~= ARGV[1] then return {-1, tonumber(cur) or 0} end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('SET', KEYS[1], ARGV[2])
@@ -50,7 +61,8 @@ return 1
 # KEYS: journal, epoch, seen, order. ARGV: epoch, seq, kind, value, intake id ('' none).
 # 1 written, 0 order gone, -1 fenced, 2 duplicate intake message (already journaled).
 _APPEND = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+local cur = redis.call('GET', KEYS[2])
+if cur ~= ARGV[1] then return {-1, tonumber(cur) or 0} end
 if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
 if ARGV[5] ~= '' and redis.call('SADD', KEYS[3], ARGV[5]) == 0 then return 2 end
 redis.call('XADD', KEYS[1], '0-' .. ARGV[2], 'k', ARGV[3], 'v', ARGV[4])
@@ -59,7 +71,8 @@ return 1
 
 # KEYS: checkpoint, journal, order, epoch. ARGV: epoch, applied, has state, state.
 _CHECKPOINT = """
-if redis.call('GET', KEYS[4]) ~= ARGV[1] then return -1 end
+local cur = redis.call('GET', KEYS[4])
+if cur ~= ARGV[1] then return {-1, tonumber(cur) or 0} end
 if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'applied', ARGV[2], 'state', ARGV[4])
@@ -75,7 +88,8 @@ return 1
 # The completed order's journal goes; its final progress, epoch and done marker
 # stay for keep ms (GET answers, a NEW delivered again is refused), all in one step.
 _REMOVE = """
-if redis.call('GET', KEYS[6]) ~= ARGV[1] then return -1 end
+local ep = redis.call('GET', KEYS[6])
+if ep ~= ARGV[1] then return {-1, tonumber(ep) or 0} end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
 redis.call('SET', KEYS[7], '1', 'PX', ARGV[2])
 redis.call('PEXPIRE', KEYS[6], ARGV[2])
@@ -99,7 +113,8 @@ return 1
 # 1 written, 0 older than the progress there (same epoch), -1 fenced.
 # Once done, it expires with the done marker.
 _PROGRESS = """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return -1 end
+local ep = redis.call('GET', KEYS[2])
+if ep ~= ARGV[1] then return {-1, tonumber(ep) or 0} end
 local cur = redis.call('GET', KEYS[4])
 if cur then
   local e, v = string.match(cur, '^(%d+):(%d+)$')
@@ -113,6 +128,20 @@ if ttl > 0 then
 else
   redis.call('SET', KEYS[1], ARGV[2])
   redis.call('SET', KEYS[4], stamp)
+end
+return 1
+"""
+
+# KEYS: order, journal, checkpoint, epoch. ARGV: epoch the entry was written with, '1' for a NEW, seq.
+# An entry in doubt is undone only under the epoch it was written with: a stale owner never
+# deletes the new owner's order or its journal entry of the same seq. 1 undone, -1 fenced.
+_DISCARD = """
+local cur = redis.call('GET', KEYS[4])
+if cur ~= ARGV[1] then return {-1, tonumber(cur) or 0} end
+if ARGV[2] == '1' then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+else
+  redis.call('XDEL', KEYS[2], '0-' .. ARGV[3])
 end
 return 1
 """
@@ -145,6 +174,9 @@ class FencedStore(RedisStore):
         self.duplicates = 0
         """Intake messages found already journaled (delivered twice, applied once)."""
         self._tags: dict[int, tuple[Any, str]] = {}
+        self._duplicates: set[tuple[str, int]] = set()
+        self._sent_with: dict[tuple[str, int], int] = {}
+        """(order_id, seq) -> the epoch an entry was sent with, until its write is confirmed."""
         self.final_progress: Callable[[str], tuple[dict[str, Any], int] | None] | None = None
         """Called per completed order at its removal: its last progress and
         that progress's version, written with the removal in one step (so GET
@@ -209,12 +241,29 @@ class FencedStore(RedisStore):
                 raise StoreError(f"{what} failed in Redis: {r}")
         return replies
 
-    async def _run(self, source: str, calls: list[tuple[list[Any], list[Any]]], what: str) -> list[Any]:
-        return [int(r) for r in await self._run_raw(source, calls, what)]
+    async def _run(
+        self, source: str, calls: list[tuple[list[Any], list[Any]]], what: str
+    ) -> list[tuple[int, int]]:
+        """(code, the order's epoch in Redis) per call; the epoch only with a
+        refusal (code -1), 0 otherwise."""
+        out = []
+        for r in await self._run_raw(source, calls, what):
+            out.append((int(r[0]), int(r[1])) if isinstance(r, list) else (int(r), 0))
+        return out
 
-    def _refused(self, order_id: str) -> None:
+    def _refused(self, order_id: str, current: int) -> None:
+        """A write of ``order_id`` was refused; ``current`` is the order's
+        epoch in Redis at that moment (0: none). Judged by it, not by the
+        epoch the refused write carried: when ``current`` is still the epoch
+        this engine holds the order with, only that write was stale (a late
+        copy from an earlier ownership here) and the order stays; otherwise
+        the order moved on, and this engine drops it (``on_fenced``, once)."""
         self.refused += 1
-        if self.epochs.pop(order_id, None) is not None and self.on_fenced is not None:
+        mine = self.epochs.get(order_id)
+        if mine is None or mine == current:
+            return
+        del self.epochs[order_id]
+        if self.on_fenced is not None:
             self.on_fenced(order_id)
 
     def _epoch(self, order_id: str) -> int:
@@ -226,9 +275,14 @@ class FencedStore(RedisStore):
     async def append(self, entries: Sequence[Entry]) -> list[bool]:
         dumps = self.encode
         news, others = [], []
+        intakes: dict[int, str] = {}
+        sent = self._sent_with
         for n, e in enumerate(entries):
             order_key, journal, checkpoint = self.keys(e.order_id)
             epoch_key = lease_keys(self.prefix, e.order_id).epoch
+            # Kept until the write is confirmed: an entry in doubt is undone
+            # (discard) only under the epoch it was sent with.
+            sent[(e.order_id, e.seq)] = self._epoch(e.order_id)
             if e.kind == NEW:
                 news.append(
                     (
@@ -242,6 +296,8 @@ class FencedStore(RedisStore):
             else:
                 tagged = self._tags.pop(id(e.item), None)
                 intake = tagged[1] if tagged is not None else ""
+                if intake:
+                    intakes[n] = intake
                 seen = f"{self.prefix}:{{{e.order_id}}}:seen"
                 others.append(
                     (
@@ -262,18 +318,64 @@ class FencedStore(RedisStore):
             if not batch:
                 continue
             replies = await self._run(source, [c for _, c in batch], f"journal write of {len(batch)} entries")
-            for (n, _), r in zip(batch, replies, strict=True):
+            for (n, _), (r, current) in zip(batch, replies, strict=True):
                 if r == -1:
-                    self._refused(entries[n].order_id)
+                    self._refused(entries[n].order_id, current)
                 elif r == 2:
-                    self.duplicates += 1
+                    self._duplicated(entries[n], intakes.get(n, ""))
                 written[n] = r == 1
+        for e in entries:
+            sent.pop((e.order_id, e.seq), None)
         return written
 
+    def _duplicated(self, entry: Entry, intake_id: str) -> None:
+        self.duplicates += 1
+        self._duplicates.add((entry.order_id, entry.seq))
+        kind = "report" if entry.kind == REPORT else "instruction"
+        log.info(
+            "order %s: %s %s delivered again; it was journaled and applied once already, "
+            "this copy is dropped",
+            entry.order_id,
+            kind,
+            intake_id,
+        )
+
+    def was_duplicate(self, entry: Entry) -> bool:
+        """True (once) for an entry ``append`` left out as a second delivery of
+        an intake message already journaled (its id in the order's seen set)."""
+        try:
+            self._duplicates.remove((entry.order_id, entry.seq))
+        except KeyError:
+            return False
+        return True
+
     async def discard(self, entries: Sequence[Entry]) -> None:
-        # Only entries of orders still ours; the epoch check of later writes
-        # covers the rest.
-        await super().discard([e for e in entries if e.order_id in self.epochs])
+        """Undoes entries in doubt, each fenced by the epoch it was sent with
+        (in Lua, against the order's epoch in Redis): once another engine
+        acquired the order, nothing is undone, so a stale owner never deletes
+        the new owner's order nor its journal entry of the same seq."""
+        calls, undone = [], []
+        for e in entries:
+            epoch = self._sent_with.get((e.order_id, e.seq))
+            if not epoch:
+                continue  # never sent under an epoch of ours: nothing written to undo
+            order_key, journal, checkpoint = self.keys(e.order_id)
+            keys = [order_key, journal, checkpoint, lease_keys(self.prefix, e.order_id).epoch]
+            calls.append((keys, [epoch, "1" if e.kind == NEW else "0", e.seq]))
+            undone.append(e)
+        replies = await self._run(_DISCARD, calls, f"discarding {len(calls)} unconfirmed journal entries")
+        gone = []
+        for e, (r, current) in zip(undone, replies, strict=True):
+            if r == -1:
+                self._refused(e.order_id, current)
+            elif e.kind == NEW:
+                gone.append(e.order_id)
+        for e in entries:
+            self._sent_with.pop((e.order_id, e.seq), None)
+        if gone:
+            pipe = self._client().pipeline(transaction=False)
+            pipe.srem(self.index_key, *gone)
+            await self._execute(pipe, "live-order index")
 
     async def checkpoint(self, checkpoints: Sequence[Checkpoint]) -> None:
         calls = []
@@ -288,9 +390,9 @@ class FencedStore(RedisStore):
                 )
             )
         replies = await self._run(_CHECKPOINT, calls, f"checkpoint of {len(calls)} orders")
-        for c, r in zip(checkpoints, replies, strict=True):
+        for c, (r, current) in zip(checkpoints, replies, strict=True):
             if r == -1:
-                self._refused(c.order_id)
+                self._refused(c.order_id, current)
 
     async def remove(self, order_ids: Sequence[str]) -> None:
         calls = []
@@ -312,9 +414,9 @@ class FencedStore(RedisStore):
             calls.append((keys, [self._epoch(oid), keep_ms, doc, version]))
         replies = await self._run(_REMOVE, calls, f"removal of {len(calls)} completed orders")
         removed = []
-        for oid, r in zip(order_ids, replies, strict=True):
+        for oid, (r, current) in zip(order_ids, replies, strict=True):
             if r == -1:
-                self._refused(oid)
+                self._refused(oid, current)
             else:
                 removed.append(oid)
                 self.epochs.pop(oid, None)
@@ -337,10 +439,10 @@ class FencedStore(RedisStore):
             keys = [self.progress_key(oid), lk.epoch, lk.done, self.progress_version_key(oid)]
             calls.append((keys, [epoch, json.dumps(doc), version]))
         replies = await self._run(_PROGRESS, calls, f"progress of {len(calls)} orders")
-        for (oid, _, _, _), r in zip(progress, replies, strict=True):
+        for (oid, _, _, _), (r, current) in zip(progress, replies, strict=True):
             if r == -1:
-                self._refused(oid)
-        return sum(1 for r in replies if r == 0)
+                self._refused(oid, current)
+        return sum(1 for r, _ in replies if r == 0)
 
     # -- recovery ---------------------------------------------------------------
 

@@ -33,7 +33,7 @@ import asyncio
 import itertools
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -576,6 +576,14 @@ class Paper(VenueBase):
         await super().stop()
 
     # -- reconciliation -------------------------------------------------------
+
+    async def reconcile(self, order_ids: Collection[str] | None = None) -> int:
+        """``VenueBase.reconcile``, returning once its answers reached the
+        engine (each travels like any report, ``report_latency`` later): the
+        caller, e.g. a claimed order's first action, sees them at once."""
+        delivered = await super().reconcile(order_ids)
+        await self.drain()
+        return delivered
 
     async def _query_status(self, cl_ord_id: str, order_id: str) -> int:
         """The answer travels like any report (after the requests sent before
