@@ -471,6 +471,7 @@ class HangsOnce:
     that never comes (an order entry round trip that hangs)."""
 
     hang: ClassVar[bool] = True
+    hanging: ClassVar[asyncio.Event] = asyncio.Event()
 
     def __init__(self, order: Any, state: dict[str, Any] | None = None) -> None:
         self.applied = 0 if state is None else int(state["applied"])
@@ -481,6 +482,7 @@ class HangsOnce:
         self.done = any(i.msg_type == MsgType.CANCEL for i in update.instructions)
         if HangsOnce.hang:
             HangsOnce.hang = False
+            HangsOnce.hanging.set()
             await asyncio.Event().wait()
         return self.done
 
@@ -496,7 +498,7 @@ async def test_an_order_whose_lease_moved_on_with_no_owner_left_stops_here_and_i
     # (as a claim that finds the order still busy there does): the epoch moved
     # on, nobody holds the lease. The engine's renewal finds it lost; the
     # order must not stay live here, unleased, where no scan can claim it.
-    HangsOnce.hang = True
+    HangsOnce.hang, HangsOnce.hanging = True, asyncio.Event()
     factory: Any = Waiting if delegate == "resting on a quiet symbol" else HangsOnce
     a = EngineNode(
         redis_url,
@@ -516,7 +518,7 @@ async def test_an_order_whose_lease_moved_on_with_no_owner_left_stops_here_and_i
             if owned is None or oid not in a.held:
                 return False
             if factory is HangsOnce:
-                return owned.task is not None  # its action hangs
+                return HangsOnce.hanging.is_set()  # its first action hangs
             return await intake.progress(oid) is not None
 
         await until(working)
