@@ -278,9 +278,10 @@ class _Owned:
     def _stopped(self) -> bool:
         """A dropped order's action was cut short (``EngineNode._drop``): it
         ends here now, as if its delegate had returned True."""
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
+        # The cancel is handled here (3.11+ counts it on the task: taken back).
+        uncancel = getattr(asyncio.current_task(), "uncancel", None)
+        if uncancel is not None:
+            uncancel()
         self.node._scan_now.set()
         return True
 
