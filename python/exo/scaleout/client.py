@@ -8,6 +8,7 @@ is discovered). ``cluster_nodes(url)`` parses the seeds.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -45,6 +46,32 @@ def cluster_nodes(url: str) -> tuple[list[tuple[str, int]], str | None, str | No
     if not nodes:
         raise ValueError("a redis+cluster:// URL needs at least one seed node: redis+cluster://host:port")
     return nodes, user, password
+
+
+def _retryable(error: Exception) -> bool:
+    """A ConnectionError worth another try: not refused credentials or
+    permissions (redis-py makes those ConnectionErrors too), not a full pool."""
+    from redis.exceptions import AuthenticationError, AuthorizationError, MaxConnectionsError
+
+    return not isinstance(error, (AuthenticationError, AuthorizationError, MaxConnectionsError))
+
+
+@functools.cache
+def _reconnect_class() -> Any:
+    """Made on first use: redis is an optional dependency."""
+    from redis.asyncio.retry import Retry
+
+    class Reconnect(Retry):
+        """redis-py's ``Retry``, minus the errors another try cannot mend."""
+
+        async def call_with_retry(
+            self, do: Any, fail: Any, is_retryable: Any = None, with_failure_count: bool = False
+        ) -> Any:
+            return await super().call_with_retry(
+                do, fail, is_retryable=_retryable, with_failure_count=with_failure_count
+            )
+
+    return Reconnect
 
 
 RETRIES = 6
@@ -106,7 +133,9 @@ def connect(
     from redis.asyncio import Redis
 
     policy = (
-        Retry(ExponentialBackoff(cap=0.5, base=0.025), RETRIES, supported_errors=(RedisConnectionError,))
+        _reconnect_class()(
+            ExponentialBackoff(cap=0.5, base=0.025), RETRIES, supported_errors=(RedisConnectionError,)
+        )
         if retry
         else Retry(NoBackoff(), 0)
     )
