@@ -95,8 +95,9 @@ def connect(
     ``retry`` (one server): a command that meets a dropped connection is sent
     again on a new one, ``RETRIES`` times with exponential backoff (redis-py's
     own ``Retry``, ``supported_errors=(ConnectionError,)``). Without it, after
-    a Redis restart every stale pooled connection failed one command: a lease
-    renewal among them, and orders changed hands after a 0.5 s outage.
+    a Redis restart every stale pooled connection failed one command, lease
+    renewals among them (in a loaded run orders changed hands after a 0.5 s
+    outage).
     Timeouts are not retried: a command that timed out may have run, and the
     caller decides (the journal undoes the write in doubt). A ConnectionError
     almost always means the command never reached Redis (a stale connection,
