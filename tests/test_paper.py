@@ -509,3 +509,51 @@ async def test_an_empty_far_side_is_no_liquidity(setup: Any) -> None:
     await settled(paper, h, 5)
     assert ioc.ord_status == OrdStatus.CANCELED and ioc.cum_qty == 0
     assert market.ord_status == OrdStatus.REJECTED and "NO_LIQUIDITY" in (market.text or "")
+
+
+async def test_drain_waits_for_the_reports_emitted_so_far_not_for_a_quiet_moment(errors: Errors) -> None:
+    """Under a busy market the report queue is never empty: a drain (e.g. a
+    claimed order's reconciliation waiting for the venue's answers) must
+    return once the reports emitted before it reached the engine."""
+    paper = Paper(report_latency=0.002)
+    async with one_order(paper, errors, start=True) as (_, _, h):
+        paper.on_quote(q(ask="102"))
+        sending = True
+
+        async def busy() -> None:  # a resting child every millisecond: an ack each
+            while sending:
+                await paper.send(h.child("0.01", "99").new())
+                await asyncio.sleep(0.001)
+
+        producer = asyncio.create_task(busy())
+        await until(lambda: len(h.reports) >= 5)
+        before = len(h.children)
+        try:
+            await asyncio.wait_for(paper.drain(), 5)  # a guard: it never empties
+            acked = {r.cl_ord_id for r in h.reports}
+            assert all(c.cl_ord_id in acked for c in h.children[: before - 1])
+            assert not producer.done()
+        finally:
+            sending = False
+            await producer
+        await paper.stop()
+    assert errors == []
+
+
+async def test_reconcile_keeps_its_status_queries_in_flight_together(errors: Errors) -> None:
+    """A claim of many orders asks about each live child: on the paper wire
+    (FIFO, answers in order) the queries travel together, so the claim waits
+    about one round trip, not one per child."""
+    paper = Paper(request_latency=0.3)
+    async with one_order(paper, errors, start=True) as (_, _, h):
+        paper.on_quote(q(ask="102"))
+        children = [h.child("0.01", "99") for _ in range(8)]
+        sends = [asyncio.create_task(paper.send(c.new())) for c in children]
+        await until(lambda: paper._on_wire == 8)  # the NEWs are on the wire, not yet at the venue
+        paper.adopt(h, h.order.order_id)  # as a claim restores the delegate: 8 live children
+        reconciling = asyncio.create_task(paper.reconcile())
+        await until(lambda: paper._on_wire == 16)  # every child's query went out at once
+        assert await reconciling == 8
+        await asyncio.gather(*sends)
+        await paper.stop()
+    assert errors == []

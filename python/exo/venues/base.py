@@ -139,6 +139,10 @@ class VenueBase:
     """
 
     journals_requests = True
+    status_queries_at_once = 1
+    """Status queries reconcile keeps in flight at once; 1 (one after the
+    other) unless a venue knows its wire takes more without tripping its rate
+    limits."""
 
     def __init__(
         self,
@@ -540,13 +544,26 @@ class VenueBase:
         children = (
             self._children if wanted is None else {k: v for k, v in self._children.items() if k in wanted}
         )
+        queries = []
         for child in [c for cs in list(children.values()) for c in cs]:
             if child.is_live and child.cl_ord_id not in open_ids:
                 pending = child.pending
                 target = pending.cl_ord_id if pending is not None else child.cl_ord_id
                 if target is not None:
-                    delivered += await self._query_status(target, child.order_id)
-        return delivered
+                    queries.append((target, child.order_id))
+        if self.status_queries_at_once <= 1:
+            for target, order_id in queries:
+                delivered += await self._query_status(target, order_id)
+            return delivered
+        # Many at once, started in order: a claim of many orders waits one
+        # round trip per batch, not one per child.
+        room = asyncio.Semaphore(self.status_queries_at_once)
+
+        async def query(target: str, order_id: str) -> int:
+            async with room:
+                return await self._query_status(target, order_id)
+
+        return delivered + sum(await asyncio.gather(*(query(t, o) for t, o in queries)))
 
     # -- what a venue implements ------------------------------------------------
 

@@ -142,6 +142,7 @@ class Paper(VenueBase):
     """
 
     journals_requests = False
+    status_queries_at_once = 64  # an in-process FIFO wire: answers keep their order
 
     def __init__(
         self,
@@ -163,6 +164,11 @@ class Paper(VenueBase):
         self._prefix = f"{name}-{time.time_ns():x}"
         self._outbox: asyncio.Queue[tuple[float, Any, dict[str, Any], int | None]] | None = None
         self._sender: asyncio.Task[None] | None = None
+        # Reports are delivered in the order queued: a drain waits for the
+        # count delivered to reach the count queued when it was called.
+        self._queued = 0
+        self._delivered = 0
+        self._drains: list[tuple[int, asyncio.Future[None]]] = []
         self._inbox: asyncio.Queue[tuple[float, Callable[[], Any], asyncio.Future[Any]]] | None = None
         self._receiver: asyncio.Task[None] | None = None
         self._on_wire = 0  # requests sent, not yet arrived
@@ -491,6 +497,7 @@ class Paper(VenueBase):
         self._ensure_sender()
         assert self._outbox is not None
         self._outbox.put_nowait((time.monotonic() + self.report_latency, status, fields, trade))
+        self._queued += 1
 
     def _ensure_sender(self) -> None:
         if self._sender is None or self._sender.done():
@@ -529,6 +536,7 @@ class Paper(VenueBase):
                 retry = [item for item, ok in zip(batch, results, strict=True) if not ok]
                 for _ in range(len(batch) - len(retry)):
                     outbox.task_done()
+                self._reached(len(batch) - len(retry))
                 batch = retry
                 if batch:
                     await asyncio.sleep(pause)
@@ -555,9 +563,30 @@ class Paper(VenueBase):
         return True
 
     async def drain(self) -> None:
-        """Waits until every report emitted so far reached the engine."""
-        if self._outbox is not None:
-            await self._outbox.join()
+        """Waits until every report emitted so far reached the engine; not
+        for the reports emitted meanwhile (under a busy market the queue is
+        never empty, so waiting for it to empty could wait for ever)."""
+        if self._delivered >= self._queued:
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._drains.append((self._queued, waiter))
+        await waiter
+
+    def _reached(self, delivered: int) -> None:
+        """``delivered`` more reports reached the engine: wakes the drains
+        whose reports all did (or all, once the venue stopped)."""
+        self._delivered += delivered
+        if not self._drains:
+            return
+        everything = self._stopped
+        waiting = []
+        for target, waiter in self._drains:
+            if everything or self._delivered >= target:
+                if not waiter.done():
+                    waiter.set_result(None)
+            else:
+                waiting.append((target, waiter))
+        self._drains = waiting
 
     async def stop(self) -> None:
         """Stops the wire: requests not yet arrived fail with ConnectionError
@@ -568,6 +597,7 @@ class Paper(VenueBase):
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._sender = self._receiver = None
+        self._reached(0)  # reports not yet sent are dropped: nothing left to wait for
         inbox = self._inbox
         while inbox is not None and not inbox.empty():
             _, _, fut = inbox.get_nowait()
