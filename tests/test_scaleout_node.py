@@ -15,6 +15,7 @@ import exo
 from exo.child import ChildOrder
 from exo.market import MsgType, OrdStatus, Side
 from exo.scaleout import EngineNode, Intake
+from exo.scaleout.lease import Lease, Leases
 from exo.scaleout.streams import inbox_stream
 from exo.venues import Paper
 from tests.helpers import quote
@@ -463,3 +464,143 @@ async def test_an_order_acting_without_a_change_to_its_progress_is_not_written_a
 
         await until(final)
         assert await client.get(pver) != first
+
+
+class HangsOnce:
+    """Like ``Waiting``, async: its first action in the test awaits an answer
+    that never comes (an order entry round trip that hangs)."""
+
+    hang: ClassVar[bool] = True
+    hanging: ClassVar[asyncio.Event] = asyncio.Event()
+
+    def __init__(self, order: Any, state: dict[str, Any] | None = None) -> None:
+        self.applied = 0 if state is None else int(state["applied"])
+        self.done = False
+
+    async def action(self, update: exo.Update) -> bool:
+        self.applied += len(update.instructions)
+        self.done = any(i.msg_type == MsgType.CANCEL for i in update.instructions)
+        if HangsOnce.hang:
+            HangsOnce.hang = False
+            HangsOnce.hanging.set()
+            await asyncio.Event().wait()
+        return self.done
+
+    def state(self) -> dict[str, Any]:
+        return {"applied": self.applied}
+
+
+@pytest.mark.parametrize("delegate", ["resting on a quiet symbol", "mid-way through an async action"])
+async def test_an_order_whose_lease_moved_on_with_no_owner_left_stops_here_and_is_claimed_again(
+    redis_url: str, intake: Intake, delegate: str
+) -> None:
+    # One engine. Another took the order's lease once it lapsed and let it go
+    # (as a claim that finds the order still busy there does): the epoch moved
+    # on, nobody holds the lease. The engine's renewal finds it lost; the
+    # order must not stay live here, unleased, where no scan can claim it.
+    HangsOnce.hang, HangsOnce.hanging = True, asyncio.Event()
+    factory: Any = Waiting if delegate == "resting on a quiet symbol" else HangsOnce
+    a = EngineNode(
+        redis_url,
+        "a",
+        factory,
+        lease=1.0,
+        partitions=2,
+        describe=describe,
+        block=0.2,
+        idle_interval=3600.0,  # no idle Update: nothing wakes the order but the engine
+    )
+    async with a:
+        oid = await intake.submit(exo.Order("BUY", "BTC-USD", order_qty=Decimal(1)))
+
+        async def working() -> bool:
+            owned = a._delegates.get(oid)
+            if owned is None or oid not in a.held:
+                return False
+            if factory is HangsOnce:
+                return HangsOnce.hanging.is_set()  # its first action hangs
+            return await intake.progress(oid) is not None
+
+        await until(working)
+        client = intake._c()
+        ghost = Leases(client, "ghost", 30.0)
+        taken: Lease | None = None
+        while taken is None:  # a's renewal may take the lapsed lease back first: again
+            await client.delete(f"exo:{{{oid}}}:lease")
+            got = (await ghost.acquire([oid]))[oid]
+            taken = got if isinstance(got, Lease) else None
+        assert await ghost.release([taken]) == [True]
+
+        async def claimed_again() -> bool:
+            lease = a.held.get(oid)
+            return (
+                a.counters["leases_lost"] == 1
+                and lease is not None
+                and lease.epoch > taken.epoch  # acquired anew: earlier writes stay fenced
+                and a.engine.is_live(oid)
+            )
+
+        await until(claimed_again)
+        assert await intake.owner(oid) == "a"
+        order = await intake.order(oid)
+        await intake.submit(order.cancel())
+
+        async def done() -> bool:
+            p = await intake.progress(oid)
+            return p is not None and p["done"]
+
+        await until(done)
+        p = await intake.progress(oid)
+        assert p is not None and p["applied"] == 2 and p["instructions"] == 2, p  # each once
+        assert a.engine.live == 0 and a.counters["claims"] == 1
+
+
+async def test_an_engine_keeps_its_orders_across_a_half_second_redis_outage(
+    redis_server: RedisServer, redis_url: str, intake: Intake
+) -> None:
+    # Lease 3 s, renewed every second. After the restart each pooled
+    # connection Redis closed failed one command (a renewal round among them)
+    # until the lease lapsed and b claimed a's orders: now such a command is
+    # sent again on a new connection.
+    a, b = node(redis_url, "a", lease=3.0), node(redis_url, "b", lease=3.0)
+    await a.start()
+    try:
+        ids = [await intake.submit(exo.Order("BUY", "BTC-USD", order_qty=Decimal(1))) for _ in range(6)]
+
+        async def on_a() -> bool:
+            return all([await intake.owner(i) == "a" for i in ids]) and len(a.held) == 6
+
+        await until(on_a)
+        await b.start()
+        for n in (a, b):  # several pooled connections each, open when Redis goes down
+            await asyncio.gather(*(n._client.time() for _ in range(8)))
+        leases = dict(a.held)
+        await asyncio.to_thread(redis_server.stop)
+        await asyncio.sleep(0.5)  # the outage
+        await asyncio.to_thread(redis_server.start)
+        renewed = a.counters["lease_renewals"]
+
+        async def renewed_twice() -> bool:
+            return a.counters["lease_renewals"] >= renewed + 2 * len(ids)
+
+        await until(renewed_twice)
+        assert a.counters["leases_lost"] == 0 and a.counters["orders_fenced"] == 0
+        assert b.counters["claims"] == 0 and a.held == leases
+        # A new api client: the fixture's pooled connections are stale too
+        # (the api does not retry a CANCEL: it could be applied twice).
+        async with Intake(redis_url, partitions=2) as api:
+            assert {await api.owner(i) for i in ids} == {"a"}
+            for oid in ids:
+                order = await api.order(oid)
+                await api.submit(order.cancel())
+
+            async def all_done() -> bool:
+                return all([(p := await api.progress(i)) is not None and p["done"] for i in ids])
+
+            await until(all_done)
+            for oid in ids:
+                p = await api.progress(oid)
+                assert p is not None and p["applied"] == 2 and p["engine"] == "a", p
+    finally:
+        await b.stop()
+        await a.stop()

@@ -22,6 +22,7 @@ from exo.scaleout.streams import GROUP, autoclaim, ensure_group, read, retire
 from exo.store import INSTRUCTION, NEW, Checkpoint, Entry
 from tests.helpers import Ledger
 from tests.redis_cluster import RedisCluster
+from tests.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -460,3 +461,51 @@ async def test_a_blocking_read_needs_a_connection_whose_timeout_exceeds_the_bloc
     finally:
         await shared.aclose()
         await own.aclose()
+
+
+async def test_a_lease_renewal_right_after_a_redis_restart_succeeds_on_stale_pooled_connections(
+    redis_server: RedisServer, redis_url: str, client: Any
+) -> None:
+    # The engine's own client (``connect``): several pooled connections, all
+    # open when Redis restarts (AOF on: the lease is still there after).
+    leases = Leases(client, "a", 30)
+    mine = (await leases.acquire(["o1"]))["o1"]
+    assert isinstance(mine, Lease)
+    await asyncio.gather(*(client.time() for _ in range(8)))
+    pooled = len(client.connection_pool._available_connections)
+    assert pooled >= 2
+    await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(redis_server.start)
+    # Each renewal takes a pooled connection Redis closed: sent again on a new one.
+    for _ in range(pooled):
+        assert await leases.renew([mine]) == [True]
+    assert await client.get("exo:{o1}:lease") == b"a/1"
+
+
+async def test_a_journal_write_sent_twice_is_written_once_and_answered_as_written(
+    redis_url: str, client: Any
+) -> None:
+    # redis-py sends a command again when its connection dropped, even if the
+    # first copy ran: the append script answers "written" again, not
+    # "duplicate" (which would keep the entry from the delegate).
+    store = FencedStore(redis_url)
+    await store.open()
+    try:
+        leases = Leases(client, "a", 30)
+        lease = (await leases.acquire(["o1"]))["o1"]
+        assert isinstance(lease, Lease)
+        store.own("o1", lease.epoch)
+        order = _order("o1")
+        assert await store.append([Entry("o1", 1, NEW, order)]) == [True]
+        cancel = order.cancel()
+        for _ in range(2):
+            store.tag(cancel, "exo:intake:{intake.0}@5-0")
+            assert await store.append([Entry("o1", 2, INSTRUCTION, cancel)]) == [True]
+        assert store.duplicates == 0
+        assert [fields[b"k"] for _, fields in await client.xrange("exo:{o1}:journal")] == [b"n", b"i"]
+        # A second delivery of the same intake message (a new seq) is still a duplicate.
+        store.tag(cancel, "exo:intake:{intake.0}@5-0")
+        assert await store.append([Entry("o1", 3, INSTRUCTION, cancel)]) == [False]
+        assert store.duplicates == 1
+    finally:
+        await store.close()

@@ -203,8 +203,15 @@ class RedisStore(Store):
         from exo.scaleout.client import connect
 
         await self.close()
-        # No retries inside the client: a write whose reply is lost must
-        # surface here, so the engine can undo it rather than guess.
+        # A command that meets a dropped connection (a stale pooled one after
+        # a Redis restart) is sent again on a new one (``connect``); a timeout
+        # is not: a write whose reply is lost surfaces here, so the engine can
+        # undo it rather than guess. Each write is safe to run twice: SADD,
+        # SREM, DEL, PEXPIRE, XDEL and the checkpoint script are idempotent,
+        # the NEW script starts the order's keys afresh, a journal XADD 0-<seq>
+        # that ran already fails "ID equal or smaller" (then the batch is
+        # undone and its callers told to send again, as for any failed write);
+        # FencedStore's scripts say why each is.
         client = connect(self.url, socket_timeout=self.timeout, connect_timeout=self.timeout)
         where = _redacted(self.url)
         try:

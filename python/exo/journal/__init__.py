@@ -83,6 +83,14 @@ class JournaledIntake(Intake):
             self.store, self._user_factory, self._report_error, self._running(), self._orders, stored
         )
 
+    def forget(self, order_id: str) -> None:
+        """The order is not this engine's any more (scale-out: another engine
+        may own it now): nothing more is checkpointed or removed for it from
+        here (a removal written once this engine owned the order again, under
+        the new epoch, would delete the live order). It stays in the core
+        until its delegate returns True; the caller sees to that."""
+        self._orders.pop(order_id, None)
+
     async def submit(self, order: Any) -> str | None:
         return await self._intake.submit(order)
 

@@ -50,7 +50,11 @@ class Intake:
         """
         from redis.exceptions import RedisError
 
-        self._client = connect(self.url, socket_timeout=self.timeout, connect_timeout=self.timeout)
+        # No retries inside the client: a CANCEL/REPLACE written twice would be
+        # applied twice (two intake ids); ``_send`` retries a NEW itself.
+        self._client = connect(
+            self.url, socket_timeout=self.timeout, connect_timeout=self.timeout, retry=False
+        )
         try:
             await self._client.ping()
             await agree_partitions(self._client, self.prefix, self.partitions)

@@ -152,6 +152,16 @@ class _Entries:
         self.order_id, self.instructions, self.reports = order_id, instructions, reports
 
 
+class _Stop:
+    """Handed to a dropped order in the core (not journaled): its next Update
+    comes now, and its delegate wrapper ends it (``EngineNode._drop``)."""
+
+    __slots__ = ("order_id",)
+
+    def __init__(self, order_id: str) -> None:
+        self.order_id = order_id
+
+
 class _Owned:
     """The delegate as the engine sees it: the user's delegate, plus what the
     node needs. Counts the instructions and reports applied (kept in the
@@ -170,6 +180,7 @@ class _Owned:
         "node",
         "order_id",
         "reports",
+        "task",
     )
 
     def __init__(
@@ -187,9 +198,15 @@ class _Owned:
         action waits until the venue was asked about its children."""
         self.held: _Held | None = None
         """An Update not shown to the delegate yet: merged into the next one."""
+        self.task: asyncio.Task[Any] | None = None
+        """The task running the delegate's async action, while one runs
+        (cancelled when the order is dropped: it ends here at once)."""
 
     def action(self, update: Any) -> bool | Awaitable[bool]:
         if self.dropped:
+            # Ends here now; once it is out of the core, a scan may claim it
+            # again from its journal (even this engine, if nobody holds it).
+            self.node._scan_now.set()
             return True
         if self.held is not None:
             update, self.held = _Held(self.held, update), None
@@ -207,22 +224,30 @@ class _Owned:
         # held back, and the delegate's first action here gets it merged with
         # the next one, which the engine hands over at once: the venue's
         # answers are in the first Update it sees, not one late.
-        journaled = self.node._journaled(self.order_id)
-        await asyncio.wait({gate}, timeout=self.node.timeout)
-        if not gate.done():
-            log.warning(
-                "engine %s: order %s acts before the venue answered about its children (%.3gs)",
-                self.node.name,
-                self.order_id,
-                self.node.timeout,
-            )
-        if self.dropped:
-            return True
-        if self.node._journaled(self.order_id) != journaled:
-            self.held = _Held(update)
-            return False
-        result = self._act(update)
-        return (await result) if inspect.isawaitable(result) else bool(result)
+        self.task = asyncio.current_task()
+        try:
+            journaled = self.node._journaled(self.order_id)
+            await asyncio.wait({gate}, timeout=self.node.timeout)
+            if not gate.done():
+                log.warning(
+                    "engine %s: order %s acts before the venue answered about its children (%.3gs)",
+                    self.node.name,
+                    self.order_id,
+                    self.node.timeout,
+                )
+            if self.dropped:
+                return self._stopped()
+            if self.node._journaled(self.order_id) != journaled:
+                self.held = _Held(update)
+                return False
+            result = self._act(update)
+            return (await result) if inspect.isawaitable(result) else bool(result)
+        except asyncio.CancelledError:
+            if not self.dropped:
+                raise
+            return self._stopped()
+        finally:
+            self.task = None
 
     def _act(self, update: Any) -> bool | Awaitable[bool]:
         if self.claimed_at is not None:
@@ -236,9 +261,29 @@ class _Owned:
         return bool(result)
 
     async def _after(self, result: Awaitable[bool]) -> bool:
-        done = await result
+        self.task = asyncio.current_task()
+        try:
+            done = await result
+        except asyncio.CancelledError:
+            if not self.dropped:
+                raise  # the engine is stopping
+            return self._stopped()
+        finally:
+            self.task = None
+        if self.dropped:
+            return self._stopped()  # dropped meanwhile (a delegate that swallowed the cancel)
         self.node._changed(self, done is True)
         return done is True
+
+    def _stopped(self) -> bool:
+        """A dropped order's action was cut short (``EngineNode._drop``): it
+        ends here now, as if its delegate had returned True."""
+        # The cancel is handled here (3.11+ counts it on the task: taken back).
+        uncancel = getattr(asyncio.current_task(), "uncancel", None)
+        if uncancel is not None:
+            uncancel()
+        self.node._scan_now.set()
+        return True
 
     def state(self) -> dict[str, Any]:
         take = getattr(self.inner, "state", None)
@@ -380,6 +425,14 @@ class EngineNode:
         :raises ValueError: Redis serves a deployment with another
             ``partitions`` (``exo.scaleout.streams.agree_partitions``).
         """
+        # Commands meeting a dropped connection are sent again (``connect``):
+        # each is safe to run twice. Lease acquire: a second run finds the
+        # token of the first and answers "held by <this engine>", so the order
+        # is not taken now and the lease, renewed by nobody, lapses and is
+        # acquired again; renew and release are compare-and-set/-delete;
+        # heartbeat ZADD, XACK, ZREM, XCLAIM to this engine are idempotent; a
+        # forward XADD twice is journaled once by the owner (the seen set, by
+        # the entry's intake id).
         self._client = connect(self.url, socket_timeout=self.timeout)
         self._leases = Leases(self._client, self.name, self.lease_s, self.prefix)
         await agree_partitions(self._client, self.prefix, self.partitions)
@@ -522,21 +575,43 @@ class EngineNode:
         self._drop(order_id, "a write was refused (fencing epoch)")
 
     def _drop(self, order_id: str, why: str) -> None:
+        """The order is not this engine's any more: it stops here at once.
+
+        The rule: an order is live in exactly one engine, which holds its
+        lease, or in none and claimable. So a dropped order does not wait
+        in this engine's core for its next Update (a resting order on a quiet
+        symbol may get none for long; an async action may never end): its
+        journal record is forgotten (nothing more is checkpointed or removed
+        for it from here), its running async action is cancelled, and it is
+        handed a ``_Stop`` so that its delegate wrapper returns True now. Once
+        it is out of the core, scans may claim it from its journal, this
+        engine's included when nobody holds the lease (it acquires it anew,
+        SET NX, with a new epoch, so the writes of its earlier ownership stay
+        fenced)."""
         self.held.pop(order_id, None)
         self._written.pop(order_id, None)
         self.store.disown(order_id)
         self._finished.pop(order_id, None)
         owned = self._delegates.pop(order_id, None)
-        if owned is not None and not owned.dropped:
-            owned.dropped = True
-            log.warning(
-                "engine %s: order %s now belongs to another engine (%s); dropped here",
-                self.name,
-                order_id,
-                why,
-            )
-            if self._on_dropped is not None:
-                self._on_dropped(order_id)
+        if owned is None or owned.dropped:
+            return
+        owned.dropped = True
+        log.warning(
+            "engine %s: order %s is not this engine's any more (%s); stopped here",
+            self.name,
+            order_id,
+            why,
+        )
+        intake = self.engine._intake
+        if isinstance(intake, JournaledIntake):
+            intake.forget(order_id)
+        if owned.task is not None:
+            owned.task.cancel()
+        core = self.engine._core
+        if core is not None and core.is_live(order_id):
+            core.report(_Stop(order_id))
+        if self._on_dropped is not None:
+            self._on_dropped(order_id)
 
     # -- stream intake -------------------------------------------------------------
 
@@ -545,7 +620,8 @@ class EngineNode:
         backoff = 0.0
         block_ms = max(1, int(self.block * 1000))
         while True:
-            reader = connect(self.url, socket_timeout=self.block + self.timeout)
+            # No retries inside: this loop reconnects with its own backoff.
+            reader = connect(self.url, socket_timeout=self.block + self.timeout, retry=False)
             self._readers.append(reader)
             try:
                 await ensure_group(reader, stream)  # again after Redis lost it (restart without AOF)
@@ -696,6 +772,12 @@ class EngineNode:
         self._arriving.add(oid)
         try:
             if journaled:
+                if self._busy(oid):
+                    # Still ending here after it was dropped: restored now, it
+                    # would be in the core twice. Scans claim it from the index
+                    # once it is out (this entry is done: the NEW is journaled).
+                    await self._let_go([got])
+                    return True
                 # Journaled by an engine that died before its ACK: recover, do not restart.
                 stored = await self.store.load([oid])
                 if stored and self._restore(stored[0], claimed=False):
@@ -740,6 +822,10 @@ class EngineNode:
             if self.held.get(lease.order_id) is lease:
                 self.held.pop(lease.order_id, None)
                 self.store.disown(lease.order_id)
+                if lease.order_id not in self._arriving and self.engine.is_live(lease.order_id):
+                    # Live here without its lease it would run unleased, its
+                    # writes refused, claimed by nobody: it stops here.
+                    self._drop(lease.order_id, "its lease was let go")
         assert self._leases is not None
         try:
             await self._leases.release(leases)

@@ -60,12 +60,19 @@ return 1
 
 # KEYS: journal, epoch, seen, order. ARGV: epoch, seq, kind, value, intake id ('' none).
 # 1 written, 0 order gone, -1 fenced, 2 duplicate intake message (already journaled).
+# Idempotent: the same call run twice (redis-py sent it again after the
+# connection dropped, the first copy having run) finds its entry 0-<seq> there
+# and answers 1 again, not "duplicate" (which would keep the entry from the
+# delegate while the journal holds it) nor an XADD error. Under one epoch only
+# this engine writes, and it never gives one seq to two entries.
 _APPEND = """
 local cur = redis.call('GET', KEYS[2])
 if cur ~= ARGV[1] then return {-1, tonumber(cur) or 0} end
 if redis.call('EXISTS', KEYS[4]) == 0 then return 0 end
+local id = '0-' .. ARGV[2]
+if #redis.call('XRANGE', KEYS[1], id, id) > 0 then return 1 end
 if ARGV[5] ~= '' and redis.call('SADD', KEYS[3], ARGV[5]) == 0 then return 2 end
-redis.call('XADD', KEYS[1], '0-' .. ARGV[2], 'k', ARGV[3], 'v', ARGV[4])
+redis.call('XADD', KEYS[1], id, 'k', ARGV[3], 'v', ARGV[4])
 return 1
 """
 
