@@ -414,15 +414,10 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// which the next arrival signals the runner again.
     pub fn take_ready(&mut self, max: usize, out: &mut Vec<HandOver<D, I, R>>) -> bool {
         for _ in 0..max {
-            let Some(key) = self.ready.pop_front() else {
+            let Some((key, delegate)) = self.pop_ready() else {
                 break;
             };
             let p = &mut self.orders[key];
-            let Some(delegate) = p.delegate.take() else {
-                // Cannot happen: a Ready order always holds its delegate.
-                debug_assert!(false, "ready order without delegate");
-                continue;
-            };
             // Pushed empty and filled in place: the Update is written once,
             // where the runner reads it (perf: building it first and moving
             // it in was a ~300-byte memcpy per hand-over, twice).
@@ -453,15 +448,10 @@ impl<D, I, R> Dispatcher<D, I, R> {
         updates: &mut Vec<Box<Update<I, R>>>,
     ) -> bool {
         for _ in 0..max {
-            let Some(key) = self.ready.pop_front() else {
+            let Some((key, delegate)) = self.pop_ready() else {
                 break;
             };
             let p = &mut self.orders[key];
-            let Some(delegate) = p.delegate.take() else {
-                // Cannot happen: a Ready order always holds its delegate.
-                debug_assert!(false, "ready order without delegate");
-                continue;
-            };
             let i = lent.len();
             if updates.len() <= i {
                 updates.push(Box::default());
@@ -470,6 +460,20 @@ impl<D, I, R> Dispatcher<D, I, R> {
             lent.push((key, p.order_id.clone(), delegate));
         }
         self.scheduled_after_take()
+    }
+
+    /// The next Ready order and its delegate, lent for a hand-over; None
+    /// when none is ready.
+    #[inline]
+    fn pop_ready(&mut self) -> Option<(usize, D)> {
+        while let Some(key) = self.ready.pop_front() {
+            match self.orders[key].delegate.take() {
+                Some(delegate) => return Some((key, delegate)),
+                // Cannot happen: a Ready order always holds its delegate.
+                None => debug_assert!(false, "ready order without delegate"),
+            }
+        }
+        None
     }
 
     /// After a take: true when more are still ready, else the runner is
@@ -487,15 +491,10 @@ impl<D, I, R> Dispatcher<D, I, R> {
     /// As [`take_ready`](Self::take_ready), giving each hand-over to `put`.
     pub fn take_ready_with(&mut self, max: usize, mut put: impl FnMut(HandOver<D, I, R>)) -> bool {
         for _ in 0..max {
-            let Some(key) = self.ready.pop_front() else {
+            let Some((key, delegate)) = self.pop_ready() else {
                 break;
             };
             let p = &mut self.orders[key];
-            let Some(delegate) = p.delegate.take() else {
-                // Cannot happen: a Ready order always holds its delegate.
-                debug_assert!(false, "ready order without delegate");
-                continue;
-            };
             let update = p.take(&mut self.books[p.book].tape);
             put(HandOver {
                 key,
